@@ -1,0 +1,1 @@
+"""Shipped ONNX models and their model cards (installed as ``mer_live.models``)."""
