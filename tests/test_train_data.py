@@ -1,0 +1,125 @@
+"""train/data.py and train/cache.py on a generated fixture dataset (and on 4Q when present)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from tests.fixtures_train import make_fixture_dataset
+from train.cache import decode, load_audio
+from train.data import Clip, DataError, artist_folds, frame, load_4q, load_manifest, targets, window_ends
+
+
+@pytest.fixture()
+def manifest(tmp_path: Path) -> Path:
+    return make_fixture_dataset(tmp_path / "ds", n=10, seconds=2.0, n_artists=5)
+
+
+def test_manifest_loads_labels_and_resolves_relative_paths(manifest: Path) -> None:
+    clips = load_manifest(manifest)
+    assert len(clips) == 10
+    for c in clips:
+        assert c.path.is_file() and c.path.is_absolute()
+        assert c.dataset == "manifest"
+        assert c.arousal_high == int(c.arousal >= 0.5)
+        assert c.quadrant in (1, 2, 3, 4)
+    t = targets(clips)
+    assert t.shape == (10, 2) and t.dtype == np.float32
+    assert np.allclose(t[:, 0], [c.arousal for c in clips])
+
+
+def test_manifest_quadrant_column_and_bad_rows(tmp_path: Path, manifest: Path, caplog) -> None:
+    audio = manifest.parent / "audio" / "clip00.wav"
+    q = tmp_path / "q.csv"
+    q.write_text(f"file,quadrant\n{audio},Q2\n{audio.parent / 'nope.wav'},3\n")
+    with caplog.at_level(logging.WARNING):
+        clips = load_manifest(q)
+    assert [(c.quadrant, c.arousal_high, c.valence_high, c.arousal) for c in clips] == [(2, 1, 0, None)]
+    assert "nope.wav" in caplog.text
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"file,arousal,valence\n{audio},1.5,0.2\n")
+    with pytest.raises(DataError, match="row 2"):
+        load_manifest(bad)
+    with pytest.raises(DataError, match="'file'"):
+        (tmp_path / "nofile.csv").write_text("path,arousal,valence\nx,0.1,0.2\n")
+        load_manifest(tmp_path / "nofile.csv")
+
+
+def test_clip_rejects_contradictions() -> None:
+    with pytest.raises(DataError):
+        Clip("x", "a", Path("x"), arousal_high=0, valence_high=1, quadrant=1)
+    assert Clip("x", "a", Path("x"), arousal=0.5, valence=0.49).quadrant == 2
+
+
+def test_artist_folds_never_share_an_artist(manifest: Path) -> None:
+    clips = load_manifest(manifest)
+    folds = artist_folds(clips, k=5, seed=0)
+    assert len(folds) == 5
+    all_test = np.concatenate([te for _, te in folds])
+    assert sorted(all_test.tolist()) == list(range(len(clips)))
+    for tr, te in folds:
+        assert not {clips[i].artist for i in tr} & {clips[i].artist for i in te}
+    again = artist_folds(clips, k=5, seed=0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+    with pytest.raises(DataError):
+        artist_folds(clips[:2], k=5)
+
+
+def test_cache_decodes_downmixes_resamples_and_reuses(manifest: Path, tmp_path: Path) -> None:
+    clips = load_manifest(manifest)
+    cache = tmp_path / "cache"
+    audio = load_audio(clips, 16000, cache_dir=cache, progress=False)
+    assert len(audio) == len(clips) and audio.clips == clips and audio.dropped == []
+    for c, x in zip(clips, audio, strict=True):
+        assert x.dtype == np.float32 and x.ndim == 1
+        assert abs(len(x) - 2.0 * 16000) <= 2
+        raw, sr = sf.read(c.path, dtype="float32", always_2d=True)
+        ref = soxr.resample(raw.mean(axis=1), sr, 16000, quality="HQ")
+        np.testing.assert_allclose(x, ref, atol=1e-6)
+    files = sorted((cache / "manifest-16000").glob("*.npy"))
+    assert len(files) == len(clips)
+    # a second load reads the cache: corrupting the source would not change it, a rewrite would
+    again = load_audio(clips, 16000, cache_dir=cache, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(audio, again, strict=True))
+    sf.write(clips[0].path, np.zeros(22050, np.float32), 22050)  # new mtime/size -> new entry
+    fresh = load_audio(clips, 16000, cache_dir=cache, progress=False)
+    assert len(fresh[0]) == 16000 and np.all(fresh[0] == 0)
+    assert len(sorted((cache / "manifest-16000").glob("*.npy"))) == len(clips)
+
+
+def test_undecodable_clip_is_dropped_with_warning(manifest: Path, tmp_path: Path, caplog) -> None:
+    clips = load_manifest(manifest)
+    clips[3].path.write_bytes(b"this is not audio")
+    with caplog.at_level(logging.WARNING):
+        audio = load_audio(clips, 22050, cache_dir=tmp_path / "c", progress=False)
+    assert len(audio) == len(clips) - 1
+    assert [c.id for c in audio.clips] == [c.id for i, c in enumerate(clips) if i != 3]
+    assert [d[0] for d in audio.dropped] == [clips[3].id]
+    assert clips[3].id in caplog.text
+    with pytest.raises(Exception):  # noqa: B017 - decode itself raises; load_audio absorbs it
+        decode(clips[3].path, 22050)
+
+
+def test_frame_matches_runtime_hop_boundaries() -> None:
+    x = np.arange(100, dtype=np.float32)
+    ends = window_ends(100, window=30, hop=20)
+    assert ends.tolist() == [40, 60, 80, 100]
+    w, e = frame(x, 30, 20)
+    assert w.shape == (4, 30) and np.array_equal(e, ends)
+    assert w[0, -1] == 39 and w[-1, -1] == 99 and w[-1, 0] == 70
+    assert frame(x[:10], 30, 20)[0].shape == (0, 30)
+
+
+@pytest.mark.data
+def test_load_4q(shared_data: Path) -> None:
+    clips = load_4q(shared_data / "4q")
+    assert len(clips) == 716
+    assert {q: sum(c.quadrant == q for c in clips) for q in (1, 2, 3, 4)} == {1: 179, 2: 179, 3: 179, 4: 179}
+    folds = artist_folds(clips, k=5, seed=0)
+    for tr, te in folds:
+        assert not {clips[i].artist.casefold() for i in tr} & {clips[i].artist.casefold() for i in te}

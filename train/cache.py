@@ -1,0 +1,132 @@
+"""Decode and resample each clip ONCE, the same way the runtime resamples live, and cache it.
+
+Decode with soundfile, average the channels to mono, resample with ``soxr.resample(x, file_sr,
+sr, quality="HQ")`` (the runtime uses ``soxr.ResampleStream`` at the same quality, so training
+and serving see the same audio). One ``.npy`` per clip under ``cache_dir/<dataset>-<sr>/``,
+named by the clip id and a hash of (path, mtime, size, sr, quality): a changed source file gets
+a new entry, a stale one is replaced. A clip that fails to decode is dropped with a one-line
+warning and listed in ``AudioList.dropped``; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .data import Clip
+
+log = logging.getLogger(__name__)
+
+QUALITY = "HQ"
+DEFAULT_CACHE_DIR = Path("cache")
+
+
+def decode(path: Path, sr: int) -> np.ndarray:
+    """Mono float32 audio of ``path`` at ``sr`` (soundfile decode, channel mean, soxr HQ)."""
+    x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if x.shape[0] == 0:
+        raise ValueError("no samples")
+    mono = x.mean(axis=1, dtype=np.float32)
+    if file_sr != sr:
+        mono = soxr.resample(mono, file_sr, sr, quality=QUALITY)
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise ValueError("non-finite samples")
+    return mono
+
+
+class AudioList(list):
+    """Audio arrays for the clips that decoded, in input order; pair them with ``.clips``.
+
+    ``clips`` are the clips that decoded (aligned with the arrays), ``dropped`` lists
+    ``(clip id, reason)`` for those that did not.
+    """
+
+    clips: list[Clip]
+    dropped: list[tuple[str, str]]
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", s)[:80]
+
+
+def _key(clip: Clip, sr: int) -> str:
+    st = clip.path.stat()
+    raw = f"{clip.path.resolve()}|{st.st_mtime_ns}|{st.st_size}|{sr}|{QUALITY}|soxr{soxr.__version__}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def cache_folder(cache_dir: Path, dataset: str, sr: int) -> Path:
+    return Path(cache_dir) / f"{_safe(dataset)}-{sr}"
+
+
+def _load_one(clip: Clip, sr: int, folder: Path | None) -> np.ndarray:
+    if folder is None:
+        return decode(clip.path, sr)
+    key = _key(clip, sr)
+    stem = _safe(clip.id)
+    f = folder / f"{stem}--{key}.npy"
+    if f.is_file():
+        try:
+            return np.load(f)
+        except (OSError, ValueError):
+            log.warning("cache entry %s unreadable, decoding again", f.name)
+    x = decode(clip.path, sr)
+    for old in folder.glob(f"{stem}--*.npy"):
+        old.unlink(missing_ok=True)
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, x)
+    tmp.replace(f)
+    return x
+
+
+def load_audio(
+    clips: Sequence[Clip],
+    sr: int,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    workers: int = 2,
+    progress: bool = True,
+) -> AudioList:
+    """Mono float32 audio at ``sr`` for each clip, decoded once and cached (``cache_dir=None``: no cache).
+
+    Returns an ``AudioList``: the arrays of the clips that decoded, in order, with ``.clips``
+    (those clips) and ``.dropped``. Use ``.clips`` downstream, not the list you passed in.
+    """
+    from tqdm.auto import tqdm
+
+    if sr < 1000:
+        raise ValueError(f"sample rate {sr} is too low")
+    folders: dict[str, Path] = {}
+    if cache_dir is not None:
+        for ds in {c.dataset for c in clips}:
+            folders[ds] = cache_folder(Path(cache_dir), ds, sr)
+            folders[ds].mkdir(parents=True, exist_ok=True)
+    results: list[np.ndarray | None] = [None] * len(clips)
+    reasons: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futs = {pool.submit(_load_one, c, sr, folders.get(c.dataset)): i for i, c in enumerate(clips)}
+        bar = tqdm(as_completed(futs), total=len(futs), desc=f"audio @ {sr} Hz", unit="clip",
+                   disable=not progress, leave=False)
+        for fut in bar:
+            i = futs[fut]
+            try:
+                results[i] = fut.result()
+            except Exception as e:  # any decoder failure: drop this clip, keep going
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                reasons[i] = msg
+                log.warning("cannot decode %s (%s): %s; clip dropped", clips[i].id, clips[i].path.name, msg)
+    out = AudioList(x for x in results if x is not None)
+    out.clips = [c for i, c in enumerate(clips) if results[i] is not None]
+    out.dropped = [(clips[i].id, reasons[i]) for i in sorted(reasons)]
+    if out.dropped:
+        log.warning("%d of %d clips dropped (undecodable): %s", len(out.dropped), len(clips),
+                    ", ".join(d[0] for d in out.dropped[:10]))
+    return out
