@@ -1,0 +1,163 @@
+"""Model time per window: onnxruntime CPU with 1 and 2 threads (and CUDA when present), batch 1,
+for each model in models/ (and --model), against the window length, with FLOPs per window.
+
+Why: the live pipeline runs one window per hop on a machine that is also doing other work (audio,
+OSC, maybe a window): the model's share of a hop is the first number to know. Until the shipped
+model exists, a reference model of the same kind (nnAudio mel spectrogram + small 2D CNN, random
+weights, exported with torch.onnx) and the loudness test model stand in for it.
+
+    python -m bench.bench_model [--model M ...] [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import default_models, md_table, record, stats, time_calls
+
+CACHE = Path("/tmp/mer-bench-models")
+
+
+def build_reference_cnn(
+    path: Path,
+    sample_rate: int = 22050,
+    window_seconds: float = 3.0,
+    n_fft: int = 1024,
+    hop: int = 512,
+    n_mels: int = 64,
+) -> Path:
+    """Export a model of the shipped kind (nnAudio mel + 4-block 2D CNN, random weights) with its
+    card. Timing does not depend on the weights, only on the graph: that is why random is enough.
+    Needs torch + nnAudio (training extras): never imported by the runtime."""
+    import torch
+    from nnAudio.features import MelSpectrogram
+    from torch import nn
+
+    torch.manual_seed(0)
+    window = int(round(window_seconds * sample_rate))
+
+    class RefCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mel = MelSpectrogram(
+                sr=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, verbose=False
+            )
+            chans = [1, 16, 32, 64, 64]
+            blocks = []
+            for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+                blocks += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+            self.cnn = nn.Sequential(*blocks)
+            self.head = nn.Linear(chans[-1], 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = torch.log(self.mel(x) + 1e-6).unsqueeze(1)
+            h = self.cnn(s).mean(dim=(2, 3))
+            return torch.sigmoid(self.head(h))
+
+    net = RefCNN().eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, window)
+    with warnings.catch_warnings():  # constant-folding notes from the exporter: harmless here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (x,), str(path), input_names=["audio"], output_names=["av"],
+            dynamic_axes={"audio": {0: "batch"}, "av": {0: "batch"}}, opset_version=18, dynamo=False,
+        )
+    card = {
+        "name": path.stem,
+        "sample_rate": sample_rate,
+        "window_samples": window,
+        "outputs": ["arousal", "valence"],
+        "description": "benchmark stand-in: nnAudio mel + 2D CNN, random weights (timing only)",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+    return path
+
+
+def reference_models() -> list[Path]:
+    """The loudness test model and the reference CNN, built once into /tmp and reused."""
+    from tests.modelkit import make_loudness_model
+
+    out = []
+    lm = CACHE / "loudness-test.onnx"
+    if not lm.with_suffix(".json").is_file():
+        make_loudness_model(lm)
+    out.append(lm)
+    ref = CACHE / "ref-mel-cnn-3s.onnx"
+    if not ref.with_suffix(".json").is_file():
+        try:
+            build_reference_cnn(ref)
+        except ImportError as e:
+            print(f"reference CNN skipped (needs torch + nnAudio): {e}")
+            return out
+    out.append(ref)
+    return out
+
+
+def time_model(path: Path, threads: int, runs: int, provider: str = "cpu") -> list[float]:
+    """Seconds per ``Model.predict`` of one window (batch 1) of noise, after a warm-up."""
+    from mer_live.model import Model
+
+    m = Model(path, provider=provider, threads=threads)
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, m.window_samples))).astype(np.float32)
+    return time_calls(lambda: m.predict(x), n=runs, warmup=20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import onnxruntime as ort
+
+    from bench.bench_flops import flops_per_window
+    from mer_live.model import load_card
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", type=Path, help="model(s) to measure (default: models/)")
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--no-reference", action="store_true", help="skip the test and reference models")
+    args = ap.parse_args(argv)
+
+    models = list(args.model or default_models())
+    if not args.no_reference:
+        models += reference_models()
+    configs = [("cpu", 1), ("cpu", 2)]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        configs.append(("cuda", 1))
+    rows = []
+    for p in models:
+        card = load_card(p)
+        f = flops_per_window(p)
+        base = None
+        for prov, th in configs:
+            s = stats(time_model(p, th, args.runs, provider=prov)).scaled(1e3)
+            base = base or s.median
+            rows.append([
+                p.name, f"{card.sample_rate} Hz, {card.window_seconds:.2f} s", f / 1e6, f"{prov} x{th}",
+                s.median, s.p99, f"{card.window_seconds * 1e3 / s.median:.0f}x",
+                f"{base / s.median:.2f}",
+            ])
+            print(f"{p.name} {prov} x{th}: median {s.median:.3f} ms p99 {s.p99:.3f} ms", flush=True)
+    body = md_table(
+        ["model", "window", "MFLOPs/window", "provider x threads", "median ms", "p99 ms",
+         "window / time", "speed vs 1 thread"],
+        rows,
+    )
+    notes = [
+        f"{args.runs} timed Model.predict calls of one window (batch 1) per row after 20 warm-up calls.",
+        "ref-mel-cnn-3s: nnAudio MelSpectrogram (n_fft 1024, hop 512, 64 mels) + 4 conv blocks "
+        "(16-32-64-64) + linear, random weights, torch.onnx export (bench/bench_model.py); "
+        "loudness-test: tests/modelkit.py (elementwise only, so 0 MFLOPs counted).",
+    ]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        notes.append("no GPU on this machine: CUDA rows not measured.")
+    record("Model time per window (bench_model)", body, notes=notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
