@@ -51,7 +51,8 @@ def build_reference_cnn(
             chans = [1, 16, 32, 64, 64]
             blocks = []
             for cin, cout in zip(chans[:-1], chans[1:], strict=True):
-                blocks += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+                blocks += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout)]
+                blocks += [nn.ReLU(), nn.MaxPool2d(2)]
             self.cnn = nn.Sequential(*blocks)
             self.head = nn.Linear(chans[-1], 2)
 

@@ -7,7 +7,6 @@ arithmetic, fail only for particular block sizes or value sequences that hand-pi
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
