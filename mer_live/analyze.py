@@ -24,7 +24,7 @@ import numpy as np
 from mer_live import __version__
 from mer_live.estimate import quadrant_of
 from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import frame_windows
+from mer_live.pipeline import PipelineConfig, frame_windows, prepare_offline
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,15 @@ def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
 
 
 def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
-    """Mono float32 at the model rate (NaN/inf become 0 rather than poisoning a whole mean)."""
-    import soxr
+    """The live pipeline's clean-up chain (sanitize, downmix, DC blocker, soxr HQ) on a whole array.
 
+    Sharing ``prepare_offline`` with the pipeline keeps ``mer-analyze`` and ``mer-live --input``
+    on the same numbers for the same file.
+    """
     x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
-    elif x.ndim != 1:
+    if x.ndim not in (1, 2):
         raise AnalyzeError(f"audio must be [samples] or [samples, channels], got shape {x.shape}")
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    if sr != sample_rate:
-        x = soxr.resample(x, sr, sample_rate, quality="HQ")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(prepare_offline(x, int(sr), int(sample_rate), PipelineConfig()))
 
 
 def analyze_array(
