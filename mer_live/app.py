@@ -1,0 +1,188 @@
+"""``LiveApp``: everything one live run needs, behind one object the CLI and the dashboard drive.
+
+The GUI never touches pipeline internals: it calls ``start/stop/switch_device/set_smoothing/
+set_osc_targets``, reads ``history.snapshot()`` on its timer and ``status()`` for the status bar.
+Data still flows one way: source -> pipeline -> sinks (History, OSC sender, extra sinks).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mer_live.estimate import Estimate
+from mer_live.model import Model
+from mer_live.pipeline import Pipeline, PipelineConfig, Sink, Source
+
+log = logging.getLogger(__name__)
+
+
+class History:
+    """A sink keeping the last ``seconds`` of estimates (by wall clock) for plots; thread-safe."""
+
+    def __init__(self, seconds: float = 120.0) -> None:
+        if not seconds > 0:
+            raise ValueError(f"history seconds must be > 0, got {seconds!r}")
+        self.seconds = float(seconds)
+        self._d: deque[Estimate] = deque()
+        self._lock = threading.Lock()
+
+    def __call__(self, e: Estimate) -> None:
+        with self._lock:
+            self._d.append(e)
+            cutoff = e.wall - self.seconds
+            while self._d and self._d[0].wall < cutoff:
+                self._d.popleft()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def snapshot(self) -> list[Estimate]:
+        """A copy of the kept estimates, oldest first (safe to use from any thread)."""
+        with self._lock:
+            return list(self._d)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+class LiveApp:
+    """One live run: model, source (made by ``source_factory``), pipeline, history, OSC sender.
+
+    ``source_factory(spec)`` opens an input for a device spec (name, index or None = default,
+    or whatever the CLI maps to a file); it may raise with a one-line message. The ``osc``
+    object is duck-typed: a sink callable with ``start()``, ``stop()``, ``set_targets(list)``,
+    ``stats() -> dict``.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        pipeline_config: PipelineConfig,
+        source_factory: Callable[[str | int | None], Source],
+        osc: Any | None = None,
+        device: str | int | None = None,
+        extra_sinks: Iterable[Sink] = (),
+    ) -> None:
+        self.model = model
+        self.config = pipeline_config.validate()
+        self.source_factory = source_factory
+        self.osc = osc
+        self.device = device
+        self.history = History(self.config.history_s)
+        self.source: Source = source_factory(device)
+        sinks: list[Sink] = [self.history]
+        if osc is not None:
+            sinks.append(osc)
+        sinks.extend(extra_sinks)
+        self.pipeline = Pipeline(self.source, model, self.config, sinks)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name
+
+    @property
+    def running(self) -> bool:
+        return self.pipeline.running
+
+    @property
+    def done(self) -> threading.Event:
+        """Set when the pipeline ends (stopped, or a non-looping file finished)."""
+        return self.pipeline.done
+
+    def start(self) -> None:
+        """Start the OSC sender, then the source and pipeline. Errors propagate (one line)."""
+        with self._lock:
+            self._stopped = False
+            if self.osc is not None:
+                self.osc.start()
+            try:
+                self.pipeline.start()
+            except BaseException:
+                if self.osc is not None:
+                    self.osc.stop()
+                raise
+
+    def stop(self) -> None:
+        """Stop pipeline, source and OSC, joining their threads; idempotent, about 1 s at most."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.pipeline.stop(timeout=0.8)
+            if self.osc is not None:
+                try:
+                    self.osc.stop()
+                except Exception as e:
+                    log.warning("stopping OSC failed: %s", e)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the pipeline ends (a file finished); True when it has."""
+        return self.pipeline.join(timeout)
+
+    def switch_device(self, spec: str | int | None) -> None:
+        """Re-open the input for ``spec`` and swap it in. On failure the old input keeps running
+        and the error propagates (show its message)."""
+        new = self.source_factory(spec)
+        try:
+            self.pipeline.set_source(new)
+        except BaseException:
+            try:
+                new.stop()
+            except Exception:
+                pass
+            raise
+        self.source = new
+        self.device = spec
+
+    def set_smoothing(self, attack_s: float, release_s: float) -> None:
+        self.pipeline.set_smoothing(attack_s, release_s)
+
+    def set_osc_targets(self, targets: list[str]) -> None:
+        """Replace the OSC targets ("host:port" strings); no-op without an OSC sender."""
+        if self.osc is not None:
+            self.osc.set_targets(list(targets))
+
+    def status(self) -> dict[str, Any]:
+        """Everything the status bar shows, as plain values (NaN where not known yet)."""
+        st = self.pipeline.stats
+        latest = self.pipeline.latest
+        src = self.source
+        d: dict[str, Any] = {
+            "device": self.device,
+            "source": src.name,
+            "samplerate": int(src.samplerate),
+            "channels": int(src.channels),
+            "input_ok": bool(src.ok),
+            "model": self.model.card.name,
+            "model_rate": self.model.sample_rate,
+            "provider": self.model.active_provider,
+            "model_ms": st["model_ms_median"],
+            "model_ms_p99": st["model_ms_p99"],
+            "latency_ms": latest.latency_ms if latest is not None else math.nan,
+            "latency_ms_median": st["latency_ms_median"],
+            "overflows": int(getattr(src, "overflows", 0)) + int(src.ring.frames_lost),
+            "hops": st["hops"],
+            "hops_skipped": st["hops_skipped"],
+            "sink_errors": st["sink_errors"],
+            "running": self.running,
+            "message": getattr(src, "message", "") or st["message"],
+            "osc_targets": [],
+            "osc_rate_hz": math.nan,
+        }
+        if self.osc is not None and hasattr(self.osc, "stats"):
+            try:
+                o = dict(self.osc.stats())
+            except Exception as e:
+                o = {"error": str(e)}
+            d["osc"] = o
+            d["osc_targets"] = list(o.get("targets", []))
+            d["osc_rate_hz"] = o.get("rate_hz", o.get("send_rate_hz", math.nan))
+        return d
