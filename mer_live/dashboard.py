@@ -1,0 +1,711 @@
+"""The live dashboard: a Qt window (PySide6 + pyqtgraph) that shows what mer-live hears and sends.
+
+Why a polling timer: the pipeline thread must never wait for the GUI, so the window does not get
+pushed estimates; a QTimer on the Qt main thread (at most ~30 fps) reads ``app.history.snapshot()``
+and ``app.status()`` and redraws only when a new estimate arrived. All plot items are created once
+and updated with ``setData`` (pyqtgraph's fast path).
+
+This is the only runtime module that imports Qt; ``mer-live`` imports it only when a window is wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from mer_live.estimate import QUADRANT_NAMES, Estimate
+
+log = logging.getLogger(__name__)
+
+# --- theme ---------------------------------------------------------------------------------------
+BG = "#07090d"
+PANEL = "#10141b"
+FG = "#eef2f7"
+DIM = "#8a94a6"
+AROUSAL_COLOR = "#ff9f1c"
+VALENCE_COLOR = "#2ec4ff"
+GOOD, WARN, BAD = "#3ddc84", "#ffd23f", "#ff3b3b"
+#: Quadrant tints (Q1 happy: gold, Q2 tense: red, Q3 sad: blue, Q4 calm: green).
+QUADRANT_COLORS = {1: (255, 196, 0), 2: (235, 50, 60), 3: (70, 110, 255), 4: (40, 200, 120)}
+#: Where each quadrant sits on the (valence x, arousal y) plane.
+QUADRANT_RECTS = {1: (0.5, 0.5), 2: (0.0, 0.5), 3: (0.0, 0.0), 4: (0.5, 0.0)}
+METER_MIN_DB = -60.0
+CLIP_HOLD_S = 1.5
+
+STYLE = f"""
+QWidget {{ background: {BG}; color: {FG}; font-size: 16px; }}
+QFrame#panel {{ background: {PANEL}; border-radius: 10px; }}
+QFrame#panel QLabel {{ background: transparent; }}
+QLabel#big {{ font-size: 64px; font-weight: 800; }}
+QLabel#bigcap {{ font-size: 18px; font-weight: 700; color: {DIM}; letter-spacing: 3px; }}
+QLabel#quadrant {{ font-size: 30px; font-weight: 800; }}
+QLabel#lamp {{ font-size: 18px; font-weight: 800; border-radius: 6px; padding: 4px 10px;
+               background: #1c222c; color: #3a4350; }}
+QLabel#statuskey {{ color: {DIM}; }}
+QLabel#statusline {{ font-size: 15px; color: {DIM}; }}
+QComboBox, QLineEdit, QDoubleSpinBox, QPushButton {{ background: #1a2029; border: 1px solid #2c3542;
+    border-radius: 6px; padding: 5px 8px; min-height: 26px; }}
+QPushButton:hover {{ background: #243040; }}
+QPushButton#startstop {{ font-weight: 800; min-width: 80px; }}
+QComboBox QAbstractItemView {{ background: #1a2029; selection-background-color: #2c3a50; }}
+"""
+
+
+@dataclass(frozen=True)
+class GuiSettings:
+    """What the window needs from the [gui] config; validated here, at the edge."""
+
+    history_s: float = 60.0
+    trail_s: float = 10.0
+    fullscreen: bool = False
+    fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.history_s <= 3600.0:
+            raise ValueError(f"gui history_s must be in 1..3600 seconds, got {self.history_s}")
+        if not 0.0 <= self.trail_s <= self.history_s:
+            raise ValueError(f"gui trail_s must be in 0..history_s ({self.history_s}), got {self.trail_s}")
+        if not 1.0 <= self.fps <= 30.0:
+            raise ValueError(f"gui fps must be in 1..30, got {self.fps}")
+
+    @classmethod
+    def from_any(cls, cfg: Any) -> GuiSettings:
+        """Accept any object with (some of) history_s, trail_s, fullscreen; defaults for the rest."""
+        if cfg is None:
+            return cls()
+        d = cls()
+        return cls(
+            history_s=float(getattr(cfg, "history_s", d.history_s)),
+            trail_s=float(getattr(cfg, "trail_s", d.trail_s)),
+            fullscreen=bool(getattr(cfg, "fullscreen", d.fullscreen)),
+            fps=float(getattr(cfg, "fps", d.fps)),
+        )
+
+
+@dataclass(frozen=True)
+class Series:
+    """The history as arrays, x in seconds relative to the newest estimate (<= 0)."""
+
+    x: np.ndarray
+    arousal: np.ndarray
+    valence: np.ndarray
+    arousal_raw: np.ndarray
+    valence_raw: np.ndarray
+
+
+def series_of(estimates: Sequence[Estimate], history_s: float) -> Series:
+    """Arrays for the last ``history_s`` seconds of stream time.
+
+    When the stream time goes backwards (the source was switched and restarted at 0), only the
+    estimates after the restart are kept: mixing two time bases would draw garbage.
+    """
+    if not estimates:
+        e = np.zeros(0)
+        return Series(e, e, e, e, e)
+    t = np.fromiter((e.t for e in estimates), float, len(estimates))
+    back = np.flatnonzero(np.diff(t) < 0)
+    start = int(back[-1]) + 1 if back.size else 0
+    t_last = t[-1]
+    start = max(start, int(np.searchsorted(t[start:], t_last - history_s, side="left")) + start)
+    keep = estimates[start:]
+    n = len(keep)
+    return Series(
+        x=np.fromiter((e.t - t_last for e in keep), float, n),
+        arousal=np.fromiter((e.arousal for e in keep), float, n),
+        valence=np.fromiter((e.valence for e in keep), float, n),
+        arousal_raw=np.fromiter((e.arousal_raw for e in keep), float, n),
+        valence_raw=np.fromiter((e.valence_raw for e in keep), float, n),
+    )
+
+
+def _num(v: Any, fmt: str) -> str:
+    """Format a number; "–" for missing or NaN (not known yet)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+        return fmt.format(v)
+    return "–"
+
+
+def one_line(e: BaseException) -> str:
+    """A user-facing one-line message for an exception."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def input_device_names() -> list[str]:
+    """Names of the PortAudio input devices (empty, with one warning, when PortAudio fails)."""
+    try:
+        from mer_live.capture import list_devices
+
+        # No rescan_devices() here: Pa_Terminate would also close a FileSource's playback stream.
+        return [d["name"] for d in list_devices()]
+    except Exception as e:  # no PortAudio library, no devices: the picker still shows the source
+        log.warning("cannot list input devices: %s", one_line(e))
+        return []
+
+
+# --- widgets -------------------------------------------------------------------------------------
+class AVPlane(pg.PlotWidget):
+    """Valence (x) against arousal (y) on [0, 1], shaded quadrants, a fading trail, the current point."""
+
+    TRAIL_LEVELS = 24
+
+    def __init__(self) -> None:
+        super().__init__(background=PANEL)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        pi = self.getPlotItem()
+        pi.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        pi.setAspectLocked(True)
+        pi.showGrid(x=False, y=False)
+        for ax, text in (("bottom", "VALENCE  →  positive"), ("left", "AROUSAL  →  energetic")):
+            a = pi.getAxis(ax)
+            a.setPen(pg.mkPen("#5a6475"))
+            a.setTextPen(pg.mkPen(DIM))
+            a.setStyle(tickFont=_font(12))
+            a.setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+            a.setLabel(text, color=DIM, **{"font-size": "13pt", "font-weight": "bold"})
+        for q, (x0, y0) in QUADRANT_RECTS.items():
+            r, g, b = QUADRANT_COLORS[q]
+            rect = QtWidgets.QGraphicsRectItem(x0, y0, 0.5, 0.5)
+            rect.setBrush(QtGui.QColor(r, g, b, 38))
+            rect.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+            rect.setZValue(-20)
+            pi.addItem(rect)
+            label = pg.TextItem(
+                html=f'<div style="text-align:center"><span style="color:rgb({r},{g},{b});'
+                f'font-size:20pt;font-weight:800">Q{q}</span><br><span style="color:rgb({r},{g},{b});'
+                f'font-size:15pt;font-weight:600">{QUADRANT_NAMES[q]}</span></div>',
+                anchor=(0.5, 0.5),
+            )
+            label.setPos(x0 + 0.25, y0 + (0.42 if y0 else 0.08))
+            label.setZValue(-10)
+            pi.addItem(label)
+        for pos, angle in ((0.5, 0), (0.5, 90)):
+            pi.addItem(pg.InfiniteLine(pos=pos, angle=angle, pen=pg.mkPen("#4a5566", width=1.5)))
+        self._trail_line = pg.PlotDataItem(pen=pg.mkPen(255, 255, 255, 70, width=2))
+        self._trail = pg.ScatterPlotItem(pen=None)
+        self._brushes = [pg.mkBrush(255, 255, 255, int(15 + 200 * (i / (self.TRAIL_LEVELS - 1)) ** 1.5))
+                         for i in range(self.TRAIL_LEVELS)]
+        self.current = pg.ScatterPlotItem(size=40, pen=pg.mkPen("w", width=4), brush=pg.mkBrush(FG))
+        self.current.setZValue(10)
+        self.no_input = pg.TextItem(
+            html=f'<span style="color:{BAD};font-size:44pt;font-weight:900">NO INPUT</span>',
+            anchor=(0.5, 0.5), fill=pg.mkBrush(0, 0, 0, 180))
+        self.no_input.setPos(0.5, 0.5)
+        self.no_input.setZValue(20)
+        self.no_input.hide()
+        for it in (self._trail_line, self._trail, self.current, self.no_input):
+            pi.addItem(it)
+
+    def update_from(self, s: Series, trail_s: float, latest: Estimate) -> None:
+        """Draw the trail of the last ``trail_s`` seconds and the newest (smoothed) point."""
+        m = s.x >= -trail_s
+        tx, ty, age = s.valence[m], s.arousal[m], s.x[m]
+        if tx.size:
+            frac = 1.0 - np.clip(-age / max(trail_s, 1e-9), 0.0, 1.0)
+            idx = np.minimum((frac * (self.TRAIL_LEVELS - 1)).astype(int), self.TRAIL_LEVELS - 1)
+            self._trail.setData(tx, ty, brush=[self._brushes[i] for i in idx], size=6 + 10 * frac)
+        else:
+            self._trail.clear()
+        self._trail_line.setData(tx, ty)
+        r, g, b = QUADRANT_COLORS[latest.quadrant]
+        self.current.setData([latest.valence], [latest.arousal], brush=pg.mkBrush(r, g, b, 255))
+        self.no_input.setVisible(not latest.input_ok)
+
+
+class TimeSeries(pg.PlotWidget):
+    """Arousal and valence over the last ``history_s`` seconds: raw faint, smoothed bold."""
+
+    def __init__(self, history_s: float) -> None:
+        super().__init__(background=PANEL)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        pi = self.getPlotItem()
+        pi.setClipToView(True)
+        pi.setDownsampling(auto=True, mode="peak")
+        pi.setRange(xRange=(-history_s, 0), yRange=(0, 1), padding=0.01)
+        pi.showGrid(x=True, y=False, alpha=0.15)
+        for ax in ("left", "bottom"):
+            a = pi.getAxis(ax)
+            a.setPen(pg.mkPen("#5a6475"))
+            a.setTextPen(pg.mkPen(DIM))
+            a.setStyle(tickFont=_font(12))
+        pi.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+        pi.getAxis("bottom").setLabel("seconds", color=DIM)
+        pi.addItem(pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#6b7689", width=1.5,
+                                                                  style=QtCore.Qt.PenStyle.DashLine)))
+        a, v = QtGui.QColor(AROUSAL_COLOR), QtGui.QColor(VALENCE_COLOR)
+        self.arousal_raw = pi.plot(pen=pg.mkPen(a.red(), a.green(), a.blue(), 90, width=1.5))
+        self.valence_raw = pi.plot(pen=pg.mkPen(v.red(), v.green(), v.blue(), 90, width=1.5))
+        self.arousal = pi.plot(pen=pg.mkPen(AROUSAL_COLOR, width=4))
+        self.valence = pi.plot(pen=pg.mkPen(VALENCE_COLOR, width=4))
+        legend = pg.LegendItem(offset=(8, 4), labelTextColor=FG, labelTextSize="12pt",
+                               brush=pg.mkBrush(0, 0, 0, 120))
+        legend.setParentItem(pi.getViewBox())
+        legend.addItem(self.arousal, "arousal")
+        legend.addItem(self.valence, "valence")
+
+    def update_from(self, s: Series) -> None:
+        self.arousal_raw.setData(s.x, s.arousal_raw)
+        self.valence_raw.setData(s.x, s.valence_raw)
+        self.arousal.setData(s.x, s.arousal)
+        self.valence.setData(s.x, s.valence)
+
+
+class LevelMeter(QtWidgets.QWidget):
+    """Horizontal dBFS meter: RMS bar (green/yellow/red) and a peak tick, -60..0 dBFS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rms_db = METER_MIN_DB
+        self.peak_db = METER_MIN_DB
+        self.setMinimumHeight(34)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+
+    def set_levels(self, rms_db: float, peak_db: float) -> None:
+        if (rms_db, peak_db) != (self.rms_db, self.peak_db):
+            self.rms_db, self.peak_db = rms_db, peak_db
+            self.update()
+
+    @staticmethod
+    def _frac(db: float) -> float:
+        return float(np.clip((db - METER_MIN_DB) / -METER_MIN_DB, 0.0, 1.0))
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        p = QtGui.QPainter(self)
+        w, h = self.width(), self.height()
+        p.fillRect(0, 0, w, h, QtGui.QColor("#1c222c"))
+        fr = self._frac(self.rms_db)
+        grad = QtGui.QLinearGradient(0, 0, w, 0)
+        grad.setColorAt(0.0, QtGui.QColor(GOOD))
+        grad.setColorAt(self._frac(-12), QtGui.QColor(GOOD))
+        grad.setColorAt(self._frac(-6), QtGui.QColor(WARN))
+        grad.setColorAt(1.0, QtGui.QColor(BAD))
+        p.fillRect(0, 0, int(fr * w), h, QtGui.QBrush(grad))
+        p.setPen(QtGui.QPen(QtGui.QColor(FG), 3))
+        xp = int(self._frac(self.peak_db) * (w - 2)) + 1
+        p.drawLine(xp, 0, xp, h)
+        p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 150), 1))
+        for db in range(int(METER_MIN_DB), 1, 6):
+            x = int(self._frac(db) * (w - 1))
+            p.drawLine(x, h - 6, x, h)
+        p.end()
+
+
+def _font(points: int) -> QtGui.QFont:
+    """The default family at ``points`` (``QFont("", n)`` crashes pyqtgraph's axis painter)."""
+    f = QtGui.QFont()
+    f.setPointSize(points)
+    return f
+
+
+def _lamp(text: str) -> QtWidgets.QLabel:
+    lab = QtWidgets.QLabel(text)
+    lab.setObjectName("lamp")
+    lab.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+    return lab
+
+
+def _set_lamp(lab: QtWidgets.QLabel, on: bool, color: str) -> None:
+    lab.setStyleSheet(f"background:{color}; color:#000;" if on else "")
+
+
+def _panel() -> tuple[QtWidgets.QFrame, QtWidgets.QVBoxLayout]:
+    f = QtWidgets.QFrame()
+    f.setObjectName("panel")
+    lay = QtWidgets.QVBoxLayout(f)
+    lay.setContentsMargins(12, 10, 12, 10)
+    return f, lay
+
+
+# --- the window ----------------------------------------------------------------------------------
+class DashboardWindow(QtWidgets.QMainWindow):
+    """The whole dashboard over one ``LiveApp`` (duck-typed: history, status(), controls).
+
+    ``devices`` lists the choices for the input picker (default: PortAudio input devices); the
+    current source is always offered too.
+    """
+
+    STATUS_EVERY_S = 0.25
+
+    def __init__(
+        self,
+        app: Any,
+        settings: GuiSettings | None = None,
+        devices: Callable[[], list[str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.settings = settings or GuiSettings()
+        self._devices = devices or input_device_names
+        self._last_key: tuple[float, float] | None = None
+        self._last_status = 0.0
+        self._clip_until = 0.0
+        self.frames_drawn = 0
+        self._stopped = False
+        self.setWindowTitle("mer-live")
+        self.setStyleSheet(STYLE)
+        self.resize(1600, 900)
+        self._build()
+        self._refresh_devices()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(int(round(1000.0 / self.settings.fps)))
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        for key, slot in (("F11", self.toggle_fullscreen), ("Escape", self.leave_fullscreen)):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
+            sc.activated.connect(slot)
+
+    # layout
+    def _build(self) -> None:
+        central = QtWidgets.QWidget()
+        root = QtWidgets.QVBoxLayout(central)
+        root.setContentsMargins(12, 10, 12, 8)
+        root.setSpacing(10)
+        root.addLayout(self._build_controls())
+        body = QtWidgets.QHBoxLayout()
+        body.setSpacing(12)
+        self.plane = AVPlane()
+        self.plane.setMinimumSize(420, 420)
+        body.addWidget(self.plane, 5)
+        right = QtWidgets.QVBoxLayout()
+        right.setSpacing(10)
+        right.addLayout(self._build_numbers())
+        self.series = TimeSeries(self.settings.history_s)
+        self.series.setMinimumHeight(200)
+        right.addWidget(self.series, 3)
+        right.addWidget(self._build_input())
+        right.addWidget(self._build_status())
+        body.addLayout(right, 6)
+        root.addLayout(body, 1)
+        self.status_line = QtWidgets.QLabel("starting…")
+        self.status_line.setObjectName("statusline")
+        root.addWidget(self.status_line)
+        self.setCentralWidget(central)
+
+    def _build_controls(self) -> QtWidgets.QHBoxLayout:
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(8)
+        title = QtWidgets.QLabel("mer-live")
+        title.setStyleSheet("font-size: 22px; font-weight: 900; letter-spacing: 2px;")
+        row.addWidget(title)
+        row.addSpacing(12)
+        row.addWidget(QtWidgets.QLabel("input"))
+        self.device_box = QtWidgets.QComboBox()
+        self.device_box.setMinimumWidth(260)
+        self.device_box.activated.connect(self._on_device_chosen)
+        row.addWidget(self.device_box)
+        rescan = QtWidgets.QPushButton("↻")
+        rescan.setToolTip("rescan input devices")
+        rescan.clicked.connect(self._refresh_devices)
+        row.addWidget(rescan)
+        self.start_stop = QtWidgets.QPushButton("Stop")
+        self.start_stop.setObjectName("startstop")
+        self.start_stop.clicked.connect(self.toggle_running)
+        row.addWidget(self.start_stop)
+        row.addSpacing(12)
+        self.attack = self._spin("attack s", row)
+        self.release = self._spin("release s", row)
+        cfg = getattr(self.app, "config", None)
+        self.attack.setValue(float(getattr(cfg, "attack_s", 0.3)))
+        self.release.setValue(float(getattr(cfg, "release_s", 1.0)))
+        self.attack.editingFinished.connect(self._on_smoothing)
+        self.release.editingFinished.connect(self._on_smoothing)
+        row.addSpacing(12)
+        row.addWidget(QtWidgets.QLabel("OSC"))
+        self.osc_edit = QtWidgets.QLineEdit()
+        self.osc_edit.setPlaceholderText("host:port, host:port")
+        self.osc_edit.setMinimumWidth(220)
+        self.osc_edit.returnPressed.connect(self._on_osc_targets)
+        row.addWidget(self.osc_edit, 1)
+        self.fs_button = QtWidgets.QPushButton("Fullscreen (F11)")
+        self.fs_button.clicked.connect(self.toggle_fullscreen)
+        row.addWidget(self.fs_button)
+        return row
+
+    def _spin(self, label: str, row: QtWidgets.QHBoxLayout) -> QtWidgets.QDoubleSpinBox:
+        row.addWidget(QtWidgets.QLabel(label))
+        s = QtWidgets.QDoubleSpinBox()
+        s.setRange(0.0, 60.0)
+        s.setDecimals(2)
+        s.setSingleStep(0.25)
+        s.setKeyboardTracking(False)
+        row.addWidget(s)
+        return s
+
+    def _build_numbers(self) -> QtWidgets.QHBoxLayout:
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(10)
+        self.big: dict[str, QtWidgets.QLabel] = {}
+        for name, color in (("arousal", AROUSAL_COLOR), ("valence", VALENCE_COLOR)):
+            f, lay = _panel()
+            cap = QtWidgets.QLabel(name.upper())
+            cap.setObjectName("bigcap")
+            num = QtWidgets.QLabel("–")
+            num.setObjectName("big")
+            num.setStyleSheet(f"color: {color};")
+            lay.addWidget(cap)
+            lay.addWidget(num)
+            self.big[name] = num
+            row.addWidget(f, 2)
+        f, lay = _panel()
+        cap = QtWidgets.QLabel("QUADRANT")
+        cap.setObjectName("bigcap")
+        self.quadrant = QtWidgets.QLabel("waiting for audio")
+        self.quadrant.setObjectName("quadrant")
+        lay.addWidget(cap)
+        lay.addWidget(self.quadrant)
+        row.addWidget(f, 4)
+        return row
+
+    def _build_input(self) -> QtWidgets.QFrame:
+        f, lay = _panel()
+        top = QtWidgets.QHBoxLayout()
+        cap = QtWidgets.QLabel("INPUT")
+        cap.setObjectName("bigcap")
+        top.addWidget(cap)
+        self.level_text = QtWidgets.QLabel("RMS – dBFS   peak – dBFS")
+        self.level_text.setStyleSheet("font-size: 18px; font-weight: 700;")
+        top.addWidget(self.level_text, 1)
+        self.clip_lamp, self.silent_lamp = _lamp("CLIP"), _lamp("SILENT")
+        self.noinput_lamp = _lamp("NO INPUT")
+        for lamp in (self.clip_lamp, self.silent_lamp, self.noinput_lamp):
+            top.addWidget(lamp)
+        lay.addLayout(top)
+        self.meter = LevelMeter()
+        lay.addWidget(self.meter)
+        return f
+
+    def _build_status(self) -> QtWidgets.QFrame:
+        f, lay = _panel()
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(14)
+        grid.setVerticalSpacing(4)
+        self.status_labels: dict[str, QtWidgets.QLabel] = {}
+        keys = ["source", "sample rate", "model", "provider", "model ms", "latency",
+                "overflows", "OSC", "send rate", "hops skipped"]
+        for i, key in enumerate(keys):
+            k = QtWidgets.QLabel(key)
+            k.setObjectName("statuskey")
+            v = QtWidgets.QLabel("–")
+            v.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            grid.addWidget(k, i // 2, (i % 2) * 2)
+            grid.addWidget(v, i // 2, (i % 2) * 2 + 1)
+            self.status_labels[key] = v
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        lay.addLayout(grid)
+        return f
+
+    # updates
+    def tick(self) -> None:
+        """One timer tick: redraw if a new estimate arrived; refresh the status a few times a second."""
+        now = QtCore.QTime.currentTime().msecsSinceStartOfDay() / 1000.0
+        try:
+            snap = self.app.history.snapshot()
+        except Exception as e:  # the window must survive whatever the app does
+            self.show_message(f"history unavailable: {one_line(e)}")
+            return
+        if snap:
+            latest = snap[-1]
+            key = (latest.t, latest.wall)
+            if key != self._last_key:
+                self._last_key = key
+                self.draw(snap, now)
+        if now - self._last_status >= self.STATUS_EVERY_S or now < self._last_status:
+            self._last_status = now
+            self.refresh_status()
+
+    def draw(self, snap: Sequence[Estimate], now: float | None = None) -> None:
+        """Redraw every panel from a history snapshot (oldest first)."""
+        latest = snap[-1]
+        s = series_of(snap, self.settings.history_s)
+        self.plane.update_from(s, self.settings.trail_s, latest)
+        self.series.update_from(s)
+        self.big["arousal"].setText(f"{latest.arousal:.2f}")
+        self.big["valence"].setText(f"{latest.valence:.2f}")
+        q = latest.quadrant
+        r, g, b = QUADRANT_COLORS[q]
+        if not latest.input_ok:
+            self.quadrant.setText("NO INPUT")
+            self.quadrant.setStyleSheet(f"color: {BAD};")
+        else:
+            self.quadrant.setText(f"Q{q}  {QUADRANT_NAMES[q]}")
+            self.quadrant.setStyleSheet(f"color: rgb({r},{g},{b});")
+        self.meter.set_levels(latest.level_rms_db, latest.level_peak_db)
+        self.level_text.setText(
+            f"RMS {latest.level_rms_db:6.1f} dBFS    peak {latest.level_peak_db:6.1f} dBFS")
+        now = now if now is not None else 0.0
+        if latest.clipping:
+            self._clip_until = now + CLIP_HOLD_S
+        _set_lamp(self.clip_lamp, latest.clipping or now < self._clip_until, BAD)
+        _set_lamp(self.silent_lamp, latest.silent, WARN)
+        _set_lamp(self.noinput_lamp, not latest.input_ok, BAD)
+        sl = self.status_labels
+        sl["latency"].setText(f"{latest.latency_ms:.0f} ms")
+        sl["overflows"].setText(str(latest.overflows))
+        sl["hops skipped"].setText(str(latest.hops_skipped))
+        self.frames_drawn += 1
+
+    def refresh_status(self) -> None:
+        """Fill the status panel from ``app.status()`` and the model; never raises."""
+        try:
+            st = dict(self.app.status())
+        except Exception as e:
+            self.show_message(f"status unavailable: {one_line(e)}")
+            return
+        sl = self.status_labels
+        model = getattr(self.app, "model", None)
+        card = getattr(model, "card", None)
+        source = st.get("source", getattr(self.app, "source_name", "?"))
+        sl["source"].setText(str(source))
+        sr = st.get("samplerate", st.get("sample_rate"))
+        sl["sample rate"].setText(f"{sr} Hz" if sr else "–")
+        sl["model"].setText(str(st.get("model", getattr(card, "name", "?"))))
+        prov = str(st.get("provider", getattr(model, "active_provider", "?")))
+        sl["provider"].setText(prov.replace("ExecutionProvider", ""))
+        targets = st.get("osc_targets", [])
+        if isinstance(targets, (list, tuple)):
+            targets = ", ".join(map(str, targets)) or "off"
+        sl["OSC"].setText(str(targets))
+        rate = st.get("osc_rate_hz")
+        sl["send rate"].setText(_num(rate, "{:.1f} /s"))
+        if "model_ms" in st:  # median over recent hops: steadier to read than the last hop
+            sl["model ms"].setText(_num(st["model_ms"], "{:.1f} ms"))
+        for key, name in (("overflows", "overflows"), ("hops_skipped", "hops skipped")):
+            if key in st:
+                sl[name].setText(str(st[key]))
+        running = bool(getattr(self.app, "running", False))
+        self.start_stop.setText("Stop" if running else "Start")
+        msg = st.get("message") or ("running" if running else "stopped")
+        if not self.osc_edit.hasFocus() and not self.osc_edit.text() and targets not in ("off", ""):
+            self.osc_edit.setText(str(targets))
+        if self._message_until < QtCore.QTime.currentTime().msecsSinceStartOfDay() / 1000.0:
+            self.status_line.setText(str(msg))
+            self.status_line.setStyleSheet("")
+
+    _message_until = 0.0
+
+    def show_message(self, text: str, error: bool = True, hold_s: float = 8.0) -> None:
+        """Show a one-line message in the status line (held for ``hold_s`` over routine status)."""
+        self.status_line.setText(text)
+        self.status_line.setStyleSheet(f"color: {BAD if error else GOOD}; font-weight: 700;")
+        self._message_until = QtCore.QTime.currentTime().msecsSinceStartOfDay() / 1000.0 + hold_s
+        if error:
+            log.warning("%s", text)
+
+    # controls
+    def _refresh_devices(self) -> None:
+        current = str(getattr(self.app, "source_name", ""))
+        names = list(dict.fromkeys([n for n in [current, *self._devices()] if n]))
+        self.device_box.blockSignals(True)
+        self.device_box.clear()
+        self.device_box.addItems(names)
+        if current:
+            self.device_box.setCurrentIndex(names.index(current))
+        self.device_box.blockSignals(False)
+
+    def _on_device_chosen(self, index: int) -> None:
+        name = self.device_box.itemText(index)
+        self.choose_device(name)
+
+    def choose_device(self, name: str) -> bool:
+        """Switch the input (re-opens the stream); an error goes to the status line, never a crash."""
+        if name == str(getattr(self.app, "source_name", "")) and getattr(self.app, "running", False):
+            return True
+        try:
+            self.app.switch_device(name)
+        except Exception as e:
+            self.show_message(f"cannot switch to {name!r}: {one_line(e)}")
+            self._refresh_devices()
+            return False
+        self._last_key = None
+        self.show_message(f"input: {name}", error=False, hold_s=3.0)
+        self._refresh_devices()
+        return True
+
+    def toggle_running(self) -> None:
+        try:
+            if getattr(self.app, "running", False):
+                self.app.stop()
+            else:
+                self.app.start()
+        except Exception as e:
+            self.show_message(f"cannot {'stop' if self.app.running else 'start'}: {one_line(e)}")
+        self.refresh_status()
+
+    def _on_smoothing(self) -> None:
+        try:
+            self.app.set_smoothing(self.attack.value(), self.release.value())
+        except Exception as e:
+            self.show_message(f"smoothing not changed: {one_line(e)}")
+
+    def _on_osc_targets(self) -> None:
+        text = self.osc_edit.text()
+        targets = [t.strip() for t in text.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
+        try:
+            self.app.set_osc_targets(targets)
+        except Exception as e:
+            self.show_message(f"OSC targets not changed: {one_line(e)}")
+            return
+        self.show_message(f"OSC targets: {', '.join(targets) or 'off'}", error=False, hold_s=3.0)
+
+    def toggle_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+
+    def leave_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Closing the window stops the timer and the whole app (pipeline, source, OSC)."""
+        self.timer.stop()
+        if not self._stopped:
+            self._stopped = True
+            try:
+                self.app.stop()
+            except Exception as e:
+                log.warning("stopping: %s", one_line(e))
+        super().closeEvent(event)
+
+
+def run_dashboard(app: Any, gui_config: Any = None, devices: Callable[[], list[str]] | None = None) -> int:
+    """Show the dashboard over a started ``LiveApp`` until the window closes; return an exit code.
+
+    Creates the QApplication if none exists. Ctrl-C in the terminal closes the window. The app is
+    stopped when the window closes (and again, harmlessly, if exec returns another way).
+    """
+    settings = GuiSettings.from_any(gui_config)
+    qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    pg.setConfigOptions(antialias=True)
+    win = DashboardWindow(app, settings, devices=devices)
+    if settings.fullscreen:
+        win.showFullScreen()
+    else:
+        win.show()
+    # Python only sees SIGINT between Qt events: wake it a few times a second.
+    old = signal.signal(signal.SIGINT, lambda *_: win.close())
+    wake = QtCore.QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        rc = qapp.exec()
+    finally:
+        wake.stop()
+        signal.signal(signal.SIGINT, old)
+        if not win._stopped:
+            win.close()
+    return int(rc)
