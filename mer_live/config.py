@@ -1,0 +1,379 @@
+"""The whole ``mer-live`` configuration: one ``Config`` of per-section dataclasses.
+
+Validation happens here, at the edge: a TOML file (``load_toml``) and command-line overrides
+are checked key by key (unknown keys, wrong types, out-of-range values) and every problem is a
+``ConfigError`` with one line that names the key and where it came from, e.g.
+``show.toml: [osc] rate_hz must be a number > 0, got "fast"``. Past this module the rest of the
+program can trust its config. Paths are only ever opened as data, never executed or evaluated.
+
+The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, ``OscConfig``)
+are read by introspection (field names and type hints), so a field added there is configurable
+here without a change; their own ``__post_init__`` checks are reported the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mer_live.capture import CaptureConfig
+from mer_live.osc import OscConfig
+from mer_live.pipeline import PipelineConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on 3.10
+    import tomli as tomllib
+
+
+DEFAULTS = "defaults"  #: the source name of a config built from flags only
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the audio comes from when it is not the live input device."""
+
+    input: Path | None = None  #: rehearse with a file, paced in real time
+    play: bool = False  #: also play the file to the output device
+    loop: bool = False  #: start the file again when it ends
+    demo: bool = False  #: the bundled demo audio instead of a device
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which ONNX model and how to run it."""
+
+    path: Path | None = None  #: None: the shipped default model
+    provider: Literal["auto", "cuda", "cpu"] = "auto"
+    require_gpu: bool = False  #: refuse to start unless CUDA is really active
+    threads: int = 1  #: onnxruntime intra-op threads (1 keeps the live path predictable)
+
+
+@dataclass(frozen=True)
+class GuiConfig:
+    """The dashboard window."""
+
+    headless: bool = False  #: no window: print live values in the terminal
+    history_s: float = 60.0  #: seconds of arousal/valence history plotted
+    trail_s: float = 10.0  #: seconds of trail on the arousal-valence plane
+    fullscreen: bool = False
+    fps: float = 30.0  #: window redraws per second
+
+    def __post_init__(self) -> None:
+        if self.trail_s > self.history_s:
+            raise ValueError(f"trail_s ({self.trail_s}) must not exceed history_s ({self.history_s})")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    verbosity: int = 0  #: 0 warnings, 1 info, 2 debug (and tracebacks)
+    file: Path | None = None  #: also log to this file
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How long to run (tests, benchmarks) and whether to wait for a missing device."""
+
+    duration: float | None = None  #: stop after this many seconds (None: until stopped)
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
+
+
+#: Section name -> its dataclass, in file order.
+_HINTS = typing.get_type_hints(Config)
+SECTIONS: dict[str, type] = {
+    f.name: _HINTS[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(_HINTS[f.name])
+}
+
+#: Range checks beyond the type: (section, key) -> (predicate, what a good value is).
+RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("model", "threads"): (lambda v: 0 <= v <= 256, "an integer in 0..256 (0: all cores)"),
+    ("gui", "history_s"): (lambda v: 1 <= v <= 3600, "a number of seconds in 1..3600"),
+    ("gui", "trail_s"): (lambda v: 0 <= v <= 3600, "a number of seconds in 0..3600"),
+    ("gui", "fps"): (lambda v: 1 <= v <= 30, "a number in 1..30"),
+    ("log", "verbosity"): (lambda v: 0 <= v <= 2, "an integer in 0..2"),
+    ("run", "duration"): (lambda v: v > 0, "a number of seconds > 0"),
+    ("osc", "rate_hz"): (lambda v: 0.1 <= v <= 1000, "a number in 0.1..1000"),
+    ("pipeline", "hop_s"): (lambda v: 0.01 <= v <= 10, "a number of seconds in 0.01..10"),
+    ("pipeline", "attack_s"): (lambda v: 0 <= v <= 600, "a number of seconds in 0..600"),
+    ("pipeline", "release_s"): (lambda v: 0 <= v <= 600, "a number of seconds in 0..600"),
+    ("pipeline", "gain_db"): (lambda v: -60 <= v <= 60, "a number of dB in -60..60"),
+    ("capture", "samplerate"): (lambda v: 1000 <= v <= 384000, "an integer sample rate in 1000..384000"),
+    ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: PortAudio's choice)"),
+    ("capture", "channels"): (lambda v: 1 <= v <= 64, "an integer in 1..64"),
+}
+
+
+def _show(v: Any) -> str:
+    """A value as the user wrote it (strings in double quotes, as TOML does)."""
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(parts)
+    if origin is Literal:
+        return "one of " + ", ".join(_show(a) for a in args)
+    if origin in (tuple, list):
+        return "a list of " + _plural(args[0] if args else Any)
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        Path: "a path (string)",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _plural(tp: Any) -> str:
+    return {int: "integers", float: "numbers", str: "strings"}.get(tp, _describe(tp))
+
+
+class _Bad(Exception):
+    pass
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Check ``value`` against the type hint ``tp`` and convert (int -> float, str -> Path, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a)
+            except _Bad:
+                continue
+        raise _Bad
+    if origin is Literal:
+        if value in args and not isinstance(value, bool):
+            return value
+        raise _Bad
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise _Bad
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Bad
+    if tp is Path:
+        if isinstance(value, (str, Path)) and str(value).strip():
+            return Path(value)
+        raise _Bad
+    if value is None:
+        raise _Bad
+    return value
+
+
+def _build_section(
+    section: str, cls: type, table: Any, source: str, where: dict[tuple[str, str], str]
+) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [{section}] must be a table, got {_show(table)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        flag = where.get((section, key))
+        who = flag if flag is not None else f"{source}: [{section}] {key}"
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(names)})")
+        tp = hints[key]
+        check = RANGES.get((section, key))
+        want = check[1] if check is not None else _describe(tp)
+        try:
+            v = _coerce(value, tp)
+        except _Bad:
+            raise ConfigError(f"{who} must be {want}, got {_show(value)}") from None
+        if check is not None and v is not None:
+            try:
+                ok = bool(check[0](v))
+            except TypeError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{who} must be {want}, got {_show(value)}")
+        kwargs[key] = v
+    try:
+        obj = cls(**kwargs)
+        validate = getattr(obj, "validate", None)  # the other modules' configs check themselves
+        if callable(validate):
+            obj = validate() or obj
+        return obj
+    except (ValueError, TypeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if msg.startswith(f"{section}."):
+            msg = msg[len(section) + 1 :]
+        flags = sorted({o for (s, _k), o in where.items() if s == section})
+        if flags and source == DEFAULTS:
+            raise ConfigError(f"{' / '.join(flags)}: {msg}") from None
+        origin = " / ".join([source, *flags])
+        raise ConfigError(f"{origin}: [{section}] {msg}") from None
+
+
+def build_config(
+    raw: dict[str, Any],
+    source: str = DEFAULTS,
+    overrides: dict[tuple[str, str], tuple[Any, str]] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    """Validate a raw dict (from TOML) plus overrides ``{(section, key): (value, "--flag")}``.
+
+    Overrides win over the file. Relative paths written in a file are taken relative to the
+    file's folder (``base_dir``), so a show folder can be moved as a whole; paths from flags are
+    relative to the current directory.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a table at the top level")
+    for name in raw:
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+    merged: dict[str, dict[str, Any]] = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {_show(table)}")
+        merged[name] = dict(table)
+    if base_dir is not None:
+        for sec, key in _path_fields():
+            v = merged.get(sec, {}).get(key)
+            if isinstance(v, str) and v.strip() and not Path(v).expanduser().is_absolute():
+                merged[sec][key] = str(base_dir / v)
+    where: dict[tuple[str, str], str] = {}
+    for (sec, key), (value, flag) in (overrides or {}).items():
+        if sec not in SECTIONS:
+            raise ValueError(f"override for unknown section {sec!r}")
+        merged.setdefault(sec, {})[key] = value
+        where[(sec, key)] = flag
+    osc_table = merged.setdefault("osc", {})
+    enabled = osc_table.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        who = where.get(("osc", "enabled"), f"{source}: [osc] enabled")
+        raise ConfigError(f"{who} must be true or false, got {_show(enabled)}")
+    parts = {
+        name: _build_section(name, cls, merged.get(name, {}), source, where) for name, cls in SECTIONS.items()
+    }
+    return Config(**parts, osc_enabled=enabled)
+
+
+def _path_fields() -> dict[tuple[str, str], Any]:
+    out = {}
+    for sec, cls in SECTIONS.items():
+        for key, tp in typing.get_type_hints(cls).items():
+            if tp is Path or Path in typing.get_args(tp):
+                out[(sec, key)] = tp
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; unreadable or malformed files are a one-line ``ConfigError``."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a folder: {p}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p.name}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p.name}: not valid TOML: not UTF-8 text") from None
+
+
+def load_toml(
+    path: str | Path, overrides: dict[tuple[str, str], tuple[Any, str]] | None = None
+) -> Config:
+    """Read, validate and build a ``Config`` from a TOML file (plus optional flag overrides)."""
+    p = Path(path)
+    return build_config(read_toml(p), source=p.name, overrides=overrides, base_dir=p.resolve().parent)
+
+
+def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The config as plain TOML-able data (for ``--print-config``)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return v
+
+    out = {name: plain(getattr(cfg, name)) for name in SECTIONS}
+    out["osc"] = {"enabled": cfg.osc_enabled, **out["osc"]}
+    return out
+
+
+def dumps_toml(cfg: Config) -> str:
+    """A minimal TOML writer for ``--print-config`` (unset values are written as comments)."""
+    lines: list[str] = []
+    for name, table in to_dict(cfg).items():
+        lines.append(f"[{name}]")
+        for key, v in table.items():
+            if v is None:
+                lines.append(f"# {key} =   (not set)")
+            else:
+                lines.append(f"{key} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _show(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return repr(v)
