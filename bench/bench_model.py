@@ -111,6 +111,16 @@ def time_model(path: Path, threads: int, runs: int, provider: str = "cpu") -> li
     return time_calls(lambda: m.predict(x), n=runs, warmup=20)
 
 
+def pick_model(arg: Path | None) -> Path:
+    """``--model`` if given, else the shipped default model, else the reference CNN stand-in."""
+    if arg is not None:
+        return arg
+    shipped = [p for p in default_models() if p.stem == "mer-default"]
+    if shipped:
+        return shipped[0]
+    return reference_models()[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
@@ -162,3 +172,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
