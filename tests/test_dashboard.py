@@ -1,0 +1,318 @@
+"""The live dashboard with real parts: real Qt (offscreen), a running LiveApp fed by paced
+FileSources, the loudness test model in onnxruntime, OSC over a real UDP socket.
+
+Every wait has a timeout (qtbot.waitUntil); nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt creates the QApplication
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6 import QtCore, QtGui  # noqa: E402
+
+from mer_live.app import LiveApp  # noqa: E402
+from mer_live.dashboard import (  # noqa: E402
+    AROUSAL_COLOR,
+    QUADRANT_COLORS,
+    VALENCE_COLOR,
+    DashboardWindow,
+    GuiSettings,
+    series_of,
+)
+from mer_live.estimate import Estimate  # noqa: E402
+from mer_live.filesource import FileSource, SourceError  # noqa: E402
+from mer_live.model import Model  # noqa: E402
+from mer_live.pipeline import PipelineConfig  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+SR = 22050  # not the model's 16 kHz: the live resampler is part of what is shown
+
+
+def _tone(seconds: float, db: float, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    amp = 10 ** (db / 20) * np.sqrt(2)  # sine RMS = amp / sqrt(2)
+    return (amp * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+QUIET_THEN_LOUD = np.concatenate([_tone(2.5, -50.0), _tone(6.0, -12.0)])
+OTHER = _tone(30.0, -20.0, hz=1500.0)
+
+
+def _factory(spec: str | int | None) -> FileSource:
+    """Map picker names to real paced sources; anything else fails like a missing device."""
+    if spec in (None, "quiet-then-loud"):
+        return FileSource(QUIET_THEN_LOUD, SR, realtime=True, loop=False, name="quiet-then-loud")
+    if spec == "tone-b":
+        return FileSource(OTHER, SR, realtime=True, loop=True, name="tone-b")
+    raise SourceError(f"input device {spec!r} not found")
+
+
+def _our_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("mer-", "FileSource("))]
+
+
+@pytest.fixture
+def live(loudness_model: Path):
+    model = Model(loudness_model, provider="cpu")
+    app = LiveApp(model, PipelineConfig(hop_s=0.1, attack_s=0.1, release_s=0.1), _factory)
+    app.start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def window(qtbot, live):
+    win = DashboardWindow(live, GuiSettings(history_s=30, trail_s=5), devices=lambda: ["tone-b", "broken"])
+    qtbot.addWidget(win)
+    win.resize(1600, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def _point(win: DashboardWindow) -> tuple[float, float] | None:
+    """The plotted current point (valence, arousal), read back from the plot item."""
+    x, y = win.plane.current.getData()
+    if x is None or len(x) == 0:
+        return None
+    return float(x[0]), float(y[0])
+
+
+def _rgb(img: QtGui.QImage) -> np.ndarray:
+    img = img.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    return np.frombuffer(img.constBits(), np.uint8).reshape(h, bpl)[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def _near(region: np.ndarray, color: tuple[int, int, int], tol: int = 40) -> int:
+    """Pixels within ``tol`` of ``color`` (per channel)."""
+    return int((np.abs(region.astype(int) - np.array(color)).max(axis=2) <= tol).sum())
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    q = QtGui.QColor(c)
+    return q.red(), q.green(), q.blue()
+
+
+def test_series_cuts_at_restart_and_keeps_history_window() -> None:
+    def est(t: float) -> Estimate:
+        return Estimate(t, t, 0.5, 0.5, t / 100, 0.5, -20, -10, False, False, True, 0, 1.0, 10.0, 0, 0)
+
+    s = series_of([est(t) for t in np.arange(0, 50, 0.5)], history_s=10)
+    assert s.x[-1] == 0 and s.x[0] >= -10 and len(s.x) == 21
+    np.testing.assert_allclose(s.arousal[-1], 49.5 / 100)
+    # the source was switched: stream time restarted at 1.0; the old time base is dropped
+    s = series_of([est(t) for t in (10, 11, 12, 1, 2)], history_s=60)
+    np.testing.assert_allclose(s.x, [-1, 0])
+    assert len(series_of([], 60).x) == 0
+
+
+def test_gui_settings_from_any_object_and_validation() -> None:
+    class Cfg:
+        history_s = 45
+        trail_s = 5
+
+    s = GuiSettings.from_any(Cfg())
+    assert (s.history_s, s.trail_s, s.fullscreen) == (45.0, 5.0, False)
+    assert GuiSettings.from_any(None) == GuiSettings()
+    with pytest.raises(ValueError, match="trail_s"):
+        GuiSettings(history_s=10, trail_s=20)
+
+
+def test_point_moves_up_when_the_audio_gets_louder(qtbot, window, live) -> None:
+    qtbot.waitUntil(lambda: _point(window) is not None, timeout=8000)
+    quiet = _point(window)
+    assert quiet is not None and quiet[1] < 0.3, quiet
+    qtbot.waitUntil(lambda: (_point(window) or (0, 0))[1] > 0.7, timeout=10000)
+    loud = _point(window)
+    assert loud[1] > quiet[1] + 0.4
+    # the big number and the time series agree with what is plotted
+    assert abs(float(window.big["arousal"].text()) - loud[1]) < 0.1
+    _, ys = window.series.arousal.getData()
+    assert ys is not None and ys.min() < 0.3 and ys.max() > 0.7
+    # the trail holds the recent past, inside the plane
+    tx, ty = window.plane._trail.getData()
+    assert len(tx) >= 5 and np.all((ty >= 0) & (ty <= 1))
+
+
+def test_screenshot_shows_both_panels(qtbot, window, live, tmp_path) -> None:
+    qtbot.waitUntil(lambda: (_point(window) or (0, 0))[1] > 0.7, timeout=15000)
+    qtbot.wait(300)
+    img = _rgb(window.grab().toImage())
+    assert img.shape[0] >= 800 and img.shape[1] >= 1500
+    assert img.std() > 20, "screenshot is blank"
+
+    def region(w) -> np.ndarray:
+        p = w.mapTo(window, QtCore.QPoint(0, 0))
+        return img[p.y() : p.y() + w.height(), p.x() : p.x() + w.width()]
+
+    plane, series = region(window.plane), region(window.series)
+    assert plane.size and series.size
+    latest = live.history.snapshot()[-1]
+    # the current point is drawn in its quadrant's colour; all four quadrants are tinted
+    assert _near(plane, QUADRANT_COLORS[latest.quadrant], tol=25) > 300
+    assert len({tuple(c) for c in plane.reshape(-1, 3)[:: 7]}) > 50
+    # the time series shows both bold curves
+    assert _near(series, _hex(AROUSAL_COLOR), tol=25) > 200
+    assert _near(series, _hex(VALENCE_COLOR), tol=25) > 200
+    assert series.std() > 10 and plane.std() > 10
+
+
+def test_picker_switches_device_and_reports_errors(qtbot, window, live) -> None:
+    box = window.device_box
+    names = [box.itemText(i) for i in range(box.count())]
+    assert names[0] == "quiet-then-loud" and "tone-b" in names
+    qtbot.waitUntil(lambda: len(live.history.snapshot()) > 3, timeout=8000)
+    old_source = live.source
+    i = names.index("tone-b")
+    box.setCurrentIndex(i)
+    box.activated.emit(i)
+    assert live.source_name == "tone-b"
+    assert window.device_box.currentText() == "tone-b"
+    # the stream was re-opened: estimates restart on the new source's clock, the old writer ended
+    qtbot.waitUntil(lambda: window.status_labels["source"].text() == "tone-b", timeout=5000)
+    qtbot.waitUntil(lambda: live.history.snapshot()[-1].t < 1.5, timeout=5000)
+    assert old_source.join(2.0)
+    n = len(live.history.snapshot())
+    qtbot.waitUntil(lambda: len(live.history.snapshot()) > n + 3, timeout=5000)
+
+    # a device that cannot be opened: one line in the status line, the show goes on
+    j = [box.itemText(k) for k in range(box.count())].index("broken")
+    box.setCurrentIndex(j)
+    box.activated.emit(j)
+    text = window.status_line.text()
+    assert "cannot switch to 'broken'" in text and "not found" in text and "\n" not in text
+    assert live.running and live.source_name == "tone-b"
+    assert window.device_box.currentText() == "tone-b"
+
+
+def test_controls_drive_the_app(qtbot, window, live) -> None:
+    window.attack.setValue(2.5)
+    window.release.setValue(4.0)
+    window.attack.editingFinished.emit()
+    assert (live.pipeline.config.attack_s, live.pipeline.config.release_s) == (2.5, 4.0)
+    # start/stop
+    qtbot.mouseClick(window.start_stop, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not live.running, timeout=3000)
+    qtbot.waitUntil(lambda: window.start_stop.text() == "Start", timeout=3000)
+    qtbot.mouseClick(window.start_stop, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: live.running and window.start_stop.text() == "Stop", timeout=3000)
+    # F11 toggles fullscreen, Esc leaves it
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F11)
+    qtbot.waitUntil(window.isFullScreen, timeout=3000)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=3000)
+
+
+def test_osc_targets_edit_sends_to_a_real_socket(qtbot, loudness_model: Path) -> None:
+    from pythonosc.osc_packet import OscPacket
+
+    from mer_live.osc import OscConfig, OscSender
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    port = sock.getsockname()[1]
+    osc = OscSender(OscConfig(targets=["127.0.0.1:9"], rate_hz=20))
+    app = LiveApp(Model(loudness_model, provider="cpu"), PipelineConfig(), _factory, osc=osc)
+    app.start()
+    win = DashboardWindow(app, devices=lambda: [])
+    qtbot.addWidget(win)
+    try:
+        win.osc_edit.setText("nonsense")
+        qtbot.keyClick(win.osc_edit, QtCore.Qt.Key.Key_Return)
+        assert "OSC targets not changed" in win.status_line.text()
+        win.osc_edit.setText(f"127.0.0.1:{port}")
+        qtbot.keyClick(win.osc_edit, QtCore.Qt.Key.Key_Return)
+        got: list[str] = []
+
+        def received() -> bool:
+            try:
+                data, _ = sock.recvfrom(65536)
+            except TimeoutError:
+                return False
+            got.extend(m.message.address for m in OscPacket(data).messages)
+            return "/mer/arousal" in got
+
+        qtbot.waitUntil(received, timeout=5000)
+        qtbot.waitUntil(lambda: f"127.0.0.1:{port}" in win.status_labels["OSC"].text(), timeout=3000)
+    finally:
+        win.close()
+        sock.close()
+
+
+def test_closing_the_window_ends_all_pipeline_threads(qtbot, loudness_model: Path) -> None:
+    app = LiveApp(Model(loudness_model, provider="cpu"), PipelineConfig(), _factory)
+    app.start()
+    win = DashboardWindow(app, devices=lambda: [])
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: len(app.history.snapshot()) > 2, timeout=8000)
+    assert any(t.name == "mer-pipeline" for t in _our_threads())
+    win.close()
+    assert not app.running
+    qtbot.waitUntil(lambda: not _our_threads(), timeout=3000)
+    assert not win.timer.isActive()
+
+
+def test_no_input_and_clip_are_shown(qtbot, window) -> None:
+    """Estimates as the pipeline makes them when the input is lost, then clipping."""
+    base = dict(wall=0.0, arousal_raw=0.6, valence_raw=0.4, arousal=0.6, valence=0.4, level_rms_db=-120.0,
+                level_peak_db=-120.0, silent=True, clipping=False, input_ok=False, bad_samples=0,
+                model_ms=1.0, latency_ms=20.0, overflows=0, hops_skipped=0)
+    window.timer.stop()  # draw exactly these estimates
+    window.draw([Estimate(t=1.0, **base)], now=10.0)
+    assert window.quadrant.text() == "NO INPUT"
+    assert window.plane.no_input.isVisible()
+    assert "background" in window.noinput_lamp.styleSheet()
+    base.update(input_ok=True, silent=False, clipping=True, level_rms_db=-3.0, level_peak_db=0.0)
+    window.draw([Estimate(t=1.0, **{**base, "clipping": False}), Estimate(t=1.1, **base)], now=10.1)
+    assert window.quadrant.text().startswith("Q2")
+    assert not window.plane.no_input.isVisible()
+    assert "background" in window.clip_lamp.styleSheet()
+    assert "background" not in window.noinput_lamp.styleSheet()
+    # the clip lamp holds for a moment after clipping stops, then goes out
+    base.update(clipping=False)
+    window.draw([Estimate(t=1.2, **base)], now=10.5)
+    assert "background" in window.clip_lamp.styleSheet()
+    window.draw([Estimate(t=1.3, **base)], now=20.0)
+    assert "background" not in window.clip_lamp.styleSheet()
+
+
+@pytest.mark.slow
+def test_demo_under_xvfb_exits_cleanly_without_qt_warnings(loudness_model: Path, tmp_path: Path) -> None:
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run not installed (Debian: xvfb)")
+    try:
+        import mer_live.cli  # noqa: F401
+    except ImportError:
+        pytest.skip("mer_live.cli not available yet")
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "XDG_RUNTIME_DIR": str(tmp_path)}
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x900x24", sys.executable, "-m", "mer_live.cli",
+           "--demo", "--duration", "4", "--model", str(loudness_model)]
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("mer-live --demo under Xvfb did not exit within 90 s")
+    if r.returncode == 2 and "unrecognized arguments" in r.stderr:
+        pytest.skip(f"CLI lacks --demo/--duration yet: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    qt_lines = [ln for ln in r.stderr.splitlines() if "qt." in ln.lower() or "QObject" in ln
+                or "QWidget" in ln or "QPainter" in ln or "This plugin" in ln]
+    assert not qt_lines, qt_lines
