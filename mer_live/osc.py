@@ -1,0 +1,364 @@
+"""Send estimates over OSC/UDP to lighting and visuals software, at a steady rate of our own.
+
+``OscSender`` is a pipeline sink: calling it only stores the newest :class:`Estimate`. Its thread
+sends that estimate ``rate_hz`` times a second, whatever the hop, so receivers see a smooth,
+regular stream and a ``/heartbeat`` even when the values do not change. The address scheme is the
+table in docs/architecture.md (keep the two in agreement).
+
+Each target gets its own connected UDP socket: a receiver that is not running makes the kernel's
+ICMP "port unreachable" come back as ``ConnectionRefusedError`` on a later send, which is reported
+(at most once per ``warn_interval_s`` per target) and otherwise ignored; sending simply goes on and
+the target counts as up again once the refusals stop. Host names that do not resolve are retried
+in the background. Nothing here listens on a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from mer_live.estimate import Estimate, quadrant_of
+
+log = logging.getLogger(__name__)
+
+VALUE_RANGES = ("01", "pm1")
+RESOLVE_EVERY_S = 3.0  #: how often an unresolved host name is looked up again
+DOWN_CLEARS_S = 1.0  #: a target counts as up again after this long without a refusal
+_BAD_PREFIX_CHARS = set(" #*,?[]{}")
+
+
+def parse_target(spec: str) -> tuple[str, int]:
+    """``"host:port"`` (or ``"[v6addr]:port"``) -> (host, port); ValueError (one line) otherwise."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ValueError(f"OSC target must be host:port, got {spec!r}")
+    if spec.startswith("["):
+        host, sep, port_s = spec[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"OSC target must be [ipv6]:port, got {spec!r}")
+    else:
+        host, _, port_s = spec.rpartition(":")
+    host = host.strip()
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"OSC target {spec!r} has no valid host")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ValueError(f"OSC target {spec!r}: port must be a number") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"OSC target {spec!r}: port must be in 1..65535")
+    return host, port
+
+
+@dataclass
+class OscConfig:
+    """Where and how to send. Validated at the edge (``validate``) before anything opens."""
+
+    targets: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
+    prefix: str = "/mer"
+    rate_hz: float = 30.0
+    value_range: str = "01"  #: "01" keeps [0, 1]; "pm1" sends 2v - 1 in [-1, 1]
+    bundle: bool = False  #: one bundle (immediate timetag) per tick instead of separate messages
+    broadcast: bool = False  #: allow broadcast addresses (SO_BROADCAST)
+    heartbeat_s: float = 1.0
+    warn_interval_s: float = 10.0
+
+    def validate(self) -> OscConfig:
+        """Raise ValueError (one line) for values that cannot work; return self."""
+        if isinstance(self.targets, str) or not isinstance(self.targets, (list, tuple)):
+            raise ValueError("osc.targets must be a list of \"host:port\" strings")
+        if not self.targets:
+            raise ValueError("osc.targets must name at least one host:port")
+        for t in self.targets:
+            parse_target(t)
+        p = self.prefix
+        if not isinstance(p, str) or not p.startswith("/") or len(p) < 2 or p.endswith("/"):
+            raise ValueError(f"osc.prefix must start with '/' and not end with it, like '/mer', got {p!r}")
+        if _BAD_PREFIX_CHARS & set(p):
+            raise ValueError(f"osc.prefix {p!r} contains characters OSC reserves (space # * , ? [ ] {{ }})")
+        if not _is_number(self.rate_hz) or not 0.1 <= self.rate_hz <= 1000:
+            raise ValueError(f"osc.rate_hz must be in 0.1..1000, got {self.rate_hz!r}")
+        if self.value_range not in VALUE_RANGES:
+            raise ValueError(f"osc.value_range must be '01' or 'pm1', got {self.value_range!r}")
+        if not isinstance(self.bundle, bool) or not isinstance(self.broadcast, bool):
+            raise ValueError("osc.bundle and osc.broadcast must be true or false")
+        if not _is_number(self.heartbeat_s) or not 0.05 <= self.heartbeat_s <= 3600:
+            raise ValueError(f"osc.heartbeat_s must be in 0.05..3600, got {self.heartbeat_s!r}")
+        if not _is_number(self.warn_interval_s) or not 0 <= self.warn_interval_s <= 3600:
+            raise ValueError(f"osc.warn_interval_s must be in 0..3600, got {self.warn_interval_s!r}")
+        return self
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _finite(x: float, default: float, lo: float, hi: float) -> float:
+    x = float(x)
+    if not math.isfinite(x):
+        return default
+    return min(max(x, lo), hi)
+
+
+def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbeat: int | None) -> list[bytes]:
+    """The OSC datagrams for one tick (see the address table in docs/architecture.md).
+
+    Values are always finite: arousal/valence are clamped to [0, 1] (NaN -> 0.5, neutral) before
+    the optional ``pm1`` mapping, the level to [-120, 20] dBFS.
+    """
+
+    def av(v: float) -> float:
+        v = _finite(v, 0.5, 0.0, 1.0)
+        return 2.0 * v - 1.0 if value_range == "pm1" else v
+
+    out: list[bytes] = []
+
+    def add(addr: str, *args: tuple[Any, str]) -> None:
+        b = OscMessageBuilder(address=prefix + addr)
+        for value, kind in args:
+            b.add_arg(value, kind)
+        out.append(b.build().dgram)
+
+    if est is not None:
+        a, v = _finite(est.arousal, 0.5, 0, 1), _finite(est.valence, 0.5, 0, 1)
+        add("/arousal", (av(a), "f"))
+        add("/valence", (av(v), "f"))
+        add("/av", (av(a), "f"), (av(v), "f"))
+        add("/arousal_raw", (av(est.arousal_raw), "f"))
+        add("/valence_raw", (av(est.valence_raw), "f"))
+        add("/quadrant", (quadrant_of(a, v), "i"))
+        add("/level", (_finite(est.level_rms_db, -120.0, -120.0, 20.0), "f"))
+        add("/silent", (int(bool(est.silent)), "i"))
+        add("/clip", (int(bool(est.clipping)), "i"))
+        add("/input", (int(bool(est.input_ok)), "i"))
+    if heartbeat is not None:
+        add("/heartbeat", (heartbeat, "i"))
+    return out
+
+
+def bundle_of(dgrams: list[bytes]) -> bytes:
+    """One bundle with the immediate timetag (never a future one: receivers would delay it)."""
+    from pythonosc.osc_message import OscMessage
+
+    b = OscBundleBuilder(IMMEDIATELY)
+    for d in dgrams:
+        b.add_content(OscMessage(d))
+    return b.build().dgram
+
+
+class _Target:
+    """One destination: its own connected, non-blocking UDP socket and its own error state."""
+
+    def __init__(self, spec: str, broadcast: bool, warn_interval: float) -> None:
+        self.spec = spec
+        self.warn_interval = warn_interval
+        self.host, self.port = parse_target(spec)
+        self.broadcast = broadcast
+        self.sock: socket.socket | None = None
+        self.sent = 0
+        self.errors = 0
+        self.state = "resolving"
+        self.last_error = ""
+        self.last_warn = -math.inf
+        self.warned = False
+        self.last_refused = -math.inf
+        self.next_resolve = 0.0
+        self._resolving = False
+        self._resolved: tuple[int, Any] | None = None
+        self._resolve_error = ""
+
+    def _resolve_bg(self) -> None:
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+            fam, _, _, _, addr = infos[0]
+            self._resolved = (fam, addr)
+        except (OSError, IndexError, UnicodeError) as e:
+            self._resolve_error = str(e) or type(e).__name__
+        finally:
+            self._resolving = False
+
+    def ensure_socket(self, now: float) -> bool:
+        """True when a socket is ready; otherwise starts or collects a background lookup."""
+        if self.sock is not None:
+            return True
+        if self._resolved is not None:
+            fam, addr = self._resolved
+            self._resolved = None
+            try:
+                s = socket.socket(fam, socket.SOCK_DGRAM)
+                s.setblocking(False)
+                if self.broadcast:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                s.connect(addr)
+            except OSError as e:
+                s.close()
+                self.fail(now, f"cannot connect: {self._why(e)}", "error")
+                self.next_resolve = now + RESOLVE_EVERY_S
+                return False
+            self.sock = s
+            self.state = "ok"
+            if self.warned:
+                log.info("OSC target %s: resolved, sending", self.spec)
+                self.warned = False
+            return True
+        if self._resolve_error:
+            self.fail(now, f"cannot resolve host {self.host!r}: {self._resolve_error}", "unresolved")
+            self._resolve_error = ""
+            self.next_resolve = now + RESOLVE_EVERY_S
+        if not self._resolving and now >= self.next_resolve:
+            self._resolving = True
+            threading.Thread(target=self._resolve_bg, name="mer-osc-resolve", daemon=True).start()
+        return False
+
+    def fail(self, now: float, why: str, state: str) -> None:
+        """Count an error; warn at most once per ``warn_interval`` for this target."""
+        self.errors += 1
+        self.state = state
+        self.last_error = why
+        if now - self.last_warn >= self.warn_interval:
+            self.last_warn = now
+            self.warned = True
+            log.warning("OSC target %s: %s; still trying", self.spec, why)
+
+    def send(self, dgrams: list[bytes], now: float) -> None:
+        assert self.sock is not None
+        for d in dgrams:
+            try:
+                self.sock.send(d)
+                self.sent += 1
+            except ConnectionRefusedError:
+                self.last_refused = now
+                self.fail(now, "nothing listening (port unreachable)", "down")
+            except BlockingIOError:
+                self.fail(now, "send buffer full, message dropped", "busy")
+                return
+            except OSError as e:
+                self.fail(now, self._why(e), "error")
+                return
+        # A refusal arrives one send late, so "down" clears only after a quiet DOWN_CLEARS_S.
+        if self.state != "ok" and now - self.last_refused > DOWN_CLEARS_S:
+            self.state = "ok"
+            if self.warned:
+                log.info("OSC target %s: sending again", self.spec)
+                self.warned = False
+
+    def _why(self, e: OSError) -> str:
+        why = e.strerror or str(e)
+        if e.errno == 13 and not self.broadcast:  # EACCES: Linux refuses broadcast without SO_BROADCAST
+            why += " (a broadcast address needs broadcast = true)"
+        return why
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def stats(self) -> dict[str, Any]:
+        return {"sent": self.sent, "errors": self.errors, "state": self.state, "last_error": self.last_error}
+
+
+class OscSender:
+    """Pipeline sink that sends the newest estimate at ``rate_hz`` on its own thread."""
+
+    def __init__(self, config: OscConfig) -> None:
+        self.config = config.validate()
+        self._lock = threading.Lock()
+        self._targets = [self._make_target(t) for t in config.targets]
+        self._latest: Estimate | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ticks: deque[float] = deque(maxlen=256)
+        self._heartbeat = 0
+        self._next_heartbeat = 0.0
+        self._tick_count = 0
+
+    def _make_target(self, spec: str) -> _Target:
+        return _Target(spec, self.config.broadcast, self.config.warn_interval_s)
+
+    def __call__(self, estimate: Estimate) -> None:
+        """Store the newest estimate (called on the pipeline thread: returns at once)."""
+        self._latest = estimate
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mer-osc", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sending and close the sockets; returns within about a second."""
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None:
+            t.join(1.0)
+        with self._lock:
+            for tg in self._targets:
+                tg.close()
+
+    def set_targets(self, targets: list[str]) -> None:
+        """Swap the destinations while running (ValueError, nothing changed, if one is invalid)."""
+        for t in targets:
+            parse_target(t)
+        if not targets:
+            raise ValueError("osc.targets must name at least one host:port")
+        with self._lock:
+            keep = {t.spec: t for t in self._targets}
+            new = [keep.pop(s) if s in keep else self._make_target(s) for s in dict.fromkeys(targets)]
+            for old in keep.values():
+                old.close()
+            self._targets = new
+        log.info("OSC targets: %s", ", ".join(targets))
+
+    def stats(self) -> dict[str, Any]:
+        """Targets, per-target sent/errors/state, and the send rate measured over recent ticks."""
+        with self._lock:
+            per = {t.spec: t.stats() for t in self._targets}
+        ticks = list(self._ticks)
+        rate = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) >= 2 and ticks[-1] > ticks[0] else 0.0
+        return {
+            "targets": list(per),
+            "per_target": per,
+            "rate_hz": rate,
+            "ticks": self._tick_count,
+            "heartbeat": self._heartbeat,
+        }
+
+    def _run(self) -> None:
+        period = 1.0 / self.config.rate_hz
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                self._tick(now)
+            except Exception as e:  # the sender must outlive any one bad tick
+                log.warning("OSC send failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+            next_t += period
+            if next_t < now - period:  # fell far behind (suspended?): do not burst to catch up
+                next_t = now + period
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def _tick(self, now: float) -> None:
+        cfg = self.config
+        hb: int | None = None
+        if now >= self._next_heartbeat:
+            self._heartbeat += 1
+            hb = self._heartbeat
+            self._next_heartbeat = now + cfg.heartbeat_s
+        dgrams = build_messages(self._latest, cfg.prefix, cfg.value_range, hb)
+        if cfg.bundle and dgrams:
+            dgrams = [bundle_of(dgrams)]
+        with self._lock:
+            for t in self._targets:
+                if t.ensure_socket(now) and dgrams:
+                    t.send(dgrams, now)
+        self._ticks.append(now)
+        self._tick_count += 1

@@ -1,0 +1,287 @@
+"""OscSender over real UDP sockets on localhost, parsed back with python-osc."""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import time
+
+import pytest
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_packet import OscPacket
+
+from mer_live.estimate import Estimate
+from mer_live.osc import OscConfig, OscSender, build_messages, parse_target
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def est(arousal: float = 0.8, valence: float = 0.3, **kw) -> Estimate:
+    base = dict(
+        t=1.0, wall=time.monotonic(), arousal_raw=arousal, valence_raw=valence, arousal=arousal,
+        valence=valence, level_rms_db=-20.0, level_peak_db=-6.0, silent=False, clipping=False,
+        input_ok=True, bad_samples=0, model_ms=1.0, latency_ms=5.0, overflows=0, hops_skipped=0,
+    )
+    base.update(kw)
+    return Estimate(**base)
+
+
+class Receiver:
+    """A real UDP server socket on 127.0.0.1 that collects OSC messages (from bundles too)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.05)
+        self.dgrams: list[bytes] = []
+        self.messages: list[OscMessage] = []
+
+    def pump(self, until, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                d = self.sock.recv(65536)
+            except TimeoutError:
+                d = None
+            if d is not None:
+                self.dgrams.append(d)
+                self.messages.extend(m.message for m in OscPacket(d).messages)
+            if until(self):
+                return True
+        return bool(until(self))
+
+    def values(self, address: str) -> list[list]:
+        return [m.params for m in self.messages if m.address == address]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def free_udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def has(address: str, n: int = 1):
+    return lambda r: len(r.values(address)) >= n
+
+
+def test_config_validation() -> None:
+    assert OscConfig().validate().targets == ["127.0.0.1:9000"]
+    assert parse_target("[::1]:9000") == ("::1", 9000)
+    assert parse_target("lights.local:8000") == ("lights.local", 8000)
+    bad = [
+        OscConfig(targets=[]),
+        OscConfig(targets="127.0.0.1:9000"),  # type: ignore[arg-type]
+        OscConfig(targets=["127.0.0.1"]),
+        OscConfig(targets=["127.0.0.1:0"]),
+        OscConfig(targets=["127.0.0.1:70000"]),
+        OscConfig(targets=["127.0.0.1:abc"]),
+        OscConfig(prefix="mer"),
+        OscConfig(prefix="/mer/"),
+        OscConfig(prefix="/m er"),
+        OscConfig(rate_hz=0),
+        OscConfig(rate_hz=float("nan")),
+        OscConfig(value_range="-1..1"),
+        OscConfig(heartbeat_s=0),
+    ]
+    for cfg in bad:
+        with pytest.raises(ValueError) as e:
+            cfg.validate()
+        assert "\n" not in str(e.value) and ("osc" in str(e.value).lower())
+
+
+def test_every_address_with_types_and_ranges(receiver: Receiver) -> None:
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=50))
+    s(est(0.8, 0.3, arousal_raw=0.9, valence_raw=0.2, level_rms_db=-18.5, clipping=True))
+    s.start()
+    try:
+        assert receiver.pump(lambda r: has("/mer/arousal", 3)(r) and has("/mer/heartbeat")(r))
+    finally:
+        s.stop()
+    one = {m.address: m.params for m in receiver.messages}
+    assert one["/mer/arousal"] == [pytest.approx(0.8)]
+    assert one["/mer/valence"] == [pytest.approx(0.3)]
+    assert one["/mer/av"] == [pytest.approx(0.8), pytest.approx(0.3)]
+    assert one["/mer/arousal_raw"] == [pytest.approx(0.9)]
+    assert one["/mer/valence_raw"] == [pytest.approx(0.2)]
+    assert one["/mer/quadrant"] == [2]
+    assert one["/mer/level"] == [pytest.approx(-18.5)]
+    assert one["/mer/silent"] == [0] and one["/mer/clip"] == [1] and one["/mer/input"] == [1]
+    for addr in ("/mer/arousal", "/mer/valence", "/mer/level"):
+        assert all(isinstance(p[0], float) for p in receiver.values(addr))
+    for addr in ("/mer/quadrant", "/mer/silent", "/mer/clip", "/mer/input", "/mer/heartbeat"):
+        assert all(type(p[0]) is int for p in receiver.values(addr))
+    # One estimate stored, many ticks sent: the send rate does not depend on the hop.
+    assert len(receiver.values("/mer/arousal")) >= 3
+    beats = [p[0] for p in receiver.values("/mer/heartbeat")]
+    assert beats == sorted(beats) and beats[0] >= 1
+    assert not any(d.startswith(b"#bundle") for d in receiver.dgrams)
+
+
+def test_pm1_range_and_prefix(receiver: Receiver) -> None:
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], value_range="pm1", prefix="/show/mer"))
+    s(est(0.8, 0.3))
+    s.start()
+    try:
+        assert receiver.pump(has("/show/mer/input"))  # the last message of a tick
+    finally:
+        s.stop()
+    assert receiver.values("/show/mer/av")[0] == [pytest.approx(0.6), pytest.approx(-0.4)]
+    assert receiver.values("/show/mer/arousal")[0] == [pytest.approx(0.6)]
+    assert receiver.values("/show/mer/quadrant")[0] == [2]
+    assert not receiver.values("/mer/arousal")
+
+
+def test_bundle_mode_immediate_timetag(receiver: Receiver) -> None:
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], bundle=True))
+    s(est(0.2, 0.9))
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/av", 2))
+    finally:
+        s.stop()
+    assert receiver.dgrams and all(d.startswith(b"#bundle\0") for d in receiver.dgrams)
+    b = OscBundle(receiver.dgrams[0])
+    assert b.dgram[8:16] == b"\0\0\0\0\0\0\0\1"  # OSC "immediately"
+    addrs = {c.address for c in b}
+    assert {"/mer/arousal", "/mer/valence", "/mer/av", "/mer/quadrant", "/mer/input"} <= addrs
+
+
+def test_values_on_the_wire_are_always_finite() -> None:
+    e = est(float("nan"), float("inf"), arousal_raw=float("-inf"), valence_raw=2.0,
+            level_rms_db=float("-inf"))
+    for rng in ("01", "pm1"):
+        for d in build_messages(e, "/mer", rng, heartbeat=3):
+            m = OscMessage(d)
+            for p in m.params:
+                assert math.isfinite(p), (m.address, p)
+            if m.address in ("/mer/arousal", "/mer/valence", "/mer/arousal_raw", "/mer/valence_raw"):
+                lo = 0.0 if rng == "01" else -1.0
+                assert lo <= m.params[0] <= 1.0
+    msgs = {OscMessage(d).address: OscMessage(d).params for d in build_messages(e, "/mer", "01", None)}
+    assert msgs["/mer/arousal"] == [0.5]  # NaN -> neutral
+    assert msgs["/mer/level"] == [-120.0]
+    assert "/mer/heartbeat" not in msgs
+
+
+def test_closed_port_warns_once_then_resumes(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="mer_live.osc")
+    port = free_udp_port()
+    target = f"127.0.0.1:{port}"
+    s = OscSender(OscConfig(targets=[target], rate_hz=50, warn_interval_s=30))
+    s(est())
+    s.start()
+    try:
+        deadline = time.monotonic() + 5
+        while s.stats()["per_target"][target]["errors"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        st = s.stats()["per_target"][target]
+        assert st["errors"] >= 5 and st["state"] == "down", st
+        warns = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warns) == 1 and target in warns[0].getMessage() and "\n" not in warns[0].getMessage()
+        r = Receiver(port)  # the lighting desk comes up on that port
+        try:
+            assert r.pump(has("/mer/av", 3)), "sending did not resume"
+            deadline = time.monotonic() + 5
+            while s.stats()["per_target"][target]["state"] != "ok" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert s.stats()["per_target"][target]["state"] == "ok"
+        finally:
+            r.close()
+    finally:
+        s.stop()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert any("sending again" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_host_is_not_fatal(receiver: Receiver, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="mer_live.osc")
+    bad = "no-such-host.invalid:9000"
+    good = f"127.0.0.1:{receiver.port}"
+    s = OscSender(OscConfig(targets=[bad, good], rate_hz=50))
+    s(est())
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/arousal", 5))
+        deadline = time.monotonic() + 5
+        while s.stats()["per_target"][bad]["errors"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        st = s.stats()
+    finally:
+        s.stop()
+    assert st["per_target"][bad]["state"] == "unresolved" and st["per_target"][bad]["sent"] == 0
+    assert st["per_target"][good]["state"] == "ok" and st["per_target"][good]["sent"] > 0
+    assert st["rate_hz"] > 0 and st["targets"] == [bad, good]
+    warns = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warns) == 1 and "no-such-host.invalid" in warns[0]
+
+
+def test_set_targets_swaps_while_running() -> None:
+    a, b = Receiver(), Receiver()
+    try:
+        s = OscSender(OscConfig(targets=[f"127.0.0.1:{a.port}"], rate_hz=50))
+        s(est())
+        s.start()
+        try:
+            assert a.pump(has("/mer/av"))
+            with pytest.raises(ValueError):
+                s.set_targets(["nonsense"])
+            assert s.stats()["targets"] == [f"127.0.0.1:{a.port}"]
+            s.set_targets([f"127.0.0.1:{b.port}"])
+            a.pump(lambda r: False, timeout=0.1)  # drain what was sent before the swap
+            n_a = len(a.messages)
+            assert b.pump(has("/mer/av", 3))
+            a.pump(lambda r: False, timeout=0.3)
+            assert len(a.messages) == n_a, "old target still receiving after the swap"
+            assert s.stats()["targets"] == [f"127.0.0.1:{b.port}"]
+        finally:
+            s.stop()
+        assert s._thread is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_broadcast_is_opt_in(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="mer_live.osc")
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    r.bind(("0.0.0.0", 0))
+    port = r.getsockname()[1]
+    r.close()
+    target = f"255.255.255.255:{port}"
+    s = OscSender(OscConfig(targets=[target], rate_hz=50))
+    s(est())
+    s.start()
+    try:
+        deadline = time.monotonic() + 5
+        while s.stats()["per_target"][target]["errors"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        s.stop()
+    assert s.stats()["per_target"][target]["sent"] == 0
+    assert any("broadcast = true" in rec.getMessage() for rec in caplog.records)
+    s = OscSender(OscConfig(targets=[target], rate_hz=50, broadcast=True))
+    s(est())
+    s.start()
+    try:
+        deadline = time.monotonic() + 5
+        while s.stats()["per_target"][target]["sent"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        s.stop()
+    if s.stats()["per_target"][target]["sent"] == 0:
+        pytest.skip(f"no broadcast route here: {s.stats()['per_target'][target]['last_error']}")
