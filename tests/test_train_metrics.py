@@ -112,3 +112,21 @@ def test_aggregate_windows_and_fold_spread() -> None:
     assert np.isnan(agg[1]).all() and agg[2].tolist() == [1, 0]
     sp = fold_spread([{"a": {"auc": 0.6}}, {"a": {"auc": 0.8}}], ["a.auc"])
     assert sp["a.auc"] == pytest.approx((0.7, 0.1))
+
+
+def test_plots_write_real_pngs(tmp_path) -> None:
+    import matplotlib.image as mpimg
+
+    from train.plots import av_scatter_png, confusion_png, curves_png
+
+    rng = np.random.default_rng(0)
+    paths = [
+        confusion_png([[5, 1, 0, 0], [1, 4, 1, 0], [0, 0, 6, 0], [2, 0, 0, 3]], tmp_path / "cm.png"),
+        curves_png({"train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7], "val_auc": [0.6, 0.7, 0.8]},
+                   tmp_path / "sub" / "curves.png"),
+        av_scatter_png(rng.random((20, 2)), tmp_path / "av.png", true=rng.random((20, 2)),
+                       quadrant=rng.integers(1, 5, 20)),
+    ]
+    for p in paths:
+        img = mpimg.imread(p)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0.01  # drawn, not blank
