@@ -1,0 +1,151 @@
+"""The peer: VibeNet (PyPI ``vibenet``, an EfficientNet student on mel spectrograms, ONNX) against
+``mer-analyze`` on the same 30-s 4Q MP3 clips, decoding included: seconds per clip and peak RSS,
+as a ratio measured in the same run.
+
+Why: VibeNet is the closest installable peer (offline, onnxruntime, predicts valence and energy
+from audio); if mer-analyze is not clearly cheaper per clip, the lighter model buys nothing.
+
+VibeNet lives in its own venv (it pulls librosa, numba, pydub): create it once with
+
+    python3 -m venv /tmp/vibenet-venv && /tmp/vibenet-venv/bin/pip install vibenet==0.1.0
+
+    python -m bench.bench_vibenet [--clips 20] [--model M] [--venv /tmp/vibenet-venv]
+
+Each tool runs in its own fresh process (so peak RSS is its own), loads its model once, analyses
+one untimed warm-up clip, then times every clip. Both run twice: pinned to one core
+(``taskset -c 0``, mer-analyze with 1 onnxruntime thread) and on all cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import ROOT, fourq_clips, md_table, record, stats
+
+_VIBENET_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import vibenet
+model = vibenet.load_model()
+load_s = time.perf_counter() - t0
+paths = sys.argv[1:]
+model.predict(paths[0])  # warm-up
+times, outs = [], []
+for p in paths[1:]:
+    t = time.perf_counter()
+    r = model.predict(p)[0]
+    times.append(time.perf_counter() - t)
+    outs.append([r.energy, r.valence])
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
+print(json.dumps({"load_s": load_s, "times": times, "peak_rss_mb": int(hwm) / 1024, "outs": outs}))
+"""
+
+_MER_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from mer_live.analyze import analyze_file, load_model
+model = load_model(Path(sys.argv[1]), provider="cpu", threads=int(sys.argv[2]))
+load_s = time.perf_counter() - t0
+paths = sys.argv[3:]
+analyze_file(paths[0], model)  # warm-up
+times, outs = [], []
+for p in paths[1:]:
+    t = time.perf_counter()
+    r = analyze_file(p, model)
+    times.append(time.perf_counter() - t)
+    outs.append([r["arousal"], r["valence"]])
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
+print(json.dumps({"load_s": load_s, "times": times, "peak_rss_mb": int(hwm) / 1024, "outs": outs}))
+"""
+
+
+def _run(cmd: list[str], pin: bool, timeout: float = 900) -> dict:
+    if pin and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{cmd[0]} failed ({out.returncode}): {tail}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pearson(a: list[float], b: list[float]) -> float:
+    import numpy as np
+
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.bench_model import pick_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--model", type=Path, help="mer model (default: shipped, else the reference CNN)")
+    ap.add_argument("--venv", type=Path, default=Path("/tmp/vibenet-venv"))
+    args = ap.parse_args(argv)
+
+    clips = [str(p) for p in fourq_clips(args.clips + 1)]
+    if len(clips) < 2:
+        print("no 4Q clips under ../shared/data/4q/audio: nothing to compare")
+        return 2
+    vpy = args.venv / "bin" / "python"
+    if not vpy.is_file():
+        print(f"VibeNet venv missing: python3 -m venv {args.venv} && "
+              f"{args.venv}/bin/pip install vibenet==0.1.0")
+        return 2
+    model = pick_model(args.model)
+    rows = []
+    corr_notes = []
+    for pin, label in ((True, "1 core (taskset -c 0)"), (False, f"all {os.cpu_count()} cores")):
+        mer = _run([sys.executable, "-c", _MER_CHILD, str(model), "1" if pin else "0", *clips], pin)
+        vib = _run([str(vpy), "-c", _VIBENET_CHILD, *clips], pin)
+        sm, sv = stats(mer["times"]), stats(vib["times"])
+        for name, r, s in (("mer-analyze (" + model.name + ")", mer, sm), ("vibenet 0.1.0", vib, sv)):
+            rows.append([label, name, len(r["times"]), s.median, s.p99, r["load_s"], r["peak_rss_mb"],
+                         f"{30.0 / s.median:.0f}x"])
+        rows.append([label, "**ratio vibenet / mer-analyze**", "", f"**{sv.median / sm.median:.1f}x**", "",
+                     "", f"{vib['peak_rss_mb'] / mer['peak_rss_mb']:.1f}x", ""])
+        ma = [o[0] for o in mer["outs"]]
+        ve = [o[0] for o in vib["outs"]]
+        mv = [o[1] for o in mer["outs"]]
+        vv = [o[1] for o in vib["outs"]]
+        if not model.stem.startswith("ref-"):  # the reference CNN has random weights
+            corr_notes.append(
+                f"{label}: Pearson r over clips, mer arousal vs vibenet energy {_pearson(ma, ve):.2f}, "
+                f"mer valence vs vibenet valence {_pearson(mv, vv):.2f}"
+            )
+        print(md_table(["cores", "tool", "clips", "median s/clip", "p99 s/clip", "load s", "peak RSS MB",
+                        "x real time"], rows), flush=True)
+    body = md_table(["cores", "tool", "clips", "median s/clip", "p99 s/clip", "load s (import + model)",
+                     "peak RSS MB", "x real time (30 s)"], rows)
+    record(
+        "mer-analyze vs VibeNet per clip (bench_vibenet)",
+        body,
+        notes=[
+            f"{len(clips) - 1} 4Q MP3 clips (~30 s, 22050 Hz mono), decoding included for both; one "
+            "untimed warm-up clip first; each tool in its own process (peak RSS = VmHWM of that process).",
+            "vibenet 0.1.0 from PyPI ships its EfficientNet ONNX weights (18.5 MB) inside the wheel: "
+            "no download from another host. It needs librosa, numba, pydub, audioread, typer (own venv). "
+            "Its EfficientNetModel builds SessionOptions with 1 thread but does not pass them to "
+            "InferenceSession, so it uses onnxruntime's default (all cores) unless pinned.",
+            "mer-analyze: analyze_file (soundfile decode + soxr HQ + windows at 0.5 s hop, batch 64).",
+            *corr_notes,
+            "(correlations are a sanity look on few clips, not an evaluation; the models are not "
+            "trained on the same labels)",
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
