@@ -1,10 +1,14 @@
-"""Decode and resample each clip ONCE, the same way the runtime resamples live, and cache it.
+"""Decode and resample each clip ONCE, exactly as the runtime prepares audio, and cache it.
 
-Decode with soundfile, average the channels to mono, resample with ``soxr.resample(x, file_sr,
-sr, quality="HQ")`` (the runtime uses ``soxr.ResampleStream`` at the same quality, so training
-and serving see the same audio). One ``.npy`` per clip under ``cache_dir/<dataset>-<sr>/``,
-named by the clip id and a hash of (path, mtime, size, sr, quality): a changed source file gets
-a new entry, a stale one is replaced. A clip that fails to decode is dropped with a one-line
+Decode with soundfile, then the runtime's own clean-up chain ``mer_live.pipeline.prepare_offline``
+with default settings: channel mean, the 10 Hz DC blocker (at the file's rate) and
+``soxr.resample(x, file_sr, sr, quality="HQ")``. The live pipeline runs the same chain with
+``soxr.ResampleStream`` (equal to ``soxr.resample``), and ``mer-analyze`` calls the same function,
+so training and serving see the same samples (tests/test_train_export.py checks it end to end).
+
+One ``.npy`` per clip under ``cache_dir/<dataset>-<sr>/``, named by the clip id and a hash of
+(path, mtime, size, sr, the chain's settings): a changed source file gets a new entry, a stale one
+is replaced. A clip that fails to decode is dropped with a one-line
 warning and listed in ``AudioList.dropped``; it never stops the run.
 """
 
@@ -25,22 +29,28 @@ from .data import Clip
 
 log = logging.getLogger(__name__)
 
-QUALITY = "HQ"
 DEFAULT_CACHE_DIR = Path("cache")
 
 
+def _chain_id() -> str:
+    """What the cached samples depend on besides the file: a change here invalidates the cache."""
+    from mer_live.pipeline import RESAMPLE_QUALITY, PipelineConfig
+
+    c = PipelineConfig()
+    return f"prepare_offline|dc{c.dc_cutoff_hz}|gain{c.gain_db}|{RESAMPLE_QUALITY}|soxr{soxr.__version__}"
+
+
 def decode(path: Path, sr: int) -> np.ndarray:
-    """Mono float32 audio of ``path`` at ``sr`` (soundfile decode, channel mean, soxr HQ)."""
+    """Mono float32 audio of ``path`` at ``sr``: soundfile decode + the runtime's prepare_offline chain."""
+    from mer_live.pipeline import PipelineConfig, prepare_offline
+
     x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     if x.shape[0] == 0:
         raise ValueError("no samples")
-    mono = x.mean(axis=1, dtype=np.float32)
-    if file_sr != sr:
-        mono = soxr.resample(mono, file_sr, sr, quality=QUALITY)
-    mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise ValueError("non-finite samples")
-    return mono
+    if not np.all(np.isfinite(x)):  # the runtime zeroes them too (sanitize); say so once
+        log.warning("%s: %d NaN/inf samples set to 0", Path(path).name, int((~np.isfinite(x)).sum()))
+    mono = prepare_offline(x, int(file_sr), int(sr), PipelineConfig())
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 class AudioList(list):
@@ -60,7 +70,7 @@ def _safe(s: str) -> str:
 
 def _key(clip: Clip, sr: int) -> str:
     st = clip.path.stat()
-    raw = f"{clip.path.resolve()}|{st.st_mtime_ns}|{st.st_size}|{sr}|{QUALITY}|soxr{soxr.__version__}"
+    raw = f"{clip.path.resolve()}|{st.st_mtime_ns}|{st.st_size}|{sr}|{_chain_id()}"
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
