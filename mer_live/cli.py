@@ -224,8 +224,6 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     from mer_live.filesource import FileSource
 
     src = cfg.source
-    if src.input is not None and src.demo:
-        raise CliError("--input and --demo cannot be used together", EXIT_USAGE)
     if src.input is not None:
         path = Path(src.input)
         return (lambda _spec: FileSource(path, realtime=True, play=src.play, loop=src.loop)), str(path)
@@ -349,6 +347,8 @@ def _main(ns: argparse.Namespace) -> int:
             cfg = build_config({}, overrides=overrides)
     except ConfigError as e:
         raise CliError(str(e), EXIT_USAGE) from None
+    if cfg.source.input is not None and cfg.source.demo:
+        raise CliError("--input and --demo cannot be used together", EXIT_USAGE)
     setup_logging(cfg.log.verbosity, cfg.log.file)
     if ns.print_config:
         print(dumps_toml(cfg), end="")

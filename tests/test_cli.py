@@ -1,0 +1,271 @@
+"""mer-live as a user runs it: real subprocesses, a real ONNX model, OSC over real UDP sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tomllib
+from pythonosc.osc_packet import OscPacket
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    e["PYTHONUNBUFFERED"] = "1"
+    e.update(extra)
+    return e
+
+
+def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mer_live", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env=kw.pop("env", env()), **kw,
+    )
+
+
+class OscServer:
+    """A plain UDP socket that collects OSC messages on its own thread."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.messages: list[tuple[str, tuple]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except (TimeoutError, OSError):
+                continue
+            for m in OscPacket(data).messages:
+                self.messages.append((m.message.address, tuple(m.message.params)))
+
+    def values(self, address: str) -> list[tuple]:
+        return [p for a, p in self.messages if a == address]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def osc_server():
+    s = OscServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def quiet_then_loud(tmp_path_factory) -> Path:
+    """2 s of a quiet tone (-43 dBFS) then 2 s loud (-9 dBFS), stereo 44.1 kHz."""
+    sr = 44100
+    t = np.arange(4 * sr) / sr
+    x = np.sin(2 * np.pi * 440 * t) * np.where(t < 2.0, 0.01, 0.5)
+    path = tmp_path_factory.mktemp("cli") / "quiet_then_loud.wav"
+    sf.write(path, np.stack([x, x], axis=1).astype(np.float32), sr)
+    return path
+
+
+def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> None:
+    r = run_cli(
+        "--input", str(quiet_then_loud), "--headless", "--duration", "3.5", "--model", str(loudness_model),
+        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-rate", "20", "--attack", "0.1",
+    )
+    time.sleep(0.2)  # the last datagrams in flight
+    assert r.returncode == 0, r.stderr
+    assert "on CPUExecutionProvider" in r.stderr  # the provider really active, read from the session
+    assert "Traceback" not in r.stderr
+    arousal = [p[0] for p in osc_server.values("/mer/arousal")]
+    av = osc_server.values("/mer/av")
+    assert len(arousal) >= 20, osc_server.messages[:5]
+    assert all(0.0 <= a <= 1.0 and 0.0 <= v <= 1.0 for a, v in av)
+    assert all(q[0] in (1, 2, 3, 4) for q in osc_server.values("/mer/quadrant"))
+    assert len(osc_server.values("/mer/heartbeat")) >= 2
+    # the test model's arousal follows loudness: quiet first, loud at the end
+    first = [a for a in arousal[: len(arousal) // 4] if a != 0.5]  # 0.5 = neutral before the first window
+    assert first and max(first) < 0.3
+    assert max(arousal[-5:]) > 0.6
+    # the terminal printer: plain lines when stdout is not a TTY
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) >= 3 and all("\r" not in ln for ln in lines)
+    assert "A [" in lines[-1] and "V [" in lines[-1]
+
+
+def test_range_pm1_and_prefix(quiet_then_loud, loudness_model, osc_server) -> None:
+    r = run_cli(
+        "--input", str(quiet_then_loud), "--headless", "--duration", "1.5", "--model", str(loudness_model),
+        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-prefix", "/show", "--range", "pm1",
+    )
+    time.sleep(0.2)
+    assert r.returncode == 0, r.stderr
+    vals = [p[0] for p in osc_server.values("/show/arousal")]
+    assert vals and not osc_server.values("/mer/arousal")
+    assert all(-1.0 <= v <= 1.0 for v in vals) and min(vals) < 0.0  # quiet -> below neutral on pm1
+
+
+def test_broken_model_fails_before_audio(tmp_path, osc_server) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage, not a protobuf")
+    broken.with_suffix(".json").write_text('{"sample_rate": 16000, "window_samples": 16000}')
+    # a device that does not exist: had audio been opened first, the error would be about it
+    r = run_cli("--model", str(broken), "--device", "no-such-device-xyz", "--headless",
+                 "--osc", f"127.0.0.1:{osc_server.port}", timeout=30)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("mer-live: error: cannot load model") and "broken.onnx" in lines[0]
+    time.sleep(0.1)
+    assert osc_server.messages == []
+
+
+def test_missing_model_file(tmp_path) -> None:
+    r = run_cli("--model", str(tmp_path / "nope.onnx"), "--headless", timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"mer-live: error: model file not found: {tmp_path / 'nope.onnx'}"
+
+
+def test_missing_default_model_says_so() -> None:
+    from mer_live.model import default_model_path
+
+    if default_model_path().is_file():
+        pytest.skip("the default model is shipped")
+    r = run_cli("--headless", "--duration", "1", timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("mer-live: error: no model: the default model mer-default.onnx")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_is_one_line(tmp_path, loudness_model) -> None:
+    cfg = tmp_path / "show.toml"
+    cfg.write_text('[osc]\nrate_hz = "fast"\n')
+    r = run_cli("--config", str(cfg), "--model", str(loudness_model), timeout=30)
+    assert r.returncode == 2
+    want = 'mer-live: error: show.toml: [osc] rate_hz must be a number in 0.1..1000, got "fast"'
+    assert r.stderr.strip() == want
+    cfg.write_text("[osc]\nport = 9000\n")
+    r = run_cli("--config", str(cfg), timeout=30)
+    assert r.returncode == 2 and r.stderr.startswith("mer-live: error: show.toml: unknown key [osc] port")
+    r = run_cli("--config", str(tmp_path / "missing.toml"), timeout=30)
+    assert r.returncode == 2 and r.stderr.strip().startswith("mer-live: error: config file not found")
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--hop", "0"], "mer-live: error: --hop must be a number of seconds in 0.01..10, got 0.0"),
+        (["--pick", "1,x"], "mer-live: error: --pick must be 1-based channel numbers like 1,2, got '1,x'"),
+        (["--osc", "nohost"], "mer-live: error: --osc: OSC target must be host:port, got 'nohost'"),
+        (["--provider", "tpu"], "mer-live: error: argument --provider: invalid choice: 'tpu'"),
+        (["--input", "a.wav", "--demo"], "mer-live: error: --input and --demo cannot be used together"),
+    ],
+)
+def test_bad_flags_are_one_line(args, expected, loudness_model) -> None:
+    r = run_cli(*args, "--model", str(loudness_model), "--headless", timeout=30)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.strip().startswith(expected)
+
+
+def test_undecodable_input_is_one_line(tmp_path, loudness_model) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really")
+    r = run_cli("--input", str(bad), "--model", str(loudness_model), "--headless", "--no-osc", timeout=30)
+    assert r.returncode == 1
+    err = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(err) == 1 and err[0].startswith("mer-live: error: cannot decode audio file bad.wav")
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(sig, quiet_then_loud, loudness_model) -> None:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mer_live", "--input", str(quiet_then_loud), "--loop", "--headless",
+         "--no-osc", "--model", str(loudness_model)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    )
+    try:
+        got_line = threading.Event()
+
+        def read() -> None:
+            assert p.stdout is not None
+            for _line in p.stdout:
+                got_line.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert got_line.wait(30), "no live line printed"
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        rc = p.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+    assert rc == 0, p.stderr.read() if p.stderr else ""
+    assert took < 2.5, f"stopping took {took:.2f} s"
+    err = p.stderr.read() if p.stderr else ""
+    assert "Traceback" not in err and "stopped after" in err
+
+
+def test_print_config_merges_file_and_flags(tmp_path) -> None:
+    cfg = tmp_path / "show.toml"
+    cfg.write_text('[osc]\nprefix = "/show"\nrate_hz = 10\n')
+    r = run_cli("--config", str(cfg), "--osc-rate", "50", "--hop", "0.25", "--no-osc", "--print-config")
+    assert r.returncode == 0, r.stderr
+    printed = tomllib.loads(r.stdout)
+    assert printed["osc"]["prefix"] == "/show" and printed["osc"]["rate_hz"] == 50.0
+    assert printed["osc"]["enabled"] is False and printed["pipeline"]["hop_s"] == 0.25
+
+
+def test_version() -> None:
+    from mer_live import __version__
+
+    r = run_cli("--version", timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == f"mer-live {__version__}"
+
+
+def test_no_display_runs_headless_with_notice(quiet_then_loud, loudness_model) -> None:
+    r = run_cli("--input", str(quiet_then_loud), "--duration", "1.2", "--no-osc",
+                "--model", str(loudness_model))
+    assert r.returncode == 0, r.stderr
+    assert "mer-live: no display (DISPLAY/WAYLAND_DISPLAY unset): running headless" in r.stderr
+
+
+def test_demo_fallback_without_input_devices(loudness_model) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "from mer_live.cli import _no_input_devices as f; print(f())"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env(),
+    )
+    if probe.stdout.strip() != "True":
+        pytest.skip("this machine has an input device")
+    r = run_cli("--headless", "--duration", "1.5", "--no-osc", "--model", str(loudness_model))
+    assert r.returncode == 0, r.stderr
+    assert "no input device found: running the bundled demo instead" in r.stderr
+    assert "A [" in r.stdout
+
+
+@pytest.mark.gui
+def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model) -> None:
+    pytest.importorskip("PySide6")
+    r = run_cli("--input", str(quiet_then_loud), "--duration", "2", "--no-osc",
+                "--model", str(loudness_model), env=env(QT_QPA_PLATFORM="offscreen"), timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "running headless" not in r.stderr and "Traceback" not in r.stderr
+    assert "stopped after" in r.stderr
