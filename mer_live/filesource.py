@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,9 @@ class FileSource:
         self.ring = RingBuffer(cap, self.channels)
         self.overflows = 0  # a file never overflows; the ring's own losses are in ring.frames_lost
         self.message = "ready"
-        #: (frames written in total, time.monotonic() of that write): lets the pipeline measure latency.
-        self.write_clock: tuple[int, float] = (0, time.monotonic())
+        #: (frames written in total, time.monotonic() of that write) for recent writes, newest last:
+        #: lets the pipeline measure latency from the moment a sample reached the ring.
+        self.write_log: deque[tuple[int, float]] = deque(maxlen=512)
         self._finished = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,7 +132,7 @@ class FileSource:
         self._stop.clear()
         self._finished = False
         self.ring.clear()
-        self.write_clock = (0, time.monotonic())
+        self.write_log.clear()
         if self.play and self.realtime:
             self._open_output()
         self.message = f"playing {self.name}" + (" (unpaced)" if not self.realtime else "")
@@ -180,7 +182,7 @@ class FileSource:
                     if self._stop.wait(0.002):
                         return
             self.ring.write(block)
-            self.write_clock = (self.ring.frames_written, time.monotonic())
+            self.write_log.append((self.ring.frames_written, time.monotonic()))
             if self._out_q is not None:
                 try:
                     self._out_q.put_nowait(block)

@@ -26,6 +26,7 @@ Policies (documented choices):
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
@@ -259,6 +260,7 @@ class Pipeline:
         self.sink_errors = 0
         self.model_errors = 0
         self.bad_samples = 0
+        self.wakeups = 0  #: loop passes (proves the thread sleeps between hops instead of spinning)
         self._reset_stream()
 
     # -- public API ---------------------------------------------------------------------------
@@ -355,6 +357,7 @@ class Pipeline:
             "sink_errors": self.sink_errors,
             "model_errors": self.model_errors,
             "bad_samples": self.bad_samples,
+            "wakeups": self.wakeups,
             "frames_lost": int(src.ring.frames_lost),
             "overflows": int(getattr(src, "overflows", 0)),
             "source": src.name,
@@ -393,7 +396,7 @@ class Pipeline:
         self._bad = 0
         self._evaluated_any = False
         self._last_raw = np.full(2, 0.5)
-        self._read_clock: tuple[int, float] = (0, time.monotonic())
+        self._read_log: deque[tuple[int, float]] = deque(maxlen=512)
         self._last_audio_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
         self._t_last = 0.0
@@ -416,6 +419,7 @@ class Pipeline:
     def _step(self) -> bool:
         """One pass: take a pending source swap, drain the ring, publish, sleep. True = finished."""
         self._take_pending_source()
+        self.wakeups += 1
         src = self.source
         got = self._drain(src)
         now = time.monotonic()
@@ -459,15 +463,14 @@ class Pipeline:
         piece = max(1, int(math.ceil(self.hop * self.src_rate / self.model_rate)))
         total = 0
         pending: _Pending | None = None
+        own_log = getattr(src, "write_log", None) is None
         while not self._stop.is_set():
-            clock = getattr(src, "write_clock", None)
+            if own_log:  # the source does not log its writes: our read time bounds them
+                self._read_log.append((src.ring.frames_written, time.monotonic()))
             block = src.ring.read_new(piece)
             n = block.shape[0]
             if n == 0:
                 break
-            if clock is None:
-                clock = (src.ring.frames_written, time.monotonic())
-            self._read_clock = clock
             total += n
             self._src_read += n
             for p in self._process(block):
@@ -590,12 +593,7 @@ class Pipeline:
         self._evaluated_any = True
         smooth = self.smoother.update(self._last_raw, dt, silent=not trusted)
         now = time.monotonic()
-        # When did the window's last sample reach the ring? Map it to source frames and back-date
-        # from the newest write we know of (the source's write_clock, else our own read time).
-        frames_w, wall_w = self._read_clock
-        p_src = p.end * self.src_rate / self.model_rate
-        written_at = wall_w - max(0.0, frames_w - p_src) / self.src_rate if self._live else wall_w
-        latency_ms = max(0.0, (now - written_at) * 1000.0)
+        latency_ms = max(0.0, (now - self._written_at(p.end)) * 1000.0)
         self._latency_ms.append(latency_ms)
         t = p.end / self.model_rate
         self._t_last = t
@@ -619,6 +617,23 @@ class Pipeline:
                 hops_skipped=self.hops_skipped,
             )
         )
+
+    def _written_at(self, end: int) -> float:
+        """When the source frame holding model sample ``end - 1`` reached the ring (monotonic).
+
+        Uses the source's ``write_log`` (FileSource records every write) or, for sources without
+        one, the pipeline's own read times (an upper bound on the write time).
+        """
+        need = int(math.floor((end - 1) * self.src_rate / self.model_rate)) + 1  # frames written
+        log = getattr(self.source, "write_log", None)
+        entries = list(log) if log is not None else list(self._read_log)
+        if not entries:
+            return time.monotonic()
+        i = bisect.bisect_left(entries, (need, -math.inf))
+        if i < len(entries):
+            return entries[i][1]
+        frames, wall = entries[-1]  # newer than anything logged (cannot happen): extrapolate
+        return wall + (need - frames) / self.src_rate
 
     def _emit_lost(self, now: float) -> None:
         """No audio is arriving: publish a hold/drift estimate flagged input_ok=False."""
