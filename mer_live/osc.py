@@ -174,6 +174,12 @@ class _Target:
         self._resolving = False
         self._resolved: tuple[int, Any] | None = None
         self._resolve_error = ""
+        try:  # a numeric address needs no lookup: ready for the very first tick
+            fam, _, _, _, addr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM,
+                                                    flags=socket.AI_NUMERICHOST)[0]
+            self._resolved = (fam, addr)
+        except (OSError, IndexError, UnicodeError):
+            pass  # a host name: resolved in the background by ensure_socket
 
     def _resolve_bg(self) -> None:
         try:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
+from pythonosc.udp_client import SimpleUDPClient
 
 from mer_live.estimate import Estimate
 from mer_live.osc import OscConfig, OscSender, build_messages, parse_target
@@ -285,3 +291,109 @@ def test_broadcast_is_opt_in(caplog) -> None:
         s.stop()
     if s.stats()["per_target"][target]["sent"] == 0:
         pytest.skip(f"no broadcast route here: {s.stats()['per_target'][target]['last_error']}")
+
+
+# -- the examples (they double as docs, so they must work) -------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class Script:
+    """An example script in a subprocess; its stdout lines arrive on a queue (reads never hang)."""
+
+    def __init__(self, *args: str) -> None:
+        self.p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, bufsize=1)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pred, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                if self.p.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.seen.append(line)
+            if pred(line):
+                return line
+        raise AssertionError(f"no matching line within {timeout} s; got {self.seen[-5:]}")
+
+    def close(self) -> None:
+        self.p.terminate()
+        try:
+            self.p.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(timeout=3)
+
+
+def test_listener_example_prints_ticks_and_flags_bad_messages() -> None:
+    port = free_udp_port()
+    script = Script(str(EXAMPLES / "osc_listener.py"), "--port", str(port), "--range", "pm1")
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=20, value_range="pm1"))
+    try:
+        script.wait_for(lambda ln: ln.startswith("listening on 127.0.0.1"))
+        s(est(0.8, 0.3, level_rms_db=-12.0))
+        s.start()
+        line = script.wait_for(lambda ln: ln.startswith("A "))
+        assert "A +0.600  V -0.400" in line and "Q2" in line and "-12.0 dBFS" in line and "input 1" in line
+        SimpleUDPClient("127.0.0.1", port).send_message("/mer/arousal", [3.5])
+        bad = script.wait_for(lambda ln: ln.startswith("warning:"))
+        assert "/mer/arousal" in bad and "outside" in bad
+        script.wait_for(lambda ln: ln.startswith("A "))  # still listening after the bad message
+    finally:
+        s.stop()
+        script.close()
+
+
+def test_color_mapping() -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from osc_to_color import av_to_rgb
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    r, g, b = av_to_rgb(0.0, 0.0)  # sad and calm: dim blue
+    assert b > r and b > g and max(r, g, b) < 100
+    r, g, b = av_to_rgb(1.0, 1.0)  # happy and energetic: bright yellow
+    assert r > 200 and g > 200 and b < 50
+    assert sum(av_to_rgb(1.0, 0.5)) > sum(av_to_rgb(0.0, 0.5))  # arousal brightens
+    assert all(0 <= c <= 255 for c in av_to_rgb(float("nan"), 7.0))
+
+
+def test_color_example_forwards_rgb(receiver: Receiver) -> None:
+    port = free_udp_port()
+    script = Script(str(EXAMPLES / "osc_to_color.py"), "--port", str(port),
+                    "--forward", f"127.0.0.1:{receiver.port}")
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=20))
+    try:
+        script.wait_for(lambda ln: ln.startswith("listening on"))
+        s(est(1.0, 1.0))
+        s.start()
+        line = script.wait_for(lambda ln: ln.startswith("A 1.000 V 1.000 -> RGB"))
+        assert receiver.pump(has("/light/rgb"))
+    finally:
+        s.stop()
+        script.close()
+    r, g, b = receiver.values("/light/rgb")[0]
+    assert all(type(c) is int for c in (r, g, b))
+    assert f"#{r:02x}{g:02x}{b:02x}" in line
+    assert r > 200 and g > 200 and b < 50
+
+
+def test_first_tick_reaches_a_numeric_target(receiver: Receiver) -> None:
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=20))
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/heartbeat"))
+    finally:
+        s.stop()
+    assert receiver.values("/mer/heartbeat")[0] == [1]
+    assert not receiver.values("/mer/arousal")  # no estimate yet: only the heartbeat
