@@ -19,7 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, fourq_clips, md_table, record
+from bench.common import (
+    ROOT,
+    fourq_clips,
+    md_table,
+    model_file,
+    positive_float,
+    positive_int,
+    record,
+    run_cli,
+)
 
 WAV_DIR = Path("/tmp/mer-bench-wav")
 
@@ -78,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import pick_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=40)
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--hop", type=float, default=0.5, help="mer-analyze --hop (its default is 0.5 s)")
+    ap.add_argument("--clips", type=positive_int, default=40)
+    ap.add_argument("--model", type=model_file)
+    ap.add_argument("--hop", type=positive_float, default=0.5,
+                    help="mer-analyze --hop (its default is 0.5 s)")
     args = ap.parse_args(argv)
     mp3s = fourq_clips(args.clips)
     if not mp3s:
@@ -121,4 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -18,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import default_models, env_threads, md_table, record, stats
+from bench.common import (
+    default_models,
+    env_threads,
+    md_table,
+    model_file,
+    positive_int,
+    record,
+    run_cli,
+    stats,
+)
 
 # ----------------------------------------------------------------------------- counting
 
@@ -72,7 +81,10 @@ def count_macs(path: str | Path, batch: int = 1) -> dict[str, int]:
     import onnx
     from onnx import shape_inference
 
-    m = onnx.load(str(path))
+    try:
+        m = onnx.load(str(path))
+    except Exception as e:  # protobuf DecodeError and friends: a corrupt or non-ONNX file
+        raise ValueError(f"cannot read ONNX model {path}: {type(e).__name__}: {e}") from None
     for inp in m.graph.input:
         dims = inp.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
@@ -173,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import reference_models, time_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", type=Path, help="model(s) to measure (default: models/)")
-    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--model", action="append", type=model_file,
+                    help="model(s) to measure (default: models/)")
+    ap.add_argument("--runs", type=positive_int, default=300)
     ap.add_argument("--no-reference", action="store_true", help="skip the torch-built reference CNN")
     args = ap.parse_args(argv)
 
@@ -217,4 +230,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

@@ -21,10 +21,19 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from bench.common import ROOT, UdpListener, md_table, proc_cpu_seconds, record  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    UdpListener,
+    md_table,
+    model_file,
+    positive_float,
+    proc_cpu_seconds,
+    record,
+    run_cli,
+)
 
 
-def pick_model(arg: str | None, tmp: Path) -> tuple[Path, str]:
+def pick_model(arg: str | Path | None, tmp: Path) -> tuple[Path, str]:
     """The model to run: --model, else the shipped default, else the loudness test model."""
     if arg:
         return Path(arg), Path(arg).stem
@@ -78,7 +87,7 @@ def run_qt(qapp, seconds: float) -> None:
     qapp.exec()
 
 
-def bench(seconds: float, model_arg: str | None, do_record: bool) -> None:
+def bench(seconds: float, model_arg: str | Path | None, do_record: bool) -> None:
     from PySide6 import QtWidgets
 
     from mer_live.dashboard import DashboardWindow
@@ -148,7 +157,7 @@ def bench(seconds: float, model_arg: str | None, do_record: bool) -> None:
         print("\n".join(f"- {n}" for n in notes))
 
 
-def screenshot(path: Path, at_s: float, model_arg: str | None) -> None:
+def screenshot(path: Path, at_s: float, model_arg: str | Path | None) -> None:
     """Play the demo with the window open for ``at_s`` seconds, then save a screenshot."""
     from PySide6 import QtWidgets
 
@@ -172,20 +181,22 @@ def screenshot(path: Path, at_s: float, model_arg: str | None) -> None:
           f"OSC messages received: {len(listener.messages)}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=20.0, help="length of each run")
-    ap.add_argument("--model", help="ONNX model (default: models/mer-default.onnx, else the test model)")
+    ap.add_argument("--seconds", type=positive_float, default=20.0, help="length of each run")
+    ap.add_argument("--model", type=model_file,
+                    help="ONNX model (default: models/mer-default.onnx, else the test model)")
     ap.add_argument("--no-record", action="store_true",
                     help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--screenshot", type=Path, help="save a screenshot of the demo instead of benchmarking")
-    ap.add_argument("--at", type=float, default=32.0, help="seconds of demo before the screenshot")
-    a = ap.parse_args()
+    ap.add_argument("--at", type=positive_float, default=32.0, help="seconds of demo before the screenshot")
+    a = ap.parse_args(argv)
     if a.screenshot:
         screenshot(a.screenshot, a.at, a.model)
     else:
         bench(a.seconds, a.model, not a.no_record)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli(main))

@@ -24,7 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, UdpListener, md_table, proc_cpu_seconds, proc_peak_rss_mb, record
+from bench.common import (
+    ROOT,
+    UdpListener,
+    md_table,
+    model_file,
+    positive_float,
+    proc_cpu_seconds,
+    proc_peak_rss_mb,
+    record,
+    run_cli,
+)
 
 STEADY_AFTER_S = 5.0
 
@@ -93,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import pick_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--model", type=Path)
+    ap.add_argument("--seconds", type=positive_float, default=60.0)
+    ap.add_argument("--model", type=model_file)
     ap.add_argument("--hops", default="0.1,0.025")
     ap.add_argument("--no-device", action="store_true", help="skip the PulseAudio null-sink runs")
     args = ap.parse_args(argv)
     model = pick_model(args.model)
-    hops = [float(h) for h in args.hops.split(",")]
+    try:
+        hops = [positive_float(h) for h in args.hops.split(",")]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--hops: {e}")
     tmp = Path(tempfile.mkdtemp(prefix="mer-bench-headless-"))
     rows = []
     notes = []
@@ -161,4 +174,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

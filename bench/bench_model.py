@@ -19,7 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import default_models, md_table, record, stats, time_calls
+from bench.common import (
+    default_models,
+    md_table,
+    model_file,
+    positive_int,
+    record,
+    run_cli,
+    stats,
+    time_calls,
+)
 
 CACHE = Path("/tmp/mer-bench-models")
 
@@ -128,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     from mer_live.model import load_card
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", type=Path, help="model(s) to measure (default: models/)")
-    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--model", action="append", type=model_file,
+                    help="model(s) to measure (default: models/)")
+    ap.add_argument("--runs", type=positive_int, default=1000)
     ap.add_argument("--no-reference", action="store_true", help="skip the test and reference models")
     args = ap.parse_args(argv)
 
@@ -171,5 +181,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, UdpListener, md_table, record, stats
+from bench.common import ROOT, UdpListener, md_table, model_file, positive_int, record, run_cli, stats
 
 WAV = Path("/tmp/mer-bench-startup.wav")
 
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from mer_live.model import load_card
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--model", type=Path)
+    ap.add_argument("--runs", type=positive_int, default=7)
+    ap.add_argument("--model", type=model_file)
     args = ap.parse_args(argv)
     model = pick_model(args.model)
     wav = demo_wav()
@@ -138,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

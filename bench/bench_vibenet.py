@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import ROOT, fourq_clips, md_table, record, stats
+from bench.common import ROOT, fourq_clips, md_table, model_file, positive_int, record, run_cli, stats
 
 _VIBENET_CHILD = r"""
 import json, sys, time
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import pick_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clips", type=int, default=20)
-    ap.add_argument("--model", type=Path, help="mer model (default: shipped, else the reference CNN)")
+    ap.add_argument("--clips", type=positive_int, default=20)
+    ap.add_argument("--model", type=model_file, help="mer model (default: shipped, else the reference CNN)")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/vibenet-venv"))
     args = ap.parse_args(argv)
 
@@ -148,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

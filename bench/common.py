@@ -290,3 +290,64 @@ def env_threads(n: int) -> dict[str, str]:
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(n)
     return env
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (bad input is a one-line usage error, not a traceback)."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def model_file(text: str) -> Path:
+    """argparse type: an existing ``.onnx`` file with its ``.json`` card beside it."""
+    import argparse
+
+    p = Path(text)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"model not found: {text}")
+    if p.suffix != ".onnx":
+        raise argparse.ArgumentTypeError(f"not an .onnx model: {text}")
+    if not p.with_suffix(".json").is_file():
+        raise argparse.ArgumentTypeError(f"model card missing: {p.with_suffix('.json')}")
+    return p
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a benchmark's ``main``; turn the failures a user can cause or meet (a bad model, a
+    missing tool, a subprocess that failed, Ctrl-C) into one line on stderr and exit code 1/130."""
+    from mer_live.model import ModelError
+
+    prog = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "bench"
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ModelError, ValueError, OSError, RuntimeError, subprocess.SubprocessError, ImportError) as e:
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import md_table, proc_rss_mb, record
+from bench.common import md_table, model_file, positive_float, proc_rss_mb, record, run_cli
 
 WARMUP_FRACTION = 0.1  #: RSS growth is measured after this share of the audio (caches, arenas)
 
@@ -236,10 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import pick_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--model", type=Path)
-    ap.add_argument("--hop", type=float, default=0.1)
-    ap.add_argument("--rss-every", type=float, default=300.0, help="seconds of audio between RSS samples")
+    ap.add_argument("--minutes", type=positive_float, default=60.0)
+    ap.add_argument("--model", type=model_file)
+    ap.add_argument("--hop", type=positive_float, default=0.1)
+    ap.add_argument("--rss-every", type=positive_float, default=300.0,
+                    help="seconds of audio between RSS samples")
     args = ap.parse_args(argv)
     model = pick_model(args.model)
     audio, sr, what = long_audio(args.minutes)
@@ -278,4 +279,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))
