@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -696,8 +697,12 @@ def run_dashboard(app: Any, gui_config: Any = None, devices: Callable[[], list[s
         win.showFullScreen()
     else:
         win.show()
-    # Python only sees SIGINT between Qt events: wake it a few times a second.
-    old = signal.signal(signal.SIGINT, lambda *_: win.close())
+    # Ctrl-C closes the window, unless the caller (the CLI) already handles SIGINT itself. Python
+    # only sees a signal between Qt events, so a timer wakes it a few times a second.
+    old = signal.getsignal(signal.SIGINT)
+    ours = old is signal.default_int_handler and threading.current_thread() is threading.main_thread()
+    if ours:
+        signal.signal(signal.SIGINT, lambda *_: win.close())
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(200)
@@ -705,7 +710,8 @@ def run_dashboard(app: Any, gui_config: Any = None, devices: Callable[[], list[s
         rc = qapp.exec()
     finally:
         wake.stop()
-        signal.signal(signal.SIGINT, old)
+        if ours:
+            signal.signal(signal.SIGINT, old)
         if not win._stopped:
             win.close()
     return int(rc)

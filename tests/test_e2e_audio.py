@@ -82,3 +82,36 @@ def test_loud_busy_beats_quiet_sparse_on_the_wire(pulse: PulseServer, loudness_m
     assert inputs and all(v == [1] for v in inputs[-10:])
     assert stats["per_target"][f"127.0.0.1:{receiver.port}"]["errors"] == 0
     assert source.overflows == 0
+
+
+def test_device_loss_reaches_the_wire_and_recovers(pulse: PulseServer, loudness_model, tmp_path) -> None:
+    """Server killed mid-show: /mer/input goes 0 while values keep coming; back to 1 by itself."""
+    loud = write_wav(tmp_path / "loud.wav", noise_bursts(2.0, 0.3, 0.2, 0.2, seed=3))
+    receiver = Receiver()
+    with pulse.activate():
+        model = Model(loudness_model, provider="cpu")
+        source = DeviceSource(CaptureConfig(device="pulse", retry_s=0.3))
+        osc = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=20))
+        pipe = Pipeline(source, model, PipelineConfig(hop_s=0.1), sinks=[osc])
+        osc.start()
+        pipe.start()
+        try:
+            assert receiver.pump(lambda r: [1] in r.values("/mer/input"), timeout=10)
+            pulse.kill_server()
+            assert receiver.pump(lambda r: [0] in r.values("/mer/input"), timeout=10), "loss not on the wire"
+            n_lost, hb_lost = len(receiver.messages), len(receiver.values("/mer/heartbeat"))
+            assert receiver.pump(lambda r: len(r.values("/mer/heartbeat")) >= hb_lost + 2, timeout=10), \
+                "heartbeat stopped while the input was lost"
+            assert len(receiver.messages) > n_lost, "sending stopped while the input was lost"
+            pulse.start()
+            mark = len(receiver.messages)
+            assert receiver.pump(lambda r: [1] in [m.params for m in r.messages[mark:]
+                                                   if m.address == "/mer/input"], timeout=15)
+            assert source.ok and pipe.running
+            vals = play_and_listen(pulse, loud, receiver)
+        finally:
+            pipe.stop()
+            osc.stop()
+            receiver.close()
+    assert source.losses == 1
+    assert tail_median(vals) > 0.8, "values did not flow again after the device came back"
