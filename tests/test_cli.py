@@ -269,3 +269,67 @@ def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model) 
     assert r.returncode == 0, r.stderr
     assert "running headless" not in r.stderr and "Traceback" not in r.stderr
     assert "stopped after" in r.stderr
+
+
+def test_bad_device_name_is_one_line_error(loudness_model, osc_server) -> None:
+    """A device that does not exist: one error line that names it and lists what exists, exit 1."""
+    r = run_cli("--device", "no-such-device-xyz", "--headless", "--model", str(loudness_model),
+                "--osc", f"127.0.0.1:{osc_server.port}", timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("mer-live: error:")]
+    assert len(errors) == 1, r.stderr
+    assert ("'no-such-device-xyz'" in errors[0] and "inputs:" in errors[0]) or "libportaudio2" in errors[0]
+    time.sleep(0.1)
+    assert not osc_server.values("/mer/arousal")  # nothing was started
+
+
+def _inet_sockets(pid: int) -> list[tuple[str, str, str]]:
+    """(table, remote address, state) of every TCP/UDP socket the process holds, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            f = line.split()
+            if len(f) > 9 and f[9] in inodes:
+                out.append((table, f[2], f[3]))
+    return out
+
+
+def test_no_listening_socket(loudness_model, osc_server) -> None:
+    """Security: mer-live only sends. Its UDP sockets are connected to the targets, none listens."""
+    if not Path("/proc/self/net/udp").exists():
+        pytest.skip("needs Linux /proc")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mer_live", "--demo", "--headless", "--duration", "20", "--model",
+         str(loudness_model), "--osc", f"127.0.0.1:{osc_server.port}"],
+        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not osc_server.values("/mer/arousal") and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        assert osc_server.values("/mer/arousal"), "mer-live sent nothing"
+        socks = _inet_sockets(p.pid)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
+    assert socks, "the OSC socket was not found in /proc"
+    for table, remote, state in socks:
+        assert not (table.startswith("tcp") and state == "0A"), f"a listening TCP socket: {socks}"
+        if table.startswith("udp"):
+            assert set(remote.split(":")[1]) != {"0"}, f"an unconnected (receiving) UDP socket: {socks}"
