@@ -1,0 +1,388 @@
+"""End-to-end latency through a real capture device: from the audio clock of a window's last sample
+to the UDP datagram carrying that window's estimate arriving at an OSC listener.
+
+Why: lights that follow the music must not lag it. The hop is a choice (a window is evaluated every
+hop); everything after the window's last sample is cost, so that is what is measured here
+("latency beyond the hop"). Floor: p99 <= 10 ms on this 2-core machine.
+
+Path (all real): ``paplay`` -> private PulseAudio null sink -> ALSA ``pulse`` PCM -> PortAudio
+callback -> ``DeviceSource`` ring -> ``Pipeline`` (hop 0.025 s by default) -> ``OscSender`` -> UDP
+-> a listener in a separate process (so it does not share the GIL with mer-live).
+
+    python -m bench.bench_latency [--seconds 40] [--hop 0.025] [--osc-rates 1000,30] [--model M]
+
+What is measured, per estimate:
+
+* audio clock of the window's last sample: the frame's ADC time from PortAudio's ``time_info``
+  (``inputBufferAdcTime`` + its offset in the block / rate), moved onto ``time.monotonic`` with the
+  callback's own ``currentTime`` stamp -- when those times are consistent (the block's first frame
+  sampled at least one block before its callback). Through ALSA's ``pulse`` plugin they are not
+  (``inputBufferAdcTime`` is ~1 ms before a callback that delivers ~9 ms of audio), so the last
+  frame of each block is taken as sampled at its callback: a lower bound that leaves out the
+  PulseAudio/ALSA buffering upstream of PortAudio (bounded by PortAudio's reported input latency,
+  which the record states). The record says which clock was used.
+* capture = callback that delivered the frame - ADC time (PulseAudio + ALSA + PortAudio buffering);
+  pipeline = estimate published - that callback (wake-up, resampler look-ahead, model); osc = the
+  listener's arrival time of the ``/mer/level`` datagram with that estimate's value - published
+  (waiting for the sender's tick + UDP). An estimate replaced before the sender's next tick never
+  goes out (30 Hz sender, 40 Hz hop): it is counted, not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import (
+    md_table,
+    model_file,
+    positive_float,
+    record,
+    run_cli,
+    stats,
+)
+
+WARMUP_S = 2.0  #: estimates in the first seconds after the first one are not timed (start-up)
+
+#: the listener child: records (monotonic arrival, value) of every ``<prefix>/level`` datagram
+_LISTENER = r"""
+import json, socket, sys, time
+from pythonosc.osc_message import OscMessage
+addr = (sys.argv[1] + "/level").encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(("127.0.0.1", 0))
+s.settimeout(0.2)
+print(s.getsockname()[1], flush=True)
+end = time.monotonic() + float(sys.argv[2])
+arr, val = [], []
+n = 0
+while time.monotonic() < end:
+    try:
+        d = s.recv(65536)
+    except TimeoutError:
+        continue
+    now = time.monotonic()
+    n += 1
+    if d.startswith(addr + b"\x00"):
+        arr.append(now)
+        val.append(OscMessage(d).params[0])
+print(json.dumps({"arrival": arr, "level": val, "datagrams": n}), flush=True)
+"""
+
+
+class Stamps:
+    """Preallocated per-callback stamps (frames written after the block, monotonic time, PortAudio
+    ``currentTime`` and ``inputBufferAdcTime``): filling them allocates nothing in the callback."""
+
+    def __init__(self, capacity: int) -> None:
+        self.frames = np.zeros(capacity, np.int64)
+        self.mono = np.zeros(capacity)
+        self.cur = np.zeros(capacity)
+        self.adc = np.zeros(capacity)
+        self.n = 0
+
+    def add(self, frames: int, mono: float, cur: float, adc: float) -> None:
+        i = self.n
+        if i < self.frames.shape[0]:
+            self.frames[i], self.mono[i], self.cur[i], self.adc[i] = frames, mono, cur, adc
+            self.n = i + 1
+
+
+def stamped_source(device: str, capacity: int, samplerate: int | None = None):
+    """A real ``DeviceSource`` whose callback also stamps each block (instrumentation only: the
+    ring write and overflow count are the production callback's)."""
+    from mer_live.capture import CaptureConfig, DeviceSource
+
+    class StampedDeviceSource(DeviceSource):
+        def __init__(self) -> None:
+            super().__init__(CaptureConfig(device=device, samplerate=samplerate))
+            self.stamps = Stamps(capacity)
+
+        def _callback(self, indata, frames, time_info, status) -> None:  # type: ignore[override]
+            super()._callback(indata, frames, time_info, status)
+            self.stamps.add(self.ring.frames_written, time.monotonic(), time_info.currentTime,
+                            time_info.inputBufferAdcTime)
+
+    return StampedDeviceSource()
+
+
+class Published:
+    """Pipeline sink: t, publish time, level and the pipeline's own latency field per estimate."""
+
+    def __init__(self, capacity: int) -> None:
+        self.t = np.zeros(capacity)
+        self.wall = np.zeros(capacity)
+        self.level = np.zeros(capacity, np.float32)
+        self.own_ms = np.zeros(capacity)
+        self.model_ms = np.zeros(capacity)
+        self.ok = np.zeros(capacity, bool)
+        self.n = 0
+
+    def __call__(self, e) -> None:
+        i = self.n
+        if i < self.t.shape[0]:
+            self.t[i], self.wall[i], self.own_ms[i], self.model_ms[i] = e.t, e.wall, e.latency_ms, e.model_ms
+            self.level[i] = np.float32(max(-120.0, min(20.0, e.level_rms_db)))  # as OSC sends it
+            self.ok[i] = e.input_ok and not e.silent
+            self.n = i + 1
+
+
+def time_info_note(st: Stamps) -> str:
+    """PortAudio's time_info of one callback mid-run, as evidence for the ADC-time choice."""
+    if not st.n:
+        return "no callbacks"
+    i = st.n // 2
+    return f"mid-run callback: currentTime {st.cur[i]:.4f}, inputBufferAdcTime {st.adc[i]:.4f}"
+
+
+def adc_times(st: Stamps, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Per callback: frames written before it, its monotonic time, the monotonic ADC time of its
+    first frame; and whether PortAudio's ADC times were usable (else: callback time, lower bound)."""
+    n = st.n
+    f_end, mono = st.frames[:n], st.mono[:n]
+    f_start = np.concatenate([[0], f_end[:-1]])
+    delay = st.cur[:n] - st.adc[:n]  # how long before the callback the block's first frame was sampled
+    # physically the block's first frame was sampled at least one block before the callback
+    block_s = (f_end - f_start) / rate
+    usable = bool(n and np.all(st.adc[:n] > 0) and np.all((delay >= block_s * 0.99) & (delay < 1.0)))
+    if usable:
+        first = mono - delay
+    else:  # the block's last frame sampled at the callback: a lower bound on the latency
+        first = mono - (f_end - f_start - 1) / rate
+    return f_start, mono, first, usable
+
+
+def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float) -> dict:
+    """One run of ``seconds``: returns arrays of per-estimate latencies (ms) and counts."""
+    from mer_live.osc import OscConfig, OscSender
+    from mer_live.pipeline import Pipeline, PipelineConfig
+
+    prefix = "/mer"
+    child = subprocess.Popen([sys.executable, "-c", _LISTENER, prefix, str(seconds + 8)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        if not line.strip().isdigit():
+            raise RuntimeError("the UDP listener subprocess did not start")
+        port = int(line)
+        src = src_factory()
+        cap = int((seconds + 10) / hop) + 64
+        pub = Published(cap)
+        osc = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=osc_rate, prefix=prefix))
+        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop), sinks=[pub, osc])
+        osc.start()
+        pipe.start()
+        try:
+            time.sleep(seconds / 2)
+            stream_latency = getattr(getattr(src, "_stream", None), "latency", float("nan"))
+            time.sleep(seconds / 2)
+        finally:
+            pipe.stop()
+            osc.stop()
+        ps = dict(pipe.stats)
+        out, _ = child.communicate(timeout=seconds + 20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=5)
+    heard = json.loads(out.strip().splitlines()[-1])
+    arrival = np.asarray(heard["arrival"])
+    level = np.asarray(heard["level"], np.float32)
+
+    rate = src.samplerate
+    f_start, cb_mono, first_adc, usable = adc_times(src.stamps, rate)
+    n = pub.n
+    # source frame (0-based) holding the window's last model-rate sample
+    ends = np.rint(pub.t[:n] * model.sample_rate).astype(np.int64)
+    frame = np.floor((ends - 1) * rate / model.sample_rate).astype(np.int64)
+    cb = np.searchsorted(src.stamps.frames[: src.stamps.n], frame + 1, side="left")
+    # skip the start-up transient: the first WARMUP_S of estimates
+    valid = (cb < src.stamps.n) & pub.ok[:n] & (pub.wall[:n] >= pub.wall[0] + WARMUP_S)
+    cbv = np.minimum(cb, max(src.stamps.n - 1, 0))
+    adc = first_adc[cbv] + (frame - f_start[cbv]) / rate
+    # match each estimate to the first /level datagram after its publication carrying its value,
+    # before the next estimate was published (after that the sender sends the next one)
+    sent = np.full(n, np.nan)
+    ambiguous = 0
+    j = 0
+    for i in range(n):
+        if not valid[i]:
+            continue
+        if i + 1 < n and pub.level[i + 1] == pub.level[i]:
+            ambiguous += 1
+            continue
+        j = int(np.searchsorted(arrival, pub.wall[i], side="left"))
+        nxt = pub.wall[i + 1] if i + 1 < n else np.inf
+        while j < len(arrival) and arrival[j] < nxt + 0.5:
+            if level[j] == pub.level[i]:
+                sent[i] = arrival[j]
+                break
+            j += 1
+    got = valid & np.isfinite(sent)
+    return {
+        "total_ms": (sent[got] - adc[got]) * 1e3,
+        "capture_ms": (cb_mono[cbv][got] - adc[got]) * 1e3,
+        "pipeline_ms": (pub.wall[:n][got] - cb_mono[cbv][got]) * 1e3,
+        "osc_ms": (sent[got] - pub.wall[:n][got]) * 1e3,
+        "to_publish_ms": (pub.wall[:n][got] - adc[got]) * 1e3,
+        "own_ms": pub.own_ms[:n][valid],
+        "model_ms": pub.model_ms[:n][valid],
+        "estimates": n,
+        "timed": int(got.sum()),
+        "not_sent": int((valid & ~np.isfinite(sent)).sum()),
+        "ambiguous": ambiguous,
+        "adc_from_portaudio": usable,
+        "time_info": time_info_note(src.stamps),
+        "callbacks": src.stamps.n,
+        "block_frames": float(np.median(np.diff(src.stamps.frames[: src.stamps.n]))) if src.stamps.n > 1
+        else float("nan"),
+        "rate": rate,
+        "stream_latency_ms": float(stream_latency) * 1e3,
+        "hops_skipped": ps.get("hops_skipped"),
+        "frames_lost": ps.get("frames_lost"),
+        "overflows": getattr(src, "overflows", 0),
+        "datagrams": heard["datagrams"],
+    }
+
+
+def music_wav(path: Path) -> Path:
+    """48 kHz stereo music for the sink: a few 4Q clips, else the bundled demo."""
+    import soundfile as sf
+    import soxr
+
+    from bench.common import fourq_clips
+
+    parts = []
+    for p in fourq_clips(4):
+        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        parts.append(soxr.resample(x, sr, 48000, quality="HQ"))
+    if not parts:
+        from mer_live.demo import demo_audio
+
+        parts = [demo_audio(48000)[:, None]]
+    x = np.concatenate(parts)
+    if x.shape[1] == 1:
+        x = np.repeat(x, 2, axis=1)
+    sf.write(str(path), x, 48000, subtype="PCM_16")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.bench_model import pick_model
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=positive_float, default=35.0, help="length of each run")
+    ap.add_argument("--hop", type=positive_float, default=0.025)
+    ap.add_argument("--osc-rates", default="100,30", help="OscSender rates to run (Hz, comma-separated)")
+    ap.add_argument("--device-rates", default="native,model",
+                    help="open the device at its own rate (native: the pipeline resamples with soxr HQ) "
+                         "and/or at the model's rate (model: no resampler in the pipeline)")
+    ap.add_argument("--model", type=model_file)
+    args = ap.parse_args(argv)
+    try:
+        rates = [positive_float(r) for r in args.osc_rates.split(",")]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--osc-rates: {e}")
+    dev_rates = [r.strip() for r in args.device_rates.split(",")]
+    if not dev_rates or any(r not in ("native", "model") for r in dev_rates):
+        ap.error(f"--device-rates: use native, model or both, got {args.device_rates!r}")
+
+    from tests.audio import SINK, PulseServer, missing_tools
+
+    why = missing_tools()
+    if why:
+        raise RuntimeError(f"cannot measure through a device here: {why}")
+    from mer_live.model import Model
+
+    model_path = pick_model(args.model)
+    model = Model(model_path, provider="cpu", threads=1)
+    tmp = Path(tempfile.mkdtemp(prefix="mer-bench-latency-"))
+    server = PulseServer(tmp / "pulse")
+    results = []
+    player = None
+    try:
+        server.start()
+        wav = music_wav(tmp / "music48k.wav")
+        player = subprocess.Popen(
+            ["bash", "-c", f"while true; do paplay -d {SINK} {wav}; done"],
+            env={**os.environ, **server.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(0.5)
+        with server.activate():
+            for dev in dev_rates:
+                for rate in rates:
+                    sr = model.sample_rate if dev == "model" else None
+                    r = run_one(lambda sr=sr: stamped_source("pulse", int(args.seconds * 400) + 4096, sr),
+                                model, args.hop, rate, args.seconds)
+                    results.append((f"{r['rate']} Hz ({dev})", rate, r))
+                    s = stats(r["total_ms"]) if r["timed"] else None
+                    print(f"device {dev} {r['rate']} Hz, osc {rate:g} Hz: {r['timed']} timed, total median "
+                      f"{s.median if s else float('nan'):.1f} ms p99 {s.p99 if s else float('nan'):.1f} ms",
+                          flush=True)
+    finally:
+        if player is not None:
+            os.killpg(player.pid, signal.SIGTERM)
+            player.wait(timeout=5)
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = []
+    notes = []
+    for dev, rate, r in results:
+        if not r["timed"]:
+            raise RuntimeError(f"no estimate could be matched to an OSC datagram at {rate:g} Hz")
+        for key, what in (("total_ms", "**window's last sample -> OSC datagram at the listener**"),
+                          ("capture_ms", "audio clock -> PortAudio callback (position in the block)"),
+                          ("pipeline_ms", "callback -> estimate published (wake-up, resampler, model)"),
+                          ("osc_ms", "published -> datagram at the listener (sender tick + UDP)"),
+                          ("to_publish_ms", "window's last sample -> estimate published"),
+                          ("own_ms", "pipeline's own Estimate.latency_ms (ring read -> published)"),
+                          ("model_ms", "model time per window (Estimate.model_ms)")):
+            s = stats(r[key])
+            rows.append([dev, f"{rate:g} Hz", what, s.n, s.median, s.p99, s.max])
+        notes.append(
+            f"device {dev}, OSC {rate:g} Hz: {r['estimates']} estimates, {r['timed']} timed, "
+            f"{r['not_sent']} replaced before a send tick, {r['ambiguous']} skipped (same level as the "
+            "next); device "
+            f"{r['callbacks']} callbacks of {r['block_frames']:.0f} frames, PortAudio "
+            f"input latency {r['stream_latency_ms']:.1f} ms; ADC times from PortAudio: "
+            f"{r['adc_from_portaudio']} ({r['time_info']}); hops_skipped {r['hops_skipped']}, frames_lost "
+            f"{r['frames_lost']}, overflows {r['overflows']}, {r['datagrams']} datagrams received."
+        )
+    body = md_table(["device rate", "OSC rate", "segment", "n", "median ms", "p99 ms", "max ms"], rows)
+    record(
+        f"End-to-end latency through a device (bench_latency, {model_path.name}, hop {args.hop} s)",
+        body,
+        notes=[
+            f"{args.seconds:.0f} s per OSC rate of music (4Q clips, 48 kHz stereo) played with paplay into "
+            "a private PulseAudio null sink, captured by PortAudio (ALSA `pulse` device, default block "
+            "size) in this process; 1 onnxruntime thread; the UDP listener is a separate process; "
+            "all times on CLOCK_MONOTONIC.",
+            "Latency is counted from the window's last sample, so it is the latency beyond the hop "
+            "(floor: p99 <= 10 ms). The OSC sender ticks at its own rate (default 30 Hz), which adds up to "
+            "one send period of waiting; a faster rate shows the rest. (At 1000 Hz the Python sender "
+            "managed ~330 ticks/s here and took the GIL from the pipeline: not a useful setting.) "
+            "`native`: the device at its own rate, resampled in the pipeline by soxr.ResampleStream "
+            "(HQ); `model`: the device opened at the "
+            "model's rate (PulseAudio resamples), no resampler in the pipeline.",
+            f"Estimates of the first {WARMUP_S:.0f} s after the first one are not timed (start-up).",
+            *notes,
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
