@@ -2,4 +2,5 @@
 
 from mer_live.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the package's modules (e.g. to list them) must not run it
+    raise SystemExit(main())
