@@ -34,15 +34,17 @@ from bench.common import (
     proc_peak_rss_mb,
     record,
     run_cli,
+    thread_profile,
 )
 
 STEADY_AFTER_S = 5.0
 
 
 def run_headless(
-    args: list[str], seconds: float, env_extra: dict[str, str] | None = None
-) -> dict[str, float]:
-    """Run ``python -m mer_live --headless ARGS --duration seconds`` and probe it every 0.25 s."""
+    args: list[str], seconds: float, env_extra: dict[str, str] | None = None, profile_s: float = 0.0
+) -> dict:
+    """Run ``python -m mer_live --headless ARGS --duration seconds`` and probe it every 0.25 s;
+    with ``profile_s`` also profile it (per thread and per function) for that long once steady."""
     lis = UdpListener()
     cmd = [sys.executable, "-m", "mer_live", "--headless", *args, "--osc", f"127.0.0.1:{lis.port}",
            "--duration", str(seconds)]
@@ -52,6 +54,7 @@ def run_headless(
     cpu_at_steady = None
     cpu_last = hwm = 0.0
     t_last = t0
+    prof = None
     try:
         while proc.poll() is None and time.monotonic() - t0 < seconds + 30:
             now = time.monotonic()
@@ -63,6 +66,8 @@ def run_headless(
                 cpu_last, t_last = c, now
             if not np.isnan(h):
                 hwm = max(hwm, h)
+            if profile_s and prof is None and cpu_at_steady is not None:
+                prof = thread_profile(proc.pid, profile_s)
             time.sleep(0.25)
     finally:
         if proc.poll() is None:
@@ -84,6 +89,7 @@ def run_headless(
         "peak_rss_mb": hwm,
         "osc_values": values,
         "wall_s": t_last - t0,
+        "profile": prof,
     }
 
 
@@ -107,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=model_file)
     ap.add_argument("--hops", default="0.1,0.025")
     ap.add_argument("--no-device", action="store_true", help="skip the PulseAudio null-sink runs")
+    ap.add_argument("--profile", type=positive_float, metavar="S",
+                    help="also profile the first run at hop 0.1 s for S seconds (py-spy + /proc threads)")
     args = ap.parse_args(argv)
     model = pick_model(args.model)
     try:
@@ -116,11 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mer-bench-headless-"))
     rows = []
     notes = []
+    profiles: list[tuple[str, dict]] = []
+
+    def prof_for(hop: float) -> float:
+        return args.profile or 0.0 if hop == 0.1 else 0.0
 
     wav = demo_wav(tmp / "demo22k.wav", 22050, 1)
     for hop in hops:
         r = run_headless(["--input", str(wav), "--loop", "--model", str(model), "--hop", str(hop)],
-                         args.seconds)
+                         args.seconds, profile_s=prof_for(hop))
+        if r["profile"]:
+            profiles.append((f"file, hop {hop} s", r["profile"]))
         rows.append(["file (--input, paced, looped)", hop, r["cpu_steady_pct"], r["cpu_total_pct"],
                      r["peak_rss_mb"], r["osc_values"]])
         print(rows[-1], flush=True)
@@ -144,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     try:
                         r = run_headless(["--device", "pulse", "--model", str(model), "--hop", str(hop)],
-                                         args.seconds, env_extra=server.env)
+                                         args.seconds, env_extra=server.env, profile_s=prof_for(hop))
+                        if r["profile"]:
+                            profiles.append((f"device, hop {hop} s", r["profile"]))
                     finally:
                         os.killpg(player.pid, signal.SIGTERM)
                         player.wait(timeout=5)
@@ -158,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
 
     body = md_table(["input", "hop s", "CPU % of one core (steady)", "CPU % (incl. start-up)",
                      "peak RSS MB", "/mer/arousal received"], rows)
+    for what, (threads, funcs) in profiles:
+        body += f"\n\nProfile ({what}, {args.profile:.0f} s once steady): CPU % of one core per thread\n\n"
+        body += md_table(["thread", "CPU %"], [[k, v] for k, v in threads if v >= 0.05])
+        body += "\n\nBusy Python samples by leaf function (py-spy, idle waits excluded; native code "
+        body += "shows as the Python call that entered it)\n\n"
+        body += md_table(["function", "% of busy samples"], [[k, v] for k, v in funcs[:10]])
     record(
         f"mer-live --headless for {args.seconds:.0f} s (bench_headless, {model.name})",
         body,

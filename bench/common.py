@@ -7,6 +7,7 @@ command) so numbers from different days and machines can be compared honestly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -351,3 +352,62 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 1
+
+
+# ----------------------------------------------------------------------------- profiling
+
+_IDLE_LEAVES = ("wait", "sleep", "select", "poll", "recv", "accept", "acquire")
+
+
+def _thread_cpu(pid: int) -> dict[int, float]:
+    out = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            f = (t / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(t.name)] = (int(f[11]) + int(f[12])) / CLK_TCK
+    return out
+
+
+def thread_profile(pid: int, seconds: float) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """Where a running Python process spends its CPU, without touching its code.
+
+    Returns (per-thread CPU % of one core over ``seconds``, from /proc/<pid>/task/*/stat, named by
+    ``py-spy dump``; threads without a Python name are PortAudio's or onnxruntime's) and (the share
+    of busy ``py-spy record`` samples per leaf Python function, idle waits left out). Needs py-spy
+    (``pip install py-spy``); raises RuntimeError without it.
+    """
+    import re
+    import shutil
+
+    if shutil.which("py-spy") is None:
+        raise RuntimeError("py-spy not installed (pip install py-spy): cannot profile")
+    dump = subprocess.run(["py-spy", "dump", "--pid", str(pid), "--nonblocking"], capture_output=True,
+                          text=True, timeout=30)
+    names = {int(m.group(1)): m.group(2) for m in re.finditer(r'Thread (\d+) \(\w+\): "(.*)"', dump.stdout)}
+    c0, t0 = _thread_cpu(pid), time.monotonic()
+    raw = Path(f"/tmp/mer-pyspy-{pid}.txt")
+    rec = subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
+                          "200", "--format", "raw", "--output", str(raw), "--nonblocking"],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    c1, t1 = _thread_cpu(pid), time.monotonic()
+    if rec.returncode != 0 or not raw.is_file():
+        raise RuntimeError(f"py-spy record failed: {(rec.stderr.strip().splitlines() or ['?'])[-1]}")
+    per_thread: dict[str, float] = {}
+    for tid, c in c1.items():
+        name = names.get(tid, "native threads (PortAudio, onnxruntime pool, ...)")
+        per_thread[name] = per_thread.get(name, 0.0) + 100.0 * (c - c0.get(tid, 0.0)) / (t1 - t0)
+    leaves: dict[str, int] = {}
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        fn = re.sub(r":\d+\)$", ")", leaf)
+        if any(k in fn.split(" (")[0].lower() for k in _IDLE_LEAVES):
+            continue
+        n = int(count)
+        busy += n
+        leaves[fn] = leaves.get(fn, 0) + n
+    raw.unlink(missing_ok=True)
+    threads = sorted(per_thread.items(), key=lambda kv: -kv[1])
+    funcs = sorted(((k, 100.0 * v / max(busy, 1)) for k, v in leaves.items()), key=lambda kv: -kv[1])
+    return threads, funcs
