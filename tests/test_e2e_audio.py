@@ -4,6 +4,7 @@ give higher arousal on the wire than quiet, sparse audio."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -84,8 +85,12 @@ def test_loud_busy_beats_quiet_sparse_on_the_wire(pulse: PulseServer, loudness_m
     assert source.overflows == 0
 
 
-def test_device_loss_reaches_the_wire_and_recovers(pulse: PulseServer, loudness_model, tmp_path) -> None:
-    """Server killed mid-show: /mer/input goes 0 while values keep coming; back to 1 by itself."""
+def test_device_loss_reaches_the_wire_and_recovers(
+    pulse: PulseServer, loudness_model, tmp_path, caplog
+) -> None:
+    """Server killed mid-show: /mer/input goes 0 while values keep coming, the log says so once
+    (not a flood), and it comes back to 1 by itself."""
+    caplog.set_level(logging.WARNING, logger="mer_live")
     loud = write_wav(tmp_path / "loud.wav", noise_bursts(2.0, 0.3, 0.2, 0.2, seed=3))
     receiver = Receiver()
     with pulse.activate():
@@ -115,3 +120,5 @@ def test_device_loss_reaches_the_wire_and_recovers(pulse: PulseServer, loudness_
             receiver.close()
     assert source.losses == 1
     assert tail_median(vals) > 0.8, "values did not flow again after the device came back"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in said if "no input" in m]) == 1, said
