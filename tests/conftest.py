@@ -1,4 +1,4 @@
-"""Shared fixtures. Fixtures that need real audio hardware live in tests/audio_fixtures.py."""
+"""Shared fixtures. The PulseAudio null-sink fixture (`pulse`) lives in tests/audio.py."""
 
 from __future__ import annotations
 
