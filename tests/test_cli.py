@@ -333,3 +333,15 @@ def test_no_listening_socket(loudness_model, osc_server) -> None:
         assert not (table.startswith("tcp") and state == "0A"), f"a listening TCP socket: {socks}"
         if table.startswith("udp"):
             assert set(remote.split(":")[1]) != {"0"}, f"an unconnected (receiving) UDP socket: {socks}"
+
+
+def test_unreachable_osc_host_is_one_warning_line(loudness_model) -> None:
+    """An unknown host name: one warning line naming it, the show goes on (values printed), exit 0."""
+    r = run_cli("--demo", "--headless", "--duration", "2.5", "--model", str(loudness_model),
+                "--osc", "no-such-host.invalid:9000", "--osc-rate", "30", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    about = [ln for ln in r.stderr.splitlines() if "no-such-host.invalid" in ln and "warning" in ln]
+    assert len(about) == 1, r.stderr
+    assert about[0].startswith("mer-live: warning: OSC target no-such-host.invalid:9000:")
+    assert "A [" in r.stdout  # estimates kept coming
