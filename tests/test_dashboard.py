@@ -310,3 +310,5 @@ def test_demo_under_xvfb_exits_cleanly_without_qt_warnings(loudness_model: Path,
     qt_lines = [ln for ln in r.stderr.splitlines() if "qt." in ln.lower() or "QObject" in ln
                 or "QWidget" in ln or "QPainter" in ln or "This plugin" in ln]
     assert not qt_lines, qt_lines
+    other = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("mer-live: ")]
+    assert not other, other  # everything on stderr is mer-live's own one-line notices
