@@ -154,6 +154,8 @@ def frame_windows(audio: np.ndarray, window: int, hop: int) -> tuple[np.ndarray,
         return np.array([n], np.int64), w
     k0 = -(-window // hop)  # first k with k * hop >= window
     k1 = n // hop
+    if k1 < k0:  # no hop boundary between window and n: the one full window ending at n
+        return np.array([n], np.int64), x[None, n - window :]
     ends = np.arange(k0, k1 + 1, dtype=np.int64) * hop
     start0 = int(ends[0]) - window
     view = np.lib.stride_tricks.as_strided(

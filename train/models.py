@@ -96,13 +96,20 @@ class LogMel(nn.Module):
         self.level_norm = cfg.level_norm
         self.bn = nn.BatchNorm1d(cfg.n_mels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.mel(x)  # [B, n_mels, T], power
+    def power_db(self, x: torch.Tensor) -> torch.Tensor:
+        """Mel power in dB, ``[B, n_mels, frames]`` (what the feature cache stores)."""
+        m = self.mel(x)
         # abs: trainable mel filters may go slightly negative; keep the log defined
-        db = 10.0 * torch.log10(m.abs() + 1e-8)
+        return 10.0 * torch.log10(m.abs() + 1e-8)
+
+    def normalize(self, db: torch.Tensor) -> torch.Tensor:
+        """dB mel -> level-free, per-bin normalised features ``[B, 1, n_mels, frames]``."""
         if self.level_norm:
             db = db - db.mean(dim=(1, 2), keepdim=True)
         return self.bn(db).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.power_db(x))
 
 
 class Heads(nn.Module):
@@ -209,7 +216,7 @@ class RawCNN(EmotionModel):
         self.frontend = WaveNorm()
         s, bc = cfg.raw_stride, cfg.raw_branch_channels
         self.branches = nn.ModuleList(
-            nn.Conv1d(1, bc, k, stride=s, padding=(k - s) // 2, bias=False) for k in cfg.raw_kernels
+            nn.Conv1d(1, bc, k, stride=s, padding=max(0, (k - s) // 2), bias=False) for k in cfg.raw_kernels
         )
         cin = bc * len(cfg.raw_kernels)
         self.bn0 = nn.BatchNorm1d(cin)

@@ -1,0 +1,109 @@
+"""Artist-grouped CV of the cached-spectrogram recipe (``train.specfit``) on the 4Q clips.
+
+``python -m train.experiments.run_spec --name X [--model k=v ...] [--fit k=v ...] [--seeds N]``
+
+Per fold, ``--seeds`` models are fitted on the training artists and their clip scores averaged
+(the ensemble the export would ship); test clips are scored by the complete model on raw
+windows framed like the runtime's (1 s apart), never from the cache. Writes
+``train/experiments/results/<name>.json`` with per-fold metrics, mean, std and out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cache import load_audio
+from ..data import artist_folds, load_4q, targets
+from ..fit import clip_metrics, predict_clips, summarize
+from ..models import ModelConfig, build_model, count_flops
+from ..specfit import SpecFitConfig, config_dict, fit_spec, mel_cache
+from .run_cv import parse_model
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--model", nargs="*", default=[], help="ModelConfig key=value ...")
+    ap.add_argument("--fit", nargs="*", default=[], help="SpecFitConfig key=value (augs=a,b or none)")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
+    ap.add_argument("--k", type=int, default=5)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+
+    mcfg = ModelConfig(**{"trainable_mel": False, **parse_model(args.model)})
+    fit_kw = parse_model(args.fit)
+    if "augs" in fit_kw:
+        a = fit_kw["augs"]
+        fit_kw["augs"] = () if a == "none" else tuple(a.split(",")) if isinstance(a, str) else a
+    fcfg = SpecFitConfig(**{"progress": False, **fit_kw})
+    clips = load_4q()
+    audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=False)
+    clips = audio.clips
+    t0 = time.time()
+    key = "-".join(str(mcfg.to_dict()[k]) for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax"))
+    mel_file = CACHE / f"mel-4q-{key}.pt"
+    if mel_file.is_file():
+        mels = torch.load(mel_file)
+    else:
+        mels = mel_cache(build_model(mcfg), audio)
+        torch.save(mels, mel_file)
+    log = logging.getLogger("run_spec")
+    log.info("mel cache: %d clips in %.0f s", len(mels), time.time() - t0)
+    folds = artist_folds(clips, k=args.k, seed=0)
+    only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
+    y = targets(clips)
+    quads = np.array([c.quadrant for c in clips])
+    oof = np.full((len(clips), 2), np.nan, np.float32)
+    per_fold, secs = [], []
+    for k in only:
+        tr, te = folds[k]
+        scores = []
+        t1 = time.time()
+        for s in range(args.seeds):
+            torch.manual_seed(1000 * k + s)
+            model = build_model(mcfg)
+            fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
+                     dataclasses.replace(fcfg, seed=1000 * k + s), desc=f"fold {k} seed {s}")
+            scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
+            m1 = clip_metrics(y[te], scores[-1], quads[te])
+            log.info("fold %d seed %d: a_auc %.3f v_auc %.3f f1 %.3f", k, s, m1["arousal_auc"],
+                     m1["valence_auc"], m1["quadrant_macro_f1"])
+        sc = np.mean(scores, axis=0)
+        oof[te] = sc
+        m = clip_metrics(y[te], sc, quads[te])
+        per_fold.append(m)
+        secs.append(time.time() - t1)
+        log.info("fold %d: %s (%.0f s)", k, ", ".join(f"{a}={b:.3f}" for a, b in m.items()), secs[-1])
+    res = {"name": args.name, "model": mcfg.to_dict(), "fit": config_dict(fcfg), "seeds": args.seeds,
+           "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
+           "flops": count_flops(build_model(mcfg)), "ids": [c.id for c in clips],
+           "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
+    done = ~np.isnan(oof[:, 0])
+    if done.all():
+        res["pooled"] = clip_metrics(y, oof, quads)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps(res, indent=1))
+    m, sd = res["mean"], res["std"]
+    print(f"{args.name}: arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc "
+          f"{m['valence_auc']:.3f}+-{sd['valence_auc']:.3f}  quad_f1 {m['quadrant_macro_f1']:.3f}+-"
+          f"{sd['quadrant_macro_f1']:.3f}  s/fold {np.mean(secs):.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
