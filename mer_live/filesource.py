@@ -44,6 +44,8 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if first.startswith("Error opening"):  # libsndfile's text here blames the path, misleadingly
+            first = "not a valid or supported audio file (wav, flac, ogg, mp3)"
         raise SourceError(f"cannot decode audio file {p.name}: {first}") from None
     if data.shape[0] == 0:
         raise SourceError(f"audio file {p.name} contains no audio")

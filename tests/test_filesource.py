@@ -139,8 +139,10 @@ def test_corrupt_and_missing_files_give_one_line_errors(tmp_path):
         FileSource(tmp_path / "nope.flac")
     text = tmp_path / "notes.mp3"
     text.write_text("this is not audio\n" * 50)
-    with pytest.raises(SourceError, match="notes.mp3"):
+    with pytest.raises(SourceError, match="notes.mp3") as ei:
         FileSource(text)
+    assert "does not exist" not in str(ei.value)  # libsndfile's misleading text is replaced
+    assert "not a valid or supported audio file" in str(ei.value)
     with pytest.raises(SourceError, match="samplerate"):
         FileSource(np.zeros(10, np.float32))
 
