@@ -65,3 +65,43 @@ def test_version_matches_pyproject() -> None:
 
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert mer_live.__version__ == meta["version"]
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """.ci/run takes the line two below the marker: it must be a command that installs and tests."""
+    lines = _readme().splitlines()
+    i = lines.index("<!-- test-command -->")
+    assert lines[i + 1].startswith("```")
+    cmd = lines[i + 2]
+    assert "pip install" in cmd and "pytest" in cmd, cmd
+    assert "<!-- test-command -->" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_osc_table_matches_what_is_sent() -> None:
+    """The README's address table lists exactly the addresses osc.py sends, with their types."""
+    import re
+
+    from pythonosc.osc_message import OscMessage
+
+    from mer_live.estimate import Estimate
+    from mer_live.osc import build_messages
+
+    est = Estimate(t=1.0, wall=0.0, arousal_raw=0.7, valence_raw=0.3, arousal=0.6, valence=0.4,
+                   level_rms_db=-20.0, level_peak_db=-6.0, silent=False, clipping=False, input_ok=True,
+                   bad_samples=0, model_ms=1.0, latency_ms=10.0, overflows=0, hops_skipped=0)
+    sent = {}
+    for d in build_messages(est, "/mer", "01", heartbeat=1):
+        m = OscMessage(d)
+        sent[m.address] = "".join("f" if isinstance(p, float) else "i" for p in m.params)
+    section = _readme().split("## OSC address scheme", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`/mer/"):
+            for addr in re.findall(r"`(/mer/[a-z_]+)`", cells[0]):
+                documented[addr] = cells[1].replace(" ", "")
+    assert documented == sent
