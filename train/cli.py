@@ -1,0 +1,759 @@
+"""``mer-train``: baseline, cross-validate, fit + export, and a PMEmo stand-in, from one command.
+
+Subcommands (``mer-train SUB --help`` for all options)::
+
+    mer-train baseline [--data 4q|MANIFEST.csv|pmemo[:DIR]] [--k 5] [--out results/baseline.json]
+    mer-train evaluate [--data ...] [--recipe spec|wave] [--model k=v ...] [--fit k=v ...]
+                       [--seeds N] [--k 5] [--folds 0,1] [--out DIR]
+    mer-train fit [--data ...] [--recipe spec|wave] [--model k=v ...] [--fit k=v ...] [--seeds N]
+                  --out models/NAME.onnx [--cv DIR/results.json]
+    mer-train pmemo-standin DIR
+
+Exit status: 0 done, 1 the run failed (e.g. an export that fails its parity check), 2 bad input
+(options, labels, manifest). Every error is ONE line ``mer-train: error: ...`` on stderr, so a
+log of a long run stays readable. torch is imported only after the input has been checked, so
+bad input fails in a second, not after the import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .data import Clip, DataError, artist_folds, load_4q, load_manifest
+
+log = logging.getLogger("mer_train")
+
+PROG = "mer-train"
+RECIPES = ("spec", "wave")
+PROTOCOL_SPEC = (
+    "artist-grouped {k}-fold cross-validation (GroupKFold on artist, artists shuffled with seed 0; "
+    "an artist is never on both sides of a fold); per fold {seeds} seed(s) fitted on the training "
+    "artists with the cached-spectrogram recipe (train/specfit.py), their clip scores averaged; a "
+    "clip's score is the mean of the complete model's outputs over windows ending 1 s apart, framed "
+    "as the runtime frames them; metrics pooled over all out-of-fold clips, and mean +- std over "
+    "folds; arousal/valence high at >= 0.5, quadrant from both; majority baseline = most frequent "
+    "training class."
+)
+PROTOCOL_WAVE = (
+    "artist-grouped {k}-fold cross-validation (GroupKFold on artist, artists shuffled with seed 0; "
+    "an artist is never on both sides of a fold); per fold one model fitted on the training artists "
+    "with the waveform recipe (train/fit.py: live-rig augmentation on raw audio, early stopping on "
+    "held-out TRAINING artists); a clip's score is the mean of the model's outputs over windows "
+    "ending 1 s apart, framed as the runtime frames them; metrics pooled over all out-of-fold clips, "
+    "and mean +- std over folds; arousal/valence high at >= 0.5, quadrant from both; majority "
+    "baseline = most frequent training class."
+)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, no usage block: errors must be readable in a log."""
+        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
+
+
+def _convert(key: str, raw: str, default: Any) -> Any:
+    """``raw`` as the type of the field's default (tuples as ``a,b,c``; ``none`` = empty tuple)."""
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(default, tuple):
+            if raw.lower() in ("none", ""):
+                return ()
+            items = [s.strip() for s in raw.split(",") if s.strip()]
+            kind = type(default[0]) if default else str
+            return tuple(kind(s) for s in items)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if default is None:  # optional strings (checkpoint_dir)
+            return None if raw.lower() == "none" else raw
+        return raw
+    except ValueError:
+        kind = "comma-separated list" if isinstance(default, tuple) else type(default).__name__
+        raise UsageError(f"{key}={raw!r}: expected a {kind}") from None
+
+
+def parse_kv(items: Sequence[str], cls: type, what: str) -> dict[str, Any]:
+    """``key=value`` strings -> keyword arguments for the dataclass ``cls``, typed by its defaults.
+
+    Unknown keys and values of the wrong type raise UsageError naming them (e.g. ``channels=8,16``,
+    ``augs=eq,noise`` or ``augs=none``, ``trainable_mel=false``).
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for kv in items:
+        if "=" not in kv:
+            raise UsageError(f"--{what} {kv!r}: expected key=value")
+        k, v = kv.split("=", 1)
+        k = k.strip().replace("-", "_")
+        if k not in fields:
+            raise UsageError(f"--{what}: unknown option {k!r} (use one of: {', '.join(sorted(fields))})")
+        f = fields[k]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[k] = _convert(k, v.strip(), default)
+    return out
+
+
+def _folds_arg(s: str) -> list[int] | None:
+    if not s:
+        return None
+    try:
+        return sorted({int(x) for x in s.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of fold numbers") from None
+
+
+def _positive(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s} must be >= 1")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Train, evaluate and export mer-live's emotion models (ONNX).")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v progress log, -vv debug")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def data_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data", default="4q", metavar="4q|MANIFEST.csv|pmemo[:DIR]",
+                        help="4q (../shared/data/4q, or 4q:DIR), a CSV manifest (file, artist, "
+                        "arousal+valence or quadrant), or pmemo[:DIR] (a PMEmo2019 folder with "
+                        "chorus/ audio)")
+        sp.add_argument("--cache", type=Path, default=Path(os.environ.get("MER_CACHE", "cache")),
+                        help="decoded audio / feature cache (default $MER_CACHE or ./cache)")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="-v progress log, -vv debug")
+
+    def model_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--recipe", choices=RECIPES, default="spec",
+                        help="spec: frozen mel front end, fitted on cached spectrograms (fast; "
+                        "mel_cnn/crnn); wave: the whole model on raw audio with waveform augmentation "
+                        "(any arch)")
+        sp.add_argument("--model", nargs="*", default=[], metavar="K=V", help="ModelConfig fields, e.g. "
+                        "arch=mel_cnn sample_rate=16000 window_seconds=3 channels=16,32,64")
+        sp.add_argument("--fit", nargs="*", default=[], metavar="K=V", help="SpecFitConfig (spec) or "
+                        "FitConfig (wave) fields, e.g. epochs=30 lr=0.003 augs=eq,noise|none")
+        sp.add_argument("--aug", default="all",
+                        help="wave recipe augmentation: all | none | minus:a,b | only:a,b")
+        sp.add_argument("--seeds", type=_positive, default=1,
+                        help="spec recipe: models per fold / in the exported ensemble (default 1)")
+        sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="wave recipe: where to train (auto: cuda when present)")
+        sp.add_argument("--threads", type=_positive, default=2, help="torch CPU threads (default 2)")
+
+    b = sub.add_parser("baseline", help="hand-crafted features + logistic regression, artist-grouped CV")
+    data_opts(b)
+    b.add_argument("--k", type=_positive, default=5, help="folds (default 5)")
+    b.add_argument("--sr", type=_positive, default=22050, help="feature sample rate (default 22050)")
+    b.add_argument("--out", type=Path, default=Path("results/baseline.json"))
+
+    e = sub.add_parser("evaluate", help="artist-grouped cross-validation of a recipe; results.json + PNGs")
+    data_opts(e)
+    model_opts(e)
+    e.add_argument("--k", type=_positive, default=5, help="folds (default 5)")
+    e.add_argument("--folds", type=_folds_arg, default=None, help="run only these folds, e.g. 0,1")
+    e.add_argument("--out", type=Path, default=Path("results/evaluate"), help="output folder")
+
+    f = sub.add_parser("fit", help="fit on all clips and export ONNX + model card")
+    data_opts(f)
+    model_opts(f)
+    f.add_argument("--out", type=Path, required=True, help="models/NAME.onnx (the card goes beside it)")
+    f.add_argument("--name", default=None, help="model name in the card (default: the file's stem)")
+    f.add_argument("--cv", type=Path, default=None,
+                   help="results.json of `mer-train evaluate` for the card's metrics")
+    f.add_argument("--checkpoint-dir", type=Path, default=None,
+                   help="wave recipe: last.pt/best.pt each epoch")
+    f.add_argument("--resume", action="store_true",
+                   help="wave recipe: continue from --checkpoint-dir/last.pt")
+
+    s = sub.add_parser("pmemo-standin",
+                       help="PMEmo label layout + generated chorus/ audio, to try the PMEmo path")
+    s.add_argument("dir", type=Path, help="output folder (PMEmo2019/ is written inside)")
+    s.add_argument("--labels", type=Path, default=None,
+                   help="PMEmo2019 labels folder (default ../shared/data/pmemo-labels/PMEmo2019)")
+    s.add_argument("--n", type=_positive, default=None, help="only the first N songs (default all)")
+    s.add_argument("--seconds", type=float, default=None, help="clip length (default: metadata duration)")
+    s.add_argument("--format", choices=("mp3", "wav", "flac"), default="mp3")
+    s.add_argument("--sr", type=_positive, default=22050)
+    s.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+    return p
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+def load_data(spec: str) -> tuple[list[Clip], str]:
+    """``(clips, description)`` of ``--data``: ``4q[:DIR]``, ``pmemo[:DIR]`` or a manifest CSV path."""
+    name, _, arg = spec.partition(":")
+    if name.lower() == "4q" and (not arg or Path(arg).is_dir()):
+        clips = load_4q(Path(arg) if arg else None)
+        desc = "4Q (Panda, Malheiro & Paiva 2018; AllMusic mood tags mapped to Russell quadrants)"
+    elif name.lower() == "pmemo" and (not arg or Path(arg).is_dir()):
+        from .pmemo import load_pmemo
+
+        clips = load_pmemo(Path(arg) if arg else None)
+        desc = "PMEmo2019 chorus clips, static arousal/valence labels"
+    else:
+        path = Path(spec)
+        if path.is_dir() or (path.suffix.lower() != ".csv" and not path.is_file()):
+            raise UsageError(f"--data {spec!r}: use 4q[:DIR], pmemo[:DIR] or a manifest .csv file")
+        clips = load_manifest(path)
+        desc = f"manifest {path.name}"
+    if len(clips) < 2:
+        raise UsageError(f"--data {spec}: {len(clips)} usable clip(s); need at least 2 with audio")
+    return clips, desc
+
+
+def describe(clips: Sequence[Clip], desc: str) -> str:
+    """One line on what was trained on: name, clips, artists, label kind, quadrant counts."""
+    artists = len({c.artist.strip().casefold() or c.id for c in clips})
+    q = np.bincount([c.quadrant for c in clips], minlength=5)[1:]
+    kind = "continuous arousal/valence" if all(c.has_continuous for c in clips) else "quadrant labels"
+    return (f"{desc}: {len(clips)} clips, {artists} artists, {kind}; quadrants Q1 {q[0]}, Q2 {q[1]}, "
+            f"Q3 {q[2]}, Q4 {q[3]}")
+
+
+BINARY_KEYS = ("arousal_high", "valence_high", "quadrant")
+
+
+def _summary(lab: dict[str, Any], idx: np.ndarray, scores: np.ndarray, train_idx: np.ndarray | None = None
+             ) -> dict[str, Any]:
+    """metrics.summarize of ``scores`` against the labels ``lab`` at ``idx`` (majority of ``train_idx``)."""
+    from .metrics import summarize
+
+    cont = lab["continuous"]
+    return summarize(scores, arousal_high=lab["arousal_high"][idx], valence_high=lab["valence_high"][idx],
+                     quadrant=lab["quadrant"][idx], continuous=None if cont is None else cont[idx],
+                     train=None if train_idx is None else {k: lab[k][train_idx] for k in BINARY_KEYS})
+
+
+def _labels(clips: Sequence[Clip]) -> dict[str, np.ndarray | None]:
+    cont = np.array([[c.arousal, c.valence] for c in clips], np.float64) if all(
+        c.has_continuous for c in clips) else None
+    return {
+        "arousal_high": np.array([c.arousal_high for c in clips], np.int64),
+        "valence_high": np.array([c.valence_high for c in clips], np.int64),
+        "quadrant": np.array([c.quadrant for c in clips], np.int64),
+        "continuous": cont,
+    }
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+
+def flat_metrics(clips: Sequence[Clip], scores: np.ndarray, train: Sequence[Clip] | None = None
+                 ) -> dict[str, float]:
+    """One flat dict of every clip-level metric of ``scores [n, 2]`` against ``clips``' labels.
+
+    AUC, accuracy, balanced accuracy and MCC per dimension, quadrant accuracy / macro-F1 / balanced
+    accuracy, each with its majority baseline (majority of ``train`` when given); for continuous
+    labels also RMSE, MAE, Pearson r, R² and CCC per dimension.
+    """
+    from .metrics import summarize
+
+    lab = _labels(clips)
+    tr = _labels(train) if train is not None else None
+    s = summarize(scores, arousal_high=lab["arousal_high"], valence_high=lab["valence_high"],
+                  quadrant=lab["quadrant"], continuous=lab["continuous"],
+                  train=None if tr is None else {k: tr[k] for k in BINARY_KEYS})
+    out: dict[str, float] = {}
+    for d in ("arousal", "valence"):
+        part = s[d]
+        for k in ("auc", "accuracy", "balanced_accuracy", "mcc", "majority_accuracy"):
+            out[f"{d}_{k}"] = float(part[k])
+        for k, v in part.get("regression", {}).items():
+            if k != "n":
+                out[f"{d}_{k}"] = float(v)
+    q = s["quadrant"]
+    for k in ("accuracy", "macro_f1", "balanced_accuracy", "majority_accuracy", "majority_macro_f1"):
+        out[f"quadrant_{k}"] = float(q[k])
+    low = np.isin(lab["quadrant"], (3, 4))  # sad vs calm: where such models fail most
+    if low.sum() and len(set(lab["valence_high"][low])) == 2:
+        from .metrics import auc
+
+        out["valence_auc_low_arousal"] = auc(lab["valence_high"][low], scores[low, 1])
+    return out
+
+
+def mean_std(per_fold: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    keys = sorted({k for m in per_fold for k in m})
+    vals = {k: np.array([m.get(k, math.nan) for m in per_fold], np.float64) for k in keys}
+    import warnings
+
+    with warnings.catch_warnings():  # a metric NaN in every fold (one class only) stays NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {"mean": {k: float(np.nanmean(v)) for k, v in vals.items()},
+                "std": {k: float(np.nanstd(v)) for k, v in vals.items()}}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean(o: Any) -> Any:
+    """NaN -> None, recursively (JSON has no NaN)."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    return o
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values (numpy -> Python, NaN -> None)."""
+    return _clean(json.loads(json.dumps(obj, default=_json_default)))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(jsonable(obj), indent=1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------ configs
+
+
+def model_config(args: argparse.Namespace):
+    from .models import ModelConfig
+
+    kw = parse_kv(args.model, ModelConfig, "model")
+    if args.recipe == "spec":
+        kw.setdefault("trainable_mel", False)  # the cache depends on fixed filters
+    try:
+        cfg = ModelConfig(**kw)
+    except ValueError as e:
+        raise UsageError(f"--model: {e}") from None
+    if args.recipe == "spec" and cfg.arch == "raw_cnn":
+        raise UsageError("--recipe spec needs a spectrogram model (arch=mel_cnn or crnn); "
+                         "use --recipe wave for raw_cnn")
+    return cfg
+
+
+def fit_config(args: argparse.Namespace, progress: bool):
+    if args.recipe == "spec":
+        from .specfit import SpecFitConfig
+
+        kw = parse_kv(args.fit, SpecFitConfig, "fit")
+        kw.setdefault("threads", args.threads)
+        kw.setdefault("progress", progress)
+        try:
+            return SpecFitConfig(**kw)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"--fit: {e}") from None
+    from .fit import FitConfig
+
+    kw = parse_kv(args.fit, FitConfig, "fit")
+    kw.setdefault("threads", args.threads)
+    kw.setdefault("progress", progress)
+    kw.setdefault("device", args.device)
+    if getattr(args, "checkpoint_dir", None) is not None:
+        kw["checkpoint_dir"] = str(args.checkpoint_dir)
+    if getattr(args, "resume", False):
+        kw["resume"] = True
+    try:
+        return FitConfig(**kw)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--fit: {e}") from None
+
+
+def aug_config(spec: str):
+    from .augment import AugmentConfig
+
+    try:
+        if spec == "all":
+            return AugmentConfig()
+        if spec == "none":
+            return AugmentConfig.none()
+        if spec.startswith("minus:"):
+            return AugmentConfig().without(*spec[6:].split(","))
+        if spec.startswith("only:"):
+            return AugmentConfig().only(*spec[5:].split(","))
+    except ValueError as e:
+        raise UsageError(f"--aug: {e}") from None
+    raise UsageError(f"--aug {spec!r}: use all, none, minus:a,b or only:a,b")
+
+
+def _check_recipe_opts(args: argparse.Namespace) -> None:
+    if args.recipe == "wave" and args.seeds > 1:
+        raise UsageError("--seeds > 1 applies to the spec recipe (an ensemble sharing one mel front end)")
+    if args.recipe == "spec" and args.aug != "all":
+        raise UsageError("--aug applies to the wave recipe; the spec recipe takes --fit augs=a,b|none")
+    if args.recipe == "spec" and (getattr(args, "checkpoint_dir", None) or getattr(args, "resume", False)):
+        raise UsageError("--checkpoint-dir/--resume apply to the wave recipe (a spec fit takes minutes)")
+
+
+def _mels(model, audio, clips: Sequence[Clip], cache: Path | None, progress: bool):
+    """Mel dB of each clip by ``model``'s frozen front end, cached on disk by clips + front end."""
+    import hashlib
+
+    import torch
+
+    from .specfit import mel_cache
+
+    key_cfg = {k: model.cfg.to_dict()[k] for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax")}
+    h = hashlib.sha1(repr((key_cfg, [c.id for c in clips], [str(c.path) for c in clips],
+                           [len(a) for a in audio])).encode()).hexdigest()[:16]
+    f = cache / f"mel-{h}.pt" if cache is not None else None
+    if f is not None and f.is_file():
+        try:
+            return torch.load(f)
+        except Exception:  # unreadable cache entry: compute again
+            log.warning("mel cache %s unreadable; computing again", f.name)
+    t0 = time.time()
+    mels = mel_cache(model, audio)
+    log.info("mel spectrograms of %d clips in %.1f s", len(mels), time.time() - t0)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f".{f.name}.tmp")
+        torch.save(mels, tmp)
+        tmp.replace(f)
+    return mels
+
+
+def _load_audio(clips: Sequence[Clip], sr: int, args: argparse.Namespace):
+    from .cache import load_audio
+
+    audio = load_audio(clips, sr, cache_dir=args.cache, progress=not args.no_progress)
+    if len(audio.clips) < 2:
+        raise UsageError(f"only {len(audio.clips)} clip(s) decoded; need at least 2")
+    return audio
+
+
+# ----------------------------------------------------------------------------------- commands
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .baseline import cross_validate_features, report
+    from .cache import load_audio
+    from .features import feature_matrix
+
+    clips, desc = load_data(args.data)
+    audio = load_audio(clips, args.sr, cache_dir=args.cache, progress=not args.no_progress)
+    clips = audio.clips
+    n_artists = len({c.artist.strip().casefold() or c.id for c in clips})
+    if n_artists < args.k:
+        raise UsageError(f"cannot make {args.k} artist folds from {n_artists} artists (lower --k)")
+    X, names = feature_matrix(audio, args.sr, ids=[c.id for c in clips], cache_dir=args.cache,
+                              progress=not args.no_progress)
+    res = cross_validate_features(X, clips, k=args.k, seed=0)
+    table = report(res, n_artists, desc.split(":")[0], 0, args.k)
+    print(table)
+    write_json(args.out, {
+        "data": describe(clips, desc), "k": args.k, "seed": 0, "n_features": res.n_features,
+        "features": names, "pooled": res.summary, "quadrant_4class": res.quadrant_4class,
+        "folds": res.fold_summaries, "table": table, "ids": [c.id for c in clips],
+        "oof": res.pred, "oof_quadrant_4class": res.quadrant_pred, "dropped": audio.dropped,
+    })
+    log.info("wrote %s", args.out)
+    return 0
+
+
+def _summary_table(name: str, clips: Sequence[Clip], oof: np.ndarray, fold_sums: list, protocol: str) -> str:
+    from .metrics import fold_spread, format_table
+
+    keys = ["arousal.auc", "valence.auc", "arousal.balanced_accuracy", "valence.balanced_accuracy",
+            "arousal.mcc", "valence.mcc", "quadrant.accuracy", "quadrant.macro_f1"]
+    if all(c.has_continuous for c in clips):
+        keys += ["arousal.regression.r2", "valence.regression.r2", "arousal.regression.ccc",
+                 "valence.regression.ccc"]
+    lab = _labels(clips)
+    from .metrics import summarize
+
+    pooled = summarize(oof, arousal_high=lab["arousal_high"], valence_high=lab["valence_high"],
+                       quadrant=lab["quadrant"], continuous=lab["continuous"])
+    spread = {name: fold_spread(fold_sums, keys)} if len(fold_sums) > 1 else None
+    return format_table({name: pooled}, protocol, spread=spread)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_recipe_opts(args)
+    progress = not args.no_progress
+    clips, desc = load_data(args.data)
+    mcfg = model_config(args)
+    fcfg = fit_config(args, progress=False)
+    aug = aug_config(args.aug) if args.recipe == "wave" else None
+    n_artists = len({c.artist.strip().casefold() or c.id for c in clips})
+    if n_artists < args.k:
+        raise UsageError(f"cannot make {args.k} artist folds from {n_artists} artists (lower --k)")
+    if args.folds is not None and max(args.folds) >= args.k:
+        raise UsageError(f"--folds {args.folds}: folds are 0..{args.k - 1}")
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from .fit import predict_clips
+    from .models import build_model, count_flops
+    from .plots import av_scatter_png, confusion_png, curves_png
+
+    torch.set_num_threads(args.threads)
+    audio = _load_audio(clips, mcfg.sample_rate, args)
+    clips = audio.clips
+    folds = artist_folds(clips, k=args.k, seed=0)
+    run = args.folds if args.folds is not None else list(range(args.k))
+    oof = np.full((len(clips), 2), np.nan)
+    per_fold: list[dict[str, float]] = []
+    fold_sums: list[dict[str, Any]] = []
+    histories: dict[str, list[float]] = {}
+    secs: list[float] = []
+    lab = _labels(clips)
+    if args.recipe == "spec":
+        from .specfit import fit_spec
+
+        mels = _mels(build_model(mcfg), list(audio), clips, args.cache, progress)
+    t_all = time.time()
+    for k in tqdm(run, desc="folds", unit="fold", disable=not progress):
+        tr, te = folds[k]
+        t0 = time.time()
+        tr_clips = [clips[i] for i in tr]
+        if args.recipe == "spec":
+            scores = []
+            for s in range(args.seeds):
+                seed = 1000 * k + s
+                torch.manual_seed(seed)
+                model = build_model(mcfg)
+                res = fit_spec(model, tr_clips, [mels[i] for i in tr],
+                               dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {s}")
+                histories[f"fold {k} seed {s} loss"] = [h["loss"] for h in res.history]
+                scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
+            sc = np.mean(scores, axis=0)
+        else:
+            from .fit import fit_model
+
+            torch.manual_seed(k)
+            model = build_model(mcfg)
+            ck = fcfg.checkpoint_dir
+            cfg_k = dataclasses.replace(fcfg, seed=fcfg.seed + k,
+                                        checkpoint_dir=str(Path(ck) / f"fold{k}") if ck else None)
+            res = fit_model(model, tr_clips, [audio[i] for i in tr], cfg_k, aug, desc=f"fold {k}")
+            histories[f"fold {k} loss"] = [h["loss"] for h in res.history]
+            sc = predict_clips(res.model, [audio[i] for i in te], fcfg.eval_hop_seconds)
+        oof[te] = sc
+        te_clips = [clips[i] for i in te]
+        m = flat_metrics(te_clips, sc, tr_clips)
+        per_fold.append(m)
+        fold_sums.append(_summary(lab, te, sc, tr))
+        secs.append(time.time() - t0)
+        log.info("fold %d: a_auc %.3f v_auc %.3f quad_f1 %.3f (%.0f s)", k, m["arousal_auc"],
+                 m["valence_auc"], m["quadrant_macro_f1"], secs[-1])
+
+    done = ~np.isnan(oof[:, 0])
+    d_clips = [c for c, ok in zip(clips, done, strict=True) if ok]
+    protocol = (PROTOCOL_SPEC if args.recipe == "spec" else PROTOCOL_WAVE).format(k=args.k, seeds=args.seeds)
+    if len(run) < args.k:
+        protocol += f" Only folds {run} of {args.k} were run; pooled metrics cover their clips only."
+    pooled = flat_metrics(d_clips, oof[done])
+    pooled_summary = _summary(lab, np.flatnonzero(done), oof[done])
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_cfg = {"model": mcfg.to_dict(),
+                  "fit": (dataclasses.asdict(fcfg) if args.recipe == "wave" else
+                          {**dataclasses.asdict(fcfg), "augs": list(fcfg.augs)}),
+                  "augment": dataclasses.asdict(aug) if aug is not None else None}
+    table = _summary_table(f"{mcfg.arch} ({args.recipe} recipe)", d_clips, oof[done], fold_sums, protocol)
+    res_json = {
+        "data": describe(clips, desc), "recipe": args.recipe, "seeds": args.seeds, "k": args.k,
+        "fold_seed": 0, "folds_run": run, **recipe_cfg,
+        "flops_per_window": count_flops(build_model(mcfg)),
+        "folds": per_fold, **mean_std(per_fold), "pooled": pooled, "pooled_summary": pooled_summary,
+        "fold_summaries": fold_sums, "protocol": protocol, "table": table, "seconds": secs,
+        "seconds_total": time.time() - t_all, "histories": histories,
+        "ids": [c.id for c in clips], "oof": oof,
+        "command": command_line(),
+    }
+    write_json(out / "results.json", res_json)
+    confusion_png(pooled_summary["quadrant"]["confusion"], out / "confusion.png",
+                  title=f"pooled out-of-fold quadrants ({len(d_clips)} clips)")
+    curves_png(histories, out / "curves.png", title="training loss per fold")
+    av_scatter_png(oof[done], out / "av_scatter.png",
+                   true=None if lab["continuous"] is None else lab["continuous"][done],
+                   quadrant=lab["quadrant"][done], title="out-of-fold clip scores")
+    print(table)
+    print(f"wrote {out / 'results.json'}, confusion.png, curves.png, av_scatter.png")
+    return 0
+
+
+def card_metrics(cv_path: Path, mcfg_dict: dict[str, Any], recipe: str) -> tuple[dict[str, Any], str]:
+    """``(metrics, protocol)`` for the card from an evaluate results.json: pooled values and
+    ``[mean, std]`` over folds per metric. A results file of another recipe/model is a warning."""
+    try:
+        cv = json.loads(Path(cv_path).read_text(encoding="utf-8"))
+        pooled, mean, std, protocol = cv["pooled"], cv["mean"], cv["std"], cv["protocol"]
+    except FileNotFoundError:
+        raise UsageError(f"--cv {cv_path}: file not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"--cv {cv_path}: not a results.json of `mer-train evaluate` ({type(e).__name__}: "
+                         f"{e})") from None
+    if cv.get("model") != mcfg_dict or cv.get("recipe") != recipe:
+        log.warning("--cv %s was measured with another recipe or model config than this fit", cv_path)
+    metrics = {
+        "pooled": pooled,
+        "mean_std": {k: [mean[k], std.get(k)] for k in mean},
+        "folds_run": cv.get("folds_run"), "k": cv.get("k"), "seeds": cv.get("seeds"),
+        "data": cv.get("data"), "cv_command": cv.get("command"),
+    }
+    return metrics, protocol
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    _check_recipe_opts(args)
+    progress = not args.no_progress
+    if args.out.suffix != ".onnx":
+        raise UsageError(f"--out {args.out}: the model file must end in .onnx")
+    clips, desc = load_data(args.data)
+    mcfg = model_config(args)
+    fcfg = fit_config(args, progress=progress)
+    aug = aug_config(args.aug) if args.recipe == "wave" else None
+    metrics, protocol = (card_metrics(args.cv, mcfg.to_dict(), args.recipe) if args.cv is not None
+                         else (None, "not measured: fit without --cv"))
+    if args.recipe == "spec" and args.device == "cuda":
+        log.warning("the spec recipe trains on the CPU (cached spectrograms); --device cuda applies "
+                    "to --recipe wave")
+
+    import torch
+
+    from .export import ExportError, export_onnx
+    from .models import build_model
+
+    torch.set_num_threads(args.threads)
+    audio = _load_audio(clips, mcfg.sample_rate, args)
+    clips = audio.clips
+    name = args.name or args.out.stem
+    t0 = time.time()
+    if args.recipe == "spec":
+        from .ensemble import SharedMelEnsemble
+        from .specfit import fit_spec
+
+        mels = _mels(build_model(mcfg), list(audio), clips, args.cache, progress)
+        members = []
+        for s in range(args.seeds):
+            torch.manual_seed(s)
+            m = build_model(mcfg)
+            fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=s), desc=f"seed {s}")
+            members.append(m.eval())
+        final: torch.nn.Module = SharedMelEnsemble(members).eval() if args.seeds > 1 else members[0]
+        fit_dict = {**dataclasses.asdict(fcfg), "augs": list(fcfg.augs)}
+    else:
+        from .fit import fit_model
+
+        torch.manual_seed(fcfg.seed)
+        res = fit_model(build_model(mcfg), clips, list(audio), fcfg, aug, desc="fit")
+        final = res.model.to("cpu").eval()
+        fit_dict = {**dataclasses.asdict(fcfg), "best_epoch": res.best_epoch}
+    secs = time.time() - t0
+    card_extra: dict[str, Any] = {
+        "training_data": describe(clips, desc),
+        **({"metrics": metrics} if metrics is not None else {}),
+        "protocol": protocol,
+        "recipe": {"recipe": args.recipe, "seeds": args.seeds, "model": mcfg.to_dict(), "fit": fit_dict,
+                   "augment": dataclasses.asdict(aug) if aug is not None else None,
+                   "fit_seconds": round(secs, 1)},
+        "command": command_line(),
+    }
+    try:
+        export_onnx(final, args.out, sample_rate=mcfg.sample_rate, window_samples=mcfg.window_samples,
+                    name=name, card_extra=jsonable(card_extra))
+    except ExportError as e:
+        raise RuntimeError(str(e)) from None
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')} ({len(clips)} clips, fit {secs:.0f} s)")
+    return 0
+
+
+def cmd_pmemo_standin(args: argparse.Namespace) -> int:
+    from .pmemo import default_root, make_standin_chorus
+
+    labels = args.labels if args.labels is not None else default_root()
+    if not (Path(labels) / "metadata.csv").is_file():
+        raise UsageError(f"--labels {labels}: no PMEmo2019 metadata.csv there")
+    if args.seconds is not None and not 1 <= args.seconds <= 600:
+        raise UsageError("--seconds must be in 1..600")
+    root = make_standin_chorus(labels, args.dir, n=args.n, seconds=args.seconds, sr=args.sr, fmt=args.format)
+    n = sum(1 for _ in (root / "chorus").glob(f"*.{args.format}"))
+    print(f"wrote {root} ({n} generated chorus clips); try: {PROG} evaluate --data pmemo:{root}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+
+_ARGV: list[str] = []
+
+
+def command_line() -> str:
+    """The exact command as typed (for the card and results.json)."""
+    return " ".join(shlex.quote(a) for a in [PROG, *_ARGV])
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _ARGV
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _ARGV = argv
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    logging.getLogger("mer_train").setLevel(level)
+    for noisy in ("matplotlib", "PIL", "onnxscript", "onnx_ir"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cmds = {"baseline": cmd_baseline, "evaluate": cmd_evaluate, "fit": cmd_fit,
+            "pmemo-standin": cmd_pmemo_standin}
+    try:
+        return cmds[args.cmd](args)
+    except (UsageError, DataError) as e:
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failed run: one line; the traceback with -vv
+        if args.verbose >= 2:
+            raise
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0] if s else type(e).__name__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
