@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         per_fold.append(m)
         secs.append(time.time() - t1)
         log.info("fold %d: %s (%.0f s)", k, ", ".join(f"{a}={b:.3f}" for a, b in m.items()), secs[-1])
-    res = {"name": args.name, "model": mcfg.to_dict(), "fit": config_dict(fcfg), "seeds": args.seeds,
+    cmd = "python -m train.experiments.run_spec " + shlex.join(sys.argv[1:] if argv is None else argv)
+    res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
+           "seeds": args.seeds,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
