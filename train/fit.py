@@ -140,9 +140,10 @@ def predict_windows(model: EmotionModel, windows: np.ndarray, device: torch.devi
 
 def clip_windows(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Windows over a clip as the runtime frames them; a clip shorter than one window is
-    zero-padded to one window (mer-analyze's behaviour for short files)."""
+    zero-padded ON THE LEFT to one window ending on its last sample (mer-analyze's and
+    ``frame_windows``' behaviour for short files; padding on the right scored them differently)."""
     if len(x) < window:
-        x = np.pad(x, (0, window - len(x)))
+        x = np.pad(x, (window - len(x), 0))
     w = frame(x, window, hop)[0]
     # no hop boundary inside the clip: its last full window (as the runtime's frame_windows)
     return w if len(w) else np.ascontiguousarray(x[None, -window:], np.float32)

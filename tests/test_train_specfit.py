@@ -1,0 +1,194 @@
+"""train/specfit.py + train/ensemble.py: spectrogram-domain augmentation, the mel cache, a short real
+fit, and a two-member ensemble that exports and scores files exactly as the runtime does.
+
+Small and synthetic (no shared data, no GPU): 8 kHz, 1 s windows, channels (8, 16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("nnAudio")
+
+import soundfile as sf  # noqa: E402
+
+from tests.fixtures_train import synth_clip  # noqa: E402
+from tests.test_train_fit import SR, small_cfg, synthetic_clips  # noqa: E402
+from train.data import Clip  # noqa: E402
+from train.ensemble import SharedMelEnsemble  # noqa: E402
+from train.fit import clip_metrics, predict_clips  # noqa: E402
+from train.models import build_model  # noqa: E402
+from train.specfit import SPEC_AUGS, SpecFitConfig, augment_db, fit_spec, mel_cache  # noqa: E402
+
+# the steps augment_db applies itself; stretch, specaug and mixup act later, in fit_spec
+DB_STEPS = ("pitch", "eq", "band", "reverb", "noise", "compress")
+FRAME_RATE = SR / 256
+
+
+def spec_cfg() -> object:
+    return dataclasses.replace(small_cfg("mel_cnn"), trainable_mel=False)
+
+
+def mel_db_batch(seed: int = 0) -> torch.Tensor:
+    """Realistic mel dB crops [4, 24, 40]: music-like levels between the -80 dB floor and 0 dB,
+    one crop of pure silence (the floor), as the cache holds them."""
+    g = torch.Generator().manual_seed(seed)
+    db = -60 + 50 * torch.rand(4, 24, 40, generator=g) - torch.linspace(0, 20, 24)[None, :, None]
+    db[0] = -80.0
+    return db
+
+
+def test_each_db_augmentation_alone_keeps_shape_finite_and_changes_the_crop() -> None:
+    db = mel_db_batch()
+    for step in DB_STEPS:
+        cfg = SpecFitConfig(augs=(step,), p_aug=1.0, progress=False)
+        out = augment_db(db.clone(), cfg, FRAME_RATE, torch.Generator().manual_seed(1))
+        assert out.shape == db.shape, step
+        assert torch.isfinite(out).all(), step
+        assert (out[1:] - db[1:]).abs().max() > 0.05, f"{step} left the crops unchanged"
+
+
+def test_all_db_augmentations_together_keep_shape_and_finite() -> None:
+    db = mel_db_batch()
+    cfg = SpecFitConfig(augs=SPEC_AUGS, p_aug=1.0, progress=False)
+    for seed in range(5):
+        out = augment_db(db.clone(), cfg, FRAME_RATE, torch.Generator().manual_seed(seed))
+        assert out.shape == db.shape and torch.isfinite(out).all()
+        assert out.min() > -120 and out.max() < 60  # dB stays in a sane range
+
+
+def test_no_augmentation_is_the_identity_up_to_the_power_floor() -> None:
+    """augs=() (and the steps fit_spec applies elsewhere) leave a crop as it is: augment_db still
+    round-trips through power + 1e-10, which moves the -80 dB floor by 0.04 dB and nothing audible."""
+    db = mel_db_batch()
+    for augs in ((), ("stretch", "specaug", "mixup")):
+        out = augment_db(db.clone(), SpecFitConfig(augs=augs, p_aug=1.0, progress=False), FRAME_RATE,
+                         torch.Generator().manual_seed(0))
+        assert out.shape == db.shape
+        loud = db > -60
+        assert (out - db)[loud].abs().max() < 1e-3
+        assert (out - db).abs().max() < 0.05
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        SpecFitConfig(augs=("wobble",))
+
+
+def test_mel_cache_matches_the_models_window_front_end_on_interior_frames() -> None:
+    """Training crops of the cache must look like what the exported graph computes per window;
+    only the frames at a window's edges differ (reflect padding there, real audio in the cache)."""
+    cfg = spec_cfg()
+    model = build_model(cfg).eval()
+    x = synth_clip(0.7, 0.3, 3.0, SR, seed=5)
+    cache = mel_cache(model, [x])[0]
+    assert cache.dtype == torch.float16 and cache.shape[0] == cfg.n_mels
+    assert cache.shape[1] == math.ceil(len(x) / cfg.hop)
+    win = cfg.window_samples
+    edge = math.ceil(cfg.n_fft / 2 / cfg.hop)
+    for start in (0, 3 * cfg.hop, len(x) - win - (len(x) - win) % cfg.hop):
+        with torch.no_grad():
+            w = model.frontend.power_db(torch.from_numpy(x[start : start + win])[None])[0]
+        k = start // cfg.hop
+        inner = slice(edge, w.shape[1] - edge)
+        got = cache[:, k + inner.start : k + inner.stop].float()
+        want = w[:, inner]
+        assert got.shape == want.shape and got.shape[1] >= 2
+        # float16 storage: ~0.03 dB resolution at -60 dB
+        assert (got - want).abs().max() < 0.1, start
+
+
+def test_fit_spec_lowers_loss_and_beats_chance_on_unseen_clips() -> None:
+    clips, audio = synthetic_clips(24)
+    cfg = spec_cfg()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    mels = mel_cache(model, audio)
+    fc = SpecFitConfig(epochs=8, batch_size=8, lr=1e-2, crops_per_clip=2, threads=2, progress=False, seed=0,
+                       augs=("eq", "noise", "compress", "band", "specaug"))
+    res = fit_spec(model, clips, mels, fc)
+    losses = [h["loss"] for h in res.history]
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+    # the floor is well above 0 (label smoothing + the auxiliary 4-way quadrant term)
+    assert min(losses[-3:]) < losses[0] * 0.85
+    test_clips, test_audio = synthetic_clips(16, seed=1)  # unseen clips at new levels
+    scores = predict_clips(res.model, test_audio, hop_seconds=0.5)
+    y = np.array([[c.arousal_high, c.valence_high] for c in test_clips])
+    m = clip_metrics(y, scores, np.array([c.quadrant for c in test_clips]))
+    assert m["arousal_auc"] > 0.8 and m["arousal_acc"] > 0.6
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> SharedMelEnsemble:
+    """Two members of the spec recipe, fitted briefly with different seeds (so they disagree)."""
+    clips, audio = synthetic_clips(16)
+    cfg = spec_cfg()
+    members = []
+    mels = mel_cache(build_model(cfg), audio)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = build_model(cfg)
+        fit_spec(m, clips, mels, SpecFitConfig(epochs=2, batch_size=8, crops_per_clip=2, seed=seed,
+                                               progress=False, threads=2))
+        members.append(m.eval())
+    return SharedMelEnsemble(members).eval()
+
+
+def test_ensemble_is_the_mean_of_its_members(ensemble: SharedMelEnsemble) -> None:
+    x = torch.from_numpy(np.stack([synth_clip(a, v, 1.0, SR, seed=i) for i, (a, v) in
+                                   enumerate([(0.1, 0.9), (0.9, 0.2), (0.5, 0.5)])]))
+    with torch.no_grad():
+        each = [m(x) for m in ensemble.members]
+        got = ensemble(x)
+    assert got.shape == (3, 2)
+    assert torch.allclose(got, (each[0] + each[1]) / 2, atol=1e-6)
+    assert (each[0] - each[1]).abs().max() > 1e-4  # the members really differ
+
+
+def test_ensemble_rejects_members_with_other_front_ends() -> None:
+    a = build_model(spec_cfg())
+    b = build_model(dataclasses.replace(spec_cfg(), n_mels=16))
+    with pytest.raises(ValueError, match="ModelConfig"):
+        SharedMelEnsemble([a, b])
+    with pytest.raises(ValueError, match="log-mel"):
+        SharedMelEnsemble([build_model(small_cfg("raw_cnn"))])
+
+
+def test_exported_ensemble_scores_files_as_the_runtime_does(ensemble: SharedMelEnsemble, tmp_path: Path
+                                                            ) -> None:
+    """No train/serve skew: files at 22050 Hz (not the model's 8 kHz) decoded and resampled by the
+    training cache and scored by torch (fit.predict_clips) equal mer-analyze's scores of the same
+    files through the exported ONNX file (runtime decode, soxr, framing, onnxruntime)."""
+    import json
+
+    from mer_live.analyze import analyze_file
+    from mer_live.model import Model
+    from train.cache import load_audio
+    from train.export import export_onnx
+
+    path = export_onnx(ensemble, tmp_path / "ens.onnx", sample_rate=SR, window_samples=SR, name="ens-test",
+                       card_extra={"training_data": "synthetic", "protocol": "none"})
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["export"]["parity_max_abs_diff"] <= 1e-4
+    assert card["parameters"] == sum(p.numel() for p in ensemble.parameters())
+
+    file_sr = 22050
+    clips = []
+    # a long clip, one whose length is no multiple of the hop, one shorter than a window (0.6 s)
+    for i, (a, v, sec) in enumerate([(0.8, 0.7, 4.0), (0.2, 0.3, 2.37), (0.6, 0.2, 0.6)]):
+        f = tmp_path / f"c{i}.wav"
+        x = synth_clip(a, v, sec, file_sr, seed=10 + i)
+        sf.write(f, np.stack([x, 0.8 * x], axis=1) if i == 0 else x, file_sr)  # stereo too
+        clips.append(Clip(id=f"c{i}", artist="x", path=f, arousal=a, valence=v))
+    audio = load_audio(clips, SR, cache_dir=None, progress=False)
+    assert len(audio) == 3
+    torch_scores = predict_clips(ensemble, list(audio), hop_seconds=1.0)
+
+    rt = Model(path, provider="cpu")
+    for i, c in enumerate(clips):
+        rec = analyze_file(c.path, rt, hop=1.0)
+        got = np.array([rec["arousal"], rec["valence"]])  # rounded to 4 decimals by mer-analyze
+        assert np.abs(got - torch_scores[i]).max() <= 2e-4, (c.id, got, torch_scores[i])
