@@ -158,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="spec: frozen mel front end, fitted on cached spectrograms (fast; "
                         "mel_cnn/crnn); wave: the whole model on raw audio with waveform augmentation "
                         "(any arch)")
-        sp.add_argument("--model", nargs="*", default=[], metavar="K=V", help="ModelConfig fields, e.g. "
-                        "arch=mel_cnn sample_rate=16000 window_seconds=3 channels=16,32,64")
-        sp.add_argument("--fit", nargs="*", default=[], metavar="K=V", help="SpecFitConfig (spec) or "
-                        "FitConfig (wave) fields, e.g. epochs=30 lr=0.003 augs=eq,noise|none")
+        sp.add_argument("--model", nargs="*", action="extend", default=[], metavar="K=V",
+                        help="ModelConfig fields (repeatable), e.g. arch=mel_cnn sample_rate=16000 "
+                        "window_seconds=3 channels=16,32,64")
+        sp.add_argument("--fit", nargs="*", action="extend", default=[], metavar="K=V",
+                        help="SpecFitConfig (spec) or FitConfig (wave) fields (repeatable), e.g. epochs=30 "
+                        "lr=0.003 augs=eq,noise|none")
         sp.add_argument("--aug", default="all",
                         help="wave recipe augmentation: all | none | minus:a,b | only:a,b")
         sp.add_argument("--seeds", type=_positive, default=1,
@@ -598,7 +600,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "folds": per_fold, **mean_std(per_fold), "pooled": pooled, "pooled_summary": pooled_summary,
         "fold_summaries": fold_sums, "protocol": protocol, "table": table, "seconds": secs,
         "seconds_total": time.time() - t_all, "histories": histories,
-        "ids": [c.id for c in clips], "oof": oof,
+        "ids": [c.id for c in clips],
+        "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof],  # None: fold not run
         "command": command_line(),
     }
     write_json(out / "results.json", res_json)
