@@ -101,6 +101,19 @@ def test_mel_cache_matches_the_models_window_front_end_on_interior_frames() -> N
         assert (got - want).abs().max() < 0.1, start
 
 
+@pytest.mark.xfail(strict=True, reason="specfit.mel_cache computes long clips in chunks, each reflect-padded "
+                   "at its start: the first frame of every later chunk is off by ~20 dB (clips > chunk_s, "
+                   "60 s by default; 4Q's 30 s clips are unaffected)")
+def test_mel_cache_has_no_seams_between_chunks() -> None:
+    cfg = spec_cfg()
+    model = build_model(cfg).eval()
+    x = synth_clip(0.6, 0.4, 5.0, SR, seed=1)
+    chunked = mel_cache(model, [x], chunk_s=2.0)[0].float()
+    whole = mel_cache(model, [x], chunk_s=100.0)[0].float()
+    assert chunked.shape == whole.shape
+    assert (chunked - whole).abs().max() < 0.1
+
+
 def test_fit_spec_lowers_loss_and_beats_chance_on_unseen_clips() -> None:
     clips, audio = synthetic_clips(24)
     cfg = spec_cfg()
