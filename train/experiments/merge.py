@@ -1,0 +1,64 @@
+"""Merge run_spec results of disjoint folds (run as parallel processes) into one complete CV result.
+
+``python -m train.experiments.merge --name X part1.json part2.json ...``: the parts must share the
+recipe (model, fit, seeds); out-of-fold scores and per-fold metrics are combined, mean/std and
+pooled metrics recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_4q
+from ..fit import clip_metrics, summarize
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("parts", nargs="+", type=Path)
+    args = ap.parse_args(argv)
+    parts = [json.loads(p.read_text()) for p in args.parts]
+    first = parts[0]
+    for p in parts[1:]:
+        for k in ("model", "fit", "seeds", "ids"):
+            if p[k] != first[k]:
+                raise SystemExit(f"merge: error: parts differ in {k!r}")
+    folds_run = [f for p in parts for f in p["folds_run"]]
+    if len(set(folds_run)) != len(folds_run):
+        raise SystemExit("merge: error: a fold appears in two parts")
+    order = np.argsort(folds_run)
+    per_fold = [m for p in parts for m in p["folds"]]
+    secs = [s for p in parts for s in p["seconds"]]
+    oof = np.full((len(first["ids"]), 2), np.nan)
+    for p in parts:
+        for i, r in enumerate(p["oof"]):
+            if r is not None:
+                oof[i] = r
+    res = {**first, "name": args.name, "folds_run": sorted(folds_run),
+           "folds": [per_fold[i] for i in order], "seconds": [secs[i] for i in order],
+           **summarize([per_fold[i] for i in order]),
+           "command": " && ".join(p.get("command", "") for p in parts),
+           "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
+    if not np.isnan(oof[:, 0]).any():
+        by_id = {c.id: c for c in load_4q()}
+        cl = [by_id[i] for i in first["ids"]]
+        y = np.array([[c.arousal_high, c.valence_high] for c in cl], np.float32)
+        res["pooled"] = clip_metrics(y, oof, np.array([c.quadrant for c in cl]))
+    (HERE / "results" / f"{args.name}.json").write_text(json.dumps(res, indent=1))
+    m, sd = res["mean"], res["std"]
+    print(f"{args.name}: folds {res['folds_run']}")
+    print(f"  arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc {m['valence_auc']:.3f}"
+          f"+-{sd['valence_auc']:.3f}  quad_f1 {m['quadrant_macro_f1']:.3f}+-{sd['quadrant_macro_f1']:.3f}")
+    print(f"  pooled {res.get('pooled')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
