@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,31 @@ def test_help_lists_the_subcommands(workdir: Path) -> None:
     assert r.returncode == 0
     for sub in ("baseline", "evaluate", "fit", "pmemo-standin"):
         assert sub in r.stdout
+    exe = shutil.which("mer-train")
+    if exe:  # the installed console script (pyproject: mer_train.cli:main)
+        r2 = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+        assert r2.returncode == 0 and r2.stdout == r.stdout
+
+
+def test_wave_fit_resumes_from_its_checkpoint(workdir: Path) -> None:
+    """A finished checkpoint resumed trains nothing more and exports the same weights."""
+    from mer_live.model import Model
+
+    base = ["fit", "--recipe", "wave", "--data", "ds/manifest.csv", "--cache", "cache", *TINY,
+            "val_fraction=0", "--aug", "only:crop,gain", "--checkpoint-dir", "ck", "--no-progress"]
+    r1 = mer_train(*base, "--out", "tmp/w1.onnx", cwd=workdir)
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    assert (workdir / "ck" / "last.pt").is_file()
+    r2 = mer_train(*base, "--resume", "-v", "--out", "tmp/w2.onnx", cwd=workdir)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert "resumed from" in r2.stderr and "fit epoch" not in r2.stderr  # no epoch ran again
+    x = np.random.default_rng(0).standard_normal((3, 8000)).astype(np.float32) * 0.1
+    y1 = Model(workdir / "tmp" / "w1.onnx", provider="cpu").predict(x)
+    y2 = Model(workdir / "tmp" / "w2.onnx", provider="cpu").predict(x)
+    assert np.abs(y1 - y2).max() < 1e-6
+    card = json.loads((workdir / "tmp" / "w2.json").read_text())
+    assert card["recipe"]["recipe"] == "wave" and card["recipe"]["fit"]["best_epoch"] == 2
+    assert "metrics" not in card and card["protocol"].startswith("not measured")
 
 
 def test_parse_kv_types_values_by_the_config_fields() -> None:
