@@ -31,6 +31,7 @@ from bench.common import (
 )
 
 CACHE = Path("/tmp/mer-bench-models")
+ROOT_DIR = Path(__file__).resolve().parents[1]
 
 
 def build_reference_cnn(
@@ -91,8 +92,29 @@ def build_reference_cnn(
     return path
 
 
+def build_train_standin(path: Path) -> Path:
+    """Export ``train/``'s own model family with random weights: ``mel_cnn`` with the config of the
+    training engineer's ``train/experiments/results/base30.json`` when present, else ModelConfig's
+    defaults. The closest stand-in for models/mer-default.onnx before it exists (timing only)."""
+    import torch
+
+    from train.export import export_onnx
+    from train.models import ModelConfig, build_model
+
+    res = ROOT_DIR / "train" / "experiments" / "results" / "base30.json"
+    cfg = ModelConfig.from_dict(json.loads(res.read_text())["model"]) if res.is_file() else ModelConfig()
+    torch.manual_seed(0)
+    net = build_model(cfg).eval()
+    return export_onnx(
+        net, path, sample_rate=cfg.sample_rate, window_samples=cfg.window_samples, name=path.stem,
+        card_extra={"description": f"benchmark stand-in: train/ {cfg.arch} "
+                    f"({'base30' if res.is_file() else 'default'} config), random weights (timing only)"},
+    )
+
+
 def reference_models() -> list[Path]:
-    """The loudness test model and the reference CNN, built once into /tmp and reused."""
+    """The loudness test model, the reference CNN and train/'s mel_cnn stand-in, built once into
+    /tmp and reused (the last one is the closest to the shipped model)."""
     from tests.modelkit import make_loudness_model
 
     out = []
@@ -108,6 +130,14 @@ def reference_models() -> list[Path]:
             print(f"reference CNN skipped (needs torch + nnAudio): {e}")
             return out
     out.append(ref)
+    standin = CACHE / "standin-melcnn16k.onnx"
+    if not standin.with_suffix(".json").is_file():
+        try:
+            build_train_standin(standin)
+        except Exception as e:  # train/ is another engineer's moving target: the stand-in is optional
+            print(f"train/ stand-in skipped: {type(e).__name__}: {e}")
+            return out
+    out.append(standin)
     return out
 
 
@@ -172,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.runs} timed Model.predict calls of one window (batch 1) per row after 20 warm-up calls.",
         "ref-mel-cnn-3s: nnAudio MelSpectrogram (n_fft 1024, hop 512, 64 mels) + 4 conv blocks "
         "(16-32-64-64) + linear, random weights, torch.onnx export (bench/bench_model.py); "
-        "loudness-test: tests/modelkit.py (elementwise only, so 0 MFLOPs counted).",
+        "loudness-test: tests/modelkit.py (elementwise only, so 0 MFLOPs counted); standin-melcnn16k: "
+        "train/'s mel_cnn (base30 config: 16 kHz, 3 s, 48 mels, channels 16-32-64-128), random weights "
+        "(bench_model.build_train_standin).",
     ]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         notes.append("no GPU on this machine: CUDA rows not measured.")
