@@ -492,7 +492,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _summary_table(name: str, clips: Sequence[Clip], oof: np.ndarray, fold_sums: list, protocol: str) -> str:
-    from .metrics import fold_spread, format_table
+    """The markdown table: pooled out-of-fold metrics +- the std over folds (folds where a metric
+    is undefined, e.g. an AUC of a fold with one class only, are left out of its std)."""
+    from .metrics import format_table, summarize
 
     keys = ["arousal.auc", "valence.auc", "arousal.balanced_accuracy", "valence.balanced_accuracy",
             "arousal.mcc", "valence.mcc", "quadrant.accuracy", "quadrant.macro_f1"]
@@ -500,12 +502,23 @@ def _summary_table(name: str, clips: Sequence[Clip], oof: np.ndarray, fold_sums:
         keys += ["arousal.regression.r2", "valence.regression.r2", "arousal.regression.ccc",
                  "valence.regression.ccc"]
     lab = _labels(clips)
-    from .metrics import summarize
-
     pooled = summarize(oof, arousal_high=lab["arousal_high"], valence_high=lab["valence_high"],
                        quadrant=lab["quadrant"], continuous=lab["continuous"])
-    spread = {name: fold_spread(fold_sums, keys)} if len(fold_sums) > 1 else None
-    return format_table({name: pooled}, protocol, spread=spread)
+    spread = None
+    if len(fold_sums) > 1:
+        spread = {name: {}}
+        for key in keys:
+            vals = []
+            for fs in fold_sums:
+                v: Any = fs
+                for part in key.split("."):
+                    v = v.get(part) if isinstance(v, dict) else None
+                if v is not None and math.isfinite(float(v)):
+                    vals.append(float(v))
+            if len(vals) > 1:
+                spread[name][key] = (float(np.mean(vals)), float(np.std(vals)))
+    how = protocol + (" Cells: pooled value ± std across folds." if spread else "")
+    return format_table({name: pooled}, how, spread=spread)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
