@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,9 +31,10 @@ TINY = ["--model", "sample_rate=8000", "window_seconds=1", "n_fft=256", "hop=256
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def mer_train(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def mer_train(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mer_train.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=None if env is None else {**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
@@ -173,12 +175,23 @@ def test_malformed_manifest_is_one_line_and_exit_2(workdir: Path, kind: str) -> 
     (["fit", "--data", "ds/manifest.csv", "--out", "x.pt"], "must end in .onnx"),
     (["fit", "--data", "ds/manifest.csv", "--out", "x.onnx", "--cv", "nope.json"], "nope.json"),
     (["evaluate", "--frobnicate"], "unrecognized arguments"),
+    (["evaluate", "--data", "4q:/no/such/folder"], "use 4q[:DIR], pmemo[:DIR] or a manifest"),
+    (["baseline", "--data", "ds"], "use 4q[:DIR], pmemo[:DIR] or a manifest"),
+    (["pmemo-standin", "pm", "--labels", "/no/such/folder"], "no PMEmo2019 metadata.csv"),
 ])
 def test_bad_options_are_one_line_and_exit_2(workdir: Path, args: list[str], needle: str) -> None:
     r = mer_train(*args, cwd=workdir, timeout=60)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mer-train: error: ") and needle in lines[0], r.stderr
+
+
+def test_4q_without_the_shared_data_is_one_line_and_exit_2(workdir: Path) -> None:
+    r = mer_train("evaluate", "--data", "4q", cwd=workdir, timeout=60,
+                  env={"MER_DATA": str(workdir / "empty")})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mer-train: error: 4Q labels not found"), r.stderr
 
 
 def test_help_lists_the_subcommands(workdir: Path) -> None:
