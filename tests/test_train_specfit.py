@@ -101,9 +101,6 @@ def test_mel_cache_matches_the_models_window_front_end_on_interior_frames() -> N
         assert (got - want).abs().max() < 0.1, start
 
 
-@pytest.mark.xfail(strict=True, reason="specfit.mel_cache computes long clips in chunks, each reflect-padded "
-                   "at its start: the first frame of every later chunk is off by ~20 dB (clips > chunk_s, "
-                   "60 s by default; 4Q's 30 s clips are unaffected)")
 def test_mel_cache_has_no_seams_between_chunks() -> None:
     cfg = spec_cfg()
     model = build_model(cfg).eval()

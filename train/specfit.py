@@ -85,15 +85,28 @@ class SpecFitResult:
 @torch.no_grad()
 def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float = 60.0) -> list[torch.Tensor]:
     """Mel power in dB ``[n_mels, frames]`` (float16) of each whole clip, by the model's own
-    (frozen) front end. Frames are ``hop`` samples apart, as in a window."""
+    (frozen) front end; frame ``j`` is centred on sample ``j * hop``, as in a window.
+
+    Long clips go through in chunks that overlap by the STFT's reach, so the result equals one pass
+    over the whole clip (no seams)."""
     fe = model.frontend
-    sr, hop = model.cfg.sample_rate, model.cfg.hop
-    step = int(chunk_s * sr) // hop * hop
+    sr, hop, n_fft = model.cfg.sample_rate, model.cfg.hop, model.cfg.n_fft
+    step = max(1, int(chunk_s * sr) // hop) * hop
+    reach = -(-n_fft // hop)  # frames whose support crosses a chunk edge
     out = []
     for x in audio:
         x = torch.from_numpy(np.asarray(x, np.float32))
-        parts = [fe.power_db(x[i : i + step][None])[0, :, : math.ceil(len(x[i : i + step]) / hop)]
-                 for i in range(0, max(1, len(x)), step)]
+        n_frames = len(x) // hop + 1
+        if len(x) <= step:
+            out.append(fe.power_db(x[None])[0, :, :n_frames].to(torch.float16))
+            continue
+        parts = []
+        for i in range(0, len(x), step):
+            lo = 0 if i == 0 else i - reach * hop
+            seg = x[lo : i + step + reach * hop]
+            first = (i - lo) // hop
+            want = min(step // hop, n_frames - i // hop)
+            parts.append(fe.power_db(seg[None])[0, :, first : first + want])
         out.append(torch.cat(parts, dim=1).to(torch.float16))
     return out
 
