@@ -434,9 +434,10 @@ def _mels(model, audio, clips: Sequence[Clip], cache: Path | None, progress: boo
     from .specfit import mel_cache
 
     key_cfg = {k: model.cfg.to_dict()[k] for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax")}
-    h = hashlib.sha1(repr((key_cfg, [c.id for c in clips], [str(c.path) for c in clips],
-                           [len(a) for a in audio])).encode()).hexdigest()[:16]
-    f = cache / f"mel-{h}.pt" if cache is not None else None
+    sha = hashlib.sha1(repr((key_cfg, torch.__version__, [c.id for c in clips])).encode())
+    for a in audio:  # length + a sparse sample of the audio itself: a re-encoded file gets new spectrograms
+        sha.update(f"{len(a)}".encode() + np.ascontiguousarray(np.asarray(a, np.float32)[::97]).tobytes())
+    f = cache / f"mel-{sha.hexdigest()[:16]}.pt" if cache is not None else None
     if f is not None and f.is_file():
         try:
             return torch.load(f)
@@ -564,7 +565,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.recipe == "spec":
             scores = []
             for s in range(args.seeds):
-                seed = 1000 * k + s
+                seed = fcfg.seed + 1000 * k + s  # as train/experiments/run_spec.py (fcfg.seed 0)
                 torch.manual_seed(seed)
                 model = build_model(mcfg)
                 res = fit_spec(model, tr_clips, [mels[i] for i in tr],
@@ -683,9 +684,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         mels = _mels(build_model(mcfg), list(audio), clips, args.cache, progress)
         members = []
         for s in range(args.seeds):
-            torch.manual_seed(s)
+            torch.manual_seed(fcfg.seed + s)
             m = build_model(mcfg)
-            fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=s), desc=f"seed {s}")
+            fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=fcfg.seed + s), desc=f"seed {s}")
             members.append(m.eval())
         final: torch.nn.Module = SharedMelEnsemble(members).eval() if args.seeds > 1 else members[0]
         fit_dict = {**dataclasses.asdict(fcfg), "augs": list(fcfg.augs)}
