@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .models import EmotionModel, LogMel
+from .models import EmotionModel
 
 
 class SharedMelEnsemble(nn.Module):
@@ -24,16 +24,20 @@ class SharedMelEnsemble(nn.Module):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         first = members[0]
-        if not isinstance(first.frontend, LogMel):
-            raise ValueError("SharedMelEnsemble needs log-mel members")
-        ref = {k: v for k, v in first.frontend.mel.state_dict().items()}
+        if not hasattr(first.frontend, "power_db"):
+            raise ValueError("SharedMelEnsemble needs spectrogram members (LogMel or MultiResLogMel)")
+
+        def fixed(m: EmotionModel) -> dict[str, torch.Tensor]:  # the front end less its BatchNorm
+            return {k: v for k, v in m.frontend.state_dict().items() if not k.startswith("bn.")}
+
+        ref = fixed(first)
         for m in members[1:]:
             if m.cfg.to_dict() != first.cfg.to_dict():
                 raise ValueError("ensemble members must share one ModelConfig")
-            for k, v in m.frontend.mel.state_dict().items():
+            for k, v in fixed(m).items():
                 if not torch.equal(v, ref[k]):
-                    raise ValueError(f"ensemble members' mel front ends differ ({k}): fit them with "
-                                     "specfit (frozen filters)")
+                    raise ValueError(f"ensemble members' spectrogram front ends differ ({k}): fit them "
+                                     "with specfit (frozen filters)")
         self.cfg = first.cfg
         self.mel = first.frontend
         self.members = nn.ModuleList(members)

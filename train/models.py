@@ -36,6 +36,13 @@ class ModelConfig:
     fmax: float = 8000.0
     trainable_mel: bool = True
     trainable_stft: bool = False
+    # "nnaudio": one STFT (nnAudio) + mel; "multires": fine 64 ms frames below split_hz from a
+    # 4x-decimated signal, short frames above it (MultiResLogMel: a fraction of the STFT's cost)
+    frontend: str = "nnaudio"
+    split_hz: float = 1500.0
+    low_n_fft: int = 256  # at sample_rate / low_decim
+    low_decim: int = 4
+    high_n_fft: int = 256
     # remove the window's mean log level: a live rig's input gain is arbitrary
     level_norm: bool = True
     # body
@@ -59,6 +66,11 @@ class ModelConfig:
             raise ValueError(f"fmax {self.fmax} is above Nyquist ({self.sample_rate / 2})")
         if not self.channels:
             raise ValueError("channels must not be empty")
+        if self.frontend not in ("nnaudio", "multires"):
+            raise ValueError(f"unknown frontend {self.frontend!r}: use nnaudio or multires")
+        if self.frontend == "multires" and not 0 < self.split_hz < self.sample_rate / (2 * self.low_decim):
+            raise ValueError(f"split_hz {self.split_hz} must be below the decimated Nyquist "
+                             f"({self.sample_rate / (2 * self.low_decim):g} Hz)")
 
     @property
     def window_samples(self) -> int:
@@ -112,6 +124,139 @@ class LogMel(nn.Module):
         return self.normalize(self.power_db(x))
 
 
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def _dft_kernels(n_fft: int, bins: torch.Tensor) -> torch.Tensor:
+    """Hann-windowed DFT rows ``[2 * len(bins), 1, n_fft]``: cosines then sines of the given bins."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    win = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    ang = 2 * torch.pi * bins.double()[:, None] * n[None, :] / n_fft
+    k = torch.cat([torch.cos(ang) * win, -torch.sin(ang) * win])
+    return k.float()[:, None, :]
+
+
+def _lowpass(taps: int, cutoff: float) -> torch.Tensor:
+    """Windowed-sinc low-pass FIR ``[1, 1, taps]``; ``cutoff`` in cycles per sample."""
+    n = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+    h = 2 * cutoff * torch.sinc(2 * cutoff * n) * torch.kaiser_window(taps, periodic=False, beta=6.0,
+                                                                       dtype=torch.float64)
+    return (h / h.sum()).float()[None, None, :]
+
+
+class MultiResLogMel(nn.Module):
+    """Log-mel spectrogram from two DFT resolutions, at a fraction of one long STFT's cost.
+
+    Harmony lives low: below ``split_hz`` the signal is low-passed and decimated by ``low_decim``,
+    and a ``low_n_fft``-point DFT there gives long frames and fine bins (at 16 kHz, 4x, 256: 64 ms
+    and 15.6 Hz). Above it, where mel bands are hundreds of Hz wide, a short ``high_n_fft`` DFT at
+    the full rate suffices. Both are centred on the same frames (``hop`` apart, reflect-padded like
+    ``center=True``), joined on one frequency axis and summed into triangular mel bands (weighted
+    by bin width). Only the bins the mel bands use are computed. Fixed (not trained) kernels.
+    Same interface as ``LogMel``: ``power_db``, ``normalize``, ``forward``.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        sr, d = cfg.sample_rate, cfg.low_decim
+        self.hop, self.decim = cfg.hop, d
+        if cfg.hop % d:
+            raise ValueError(f"hop {cfg.hop} must be a multiple of low_decim {d}")
+        self.low_n, self.high_n = cfg.low_n_fft, cfg.high_n_fft
+        lo_step, hi_step = sr / d / self.low_n, sr / self.high_n
+        lo_bins = torch.arange(0, int(cfg.split_hz // lo_step) + 1)
+        lo_bins = lo_bins[lo_bins * lo_step < cfg.split_hz]
+        hi_bins = torch.arange(int(-(-cfg.split_hz // hi_step)), int(cfg.fmax // hi_step) + 1)
+        self.n_lo = len(lo_bins)
+        # anti-alias: pass below split_hz; what would fold below split_hz (above sr/d - split_hz) is
+        # in the ~60 dB stop band; what folds above it is never used
+        self.aa_taps = 16 * d + 1
+        cutoff = sr / d / 2 / sr
+        # the FIR runs as a polyphase convolution: blocks of P input samples in, P / d outputs per
+        # block out (a small dense matmul; a 1-channel strided Conv is ~5x slower in onnxruntime)
+        h = _lowpass(self.aa_taps, cutoff)[0, 0]
+        P = 8 * d
+        self.poly_in, self.poly_out = P, P // d
+        K = (d * (self.poly_out - 1) + self.aa_taps - 1) // P + 1
+        w = torch.zeros(self.poly_out, P, K)
+        for s_ in range(self.poly_out):
+            for k in range(K):
+                for r in range(P):
+                    t = P * k + r - d * s_
+                    if 0 <= t < self.aa_taps:
+                        w[s_, r, k] = h[t]
+        self.register_buffer("aa", w, persistent=True)
+        self.register_buffer("k_lo", _dft_kernels(self.low_n, lo_bins), persistent=True)
+        self.register_buffer("k_hi", _dft_kernels(self.high_n, hi_bins), persistent=True)
+        freqs = torch.cat([lo_bins * lo_step, hi_bins * hi_step]).double()
+        widths = torch.cat([torch.full((len(lo_bins),), lo_step),
+                            torch.full((len(hi_bins),), hi_step)]).double()
+        mel_lo, mel_hi = (float(_hz_to_mel(torch.tensor(f))) for f in (cfg.fmin, cfg.fmax))
+        mel_pts = torch.linspace(mel_lo, mel_hi, cfg.n_mels + 2, dtype=torch.float64)
+        m = _hz_to_mel(freqs)
+        lo, ce, hi = mel_pts[:-2, None], mel_pts[1:-1, None], mel_pts[2:, None]
+        tri = torch.clamp(torch.minimum((m - lo) / (ce - lo), (hi - m) / (hi - ce)), min=0.0) * widths
+        # a band narrower than the bins may catch none: give it its nearest bin
+        empty = tri.sum(dim=1) == 0
+        if empty.any():
+            near = (m[None, :] - ce).abs().argmin(dim=1)
+            tri[empty, near[empty]] = 1.0
+        self.register_buffer("fb", (tri / tri.sum(dim=1, keepdim=True)).float(), persistent=True)
+        self.level_norm = cfg.level_norm
+        self.bn = nn.BatchNorm1d(cfg.n_mels)
+
+    @property
+    def support(self) -> int:
+        """Samples each frame reaches on either side of its centre (for seamless chunking)."""
+        return max(self.low_n * self.decim, self.high_n) // 2 + self.aa_taps
+
+    def _decimate(self, x: torch.Tensor) -> torch.Tensor:
+        """Low-pass and keep every ``decim``-th sample: ``[B, 1, N] -> [B, 1, ceil(N / decim)]``,
+        output m centred on input sample m * decim (reflect-padded ends)."""
+        n = x.shape[-1]
+        half = (self.aa_taps - 1) // 2
+        P, K = self.poly_in, self.aa.shape[-1]
+        n_out = -(-n // self.decim)
+        blocks = -(-n_out // self.poly_out) + K - 1
+        xp = F.pad(x, (half, half), mode="reflect")
+        xp = F.pad(xp, (0, blocks * P - xp.shape[-1]))
+        xb = xp.reshape(x.shape[0], blocks, P).transpose(1, 2)  # [B, P, blocks]: phase r of block m
+        y = F.conv1d(xb, self.aa)  # [B, P / d, blocks - K + 1]
+        return y.transpose(1, 2).reshape(x.shape[0], 1, -1)[..., :n_out]
+
+    def _dft_power(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
+        x = F.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
+        y = F.conv1d(x, k, stride=hop)[..., :frames]
+        h = y.shape[1] // 2
+        return y[:, :h] ** 2 + y[:, h:] ** 2
+
+    def power_db(self, x: torch.Tensor) -> torch.Tensor:
+        """Mel power in dB, ``[B, n_mels, frames]``; frame j centred on sample j * hop."""
+        x = x[:, None, :]
+        frames = x.shape[-1] // self.hop + 1
+        low = self._decimate(x)
+        p_lo = self._dft_power(low, self.k_lo, self.low_n, self.hop // self.decim, frames)
+        p_hi = self._dft_power(x, self.k_hi, self.high_n, self.hop, frames)
+        p = torch.cat([p_lo, p_hi], dim=1)  # a sinusoid has the same bin power on both sides
+        m = torch.einsum("mf,bft->bmt", self.fb, p)
+        return 10.0 * torch.log10(m + 1e-8)
+
+    def normalize(self, db: torch.Tensor) -> torch.Tensor:
+        """dB mel -> level-free, per-bin normalised features ``[B, 1, n_mels, frames]``."""
+        if self.level_norm:
+            db = db - db.mean(dim=(1, 2), keepdim=True)
+        return self.bn(db).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.power_db(x))
+
+
+def make_frontend(cfg: ModelConfig) -> nn.Module:
+    """The spectrogram front end ``cfg.frontend`` names."""
+    return MultiResLogMel(cfg) if cfg.frontend == "multires" else LogMel(cfg)
+
+
 class Heads(nn.Module):
     """Shared embedding -> two binary logits (arousal, valence) + auxiliary quadrant logits."""
 
@@ -156,7 +301,7 @@ class MelCNN(EmotionModel):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.frontend = LogMel(cfg)
+        self.frontend = make_frontend(cfg)
         layers, cin = [], 1
         for c in cfg.channels:
             layers.append(_conv2d_block(cin, c, (2, 2)))
@@ -176,7 +321,7 @@ class CRNN(EmotionModel):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.frontend = LogMel(cfg)
+        self.frontend = make_frontend(cfg)
         layers, cin, f = [], 1, cfg.n_mels
         for i, c in enumerate(cfg.channels):
             pool = (2, 2) if i < 2 else (2, 1)

@@ -92,7 +92,7 @@ def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float =
     fe = model.frontend
     sr, hop, n_fft = model.cfg.sample_rate, model.cfg.hop, model.cfg.n_fft
     step = max(1, int(chunk_s * sr) // hop) * hop
-    reach = -(-n_fft // hop)  # frames whose support crosses a chunk edge
+    reach = -(-getattr(fe, "support", n_fft) // hop) + 1  # frames whose support crosses a chunk edge
     out = []
     for x in audio:
         x = torch.from_numpy(np.asarray(x, np.float32))

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     clips = audio.clips
     t0 = time.time()
     key = "-".join(str(mcfg.to_dict()[k]) for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax"))
+    if mcfg.frontend != "nnaudio":
+        extra = ("frontend", "split_hz", "low_n_fft", "low_decim", "high_n_fft")
+        key += "-" + "-".join(str(mcfg.to_dict()[k]) for k in extra)
     mel_file = CACHE / f"mel-4q-{key}.pt"
     if mel_file.is_file():
         mels = torch.load(mel_file)

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(9000 + s)
         m = build_model(mcfg)
         if members:  # identical (frozen) mel filters in every member: the ensemble computes them once
-            m.frontend.mel.load_state_dict(members[0].frontend.mel.state_dict())
+            m.frontend.load_state_dict(members[0].frontend.state_dict())
         fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}")
         members.append(m)
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
