@@ -230,7 +230,11 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float) -> 
                 break
             j += 1
     got = valid & np.isfinite(sent)
+    # hop schedule jitter on the wall clock: |interval between consecutive published estimates - hop|
+    consecutive = valid[1:] & valid[:-1] & (np.diff(ends) == np.rint(hop * model.sample_rate))
+    jitter = np.abs(np.diff(pub.wall[:n]) - hop)[consecutive] * 1e3
     return {
+        "jitter_ms": jitter,
         "total_ms": (sent[got] - adc[got]) * 1e3,
         "capture_ms": (cb_mono[cbv][got] - adc[got]) * 1e3,
         "pipeline_ms": (pub.wall[:n][got] - cb_mono[cbv][got]) * 1e3,
@@ -349,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                           ("osc_ms", "published -> datagram at the listener (sender tick + UDP)"),
                           ("to_publish_ms", "window's last sample -> estimate published"),
                           ("own_ms", "pipeline's own Estimate.latency_ms (ring read -> published)"),
-                          ("model_ms", "model time per window (Estimate.model_ms)")):
+                          ("model_ms", "model time per window (Estimate.model_ms)"),
+                          ("jitter_ms", "hop jitter: abs(interval between consecutive estimates - hop)")):
             s = stats(r[key])
             rows.append([dev, f"{rate:g} Hz", what, s.n, s.median, s.p99, s.max])
         notes.append(
