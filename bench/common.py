@@ -401,7 +401,7 @@ def thread_profile(pid: int, seconds: float) -> tuple[list[tuple[str, float]], l
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         leaf = stack.rsplit(";", 1)[-1]
-        fn = re.sub(r":\d+\)$", ")", leaf)
+        fn = re.sub(r":\d+\)$", ")", leaf).strip() or "(no Python frame: native code on a Python thread)"
         if any(k in fn.split(" (")[0].lower() for k in _IDLE_LEAVES):
             continue
         n = int(count)
