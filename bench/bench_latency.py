@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = []
     for dev, rate, r in results:
         if not r["timed"]:
-            raise RuntimeError(f"no estimate could be matched to an OSC datagram at {rate:g} Hz")
+            notes.append(f"device {dev}, OSC {rate:g} Hz: no estimate could be matched to a datagram")
         for key, what in (("total_ms", "**window's last sample -> OSC datagram at the listener**"),
                           ("capture_ms", "audio clock -> PortAudio callback (position in the block)"),
                           ("pipeline_ms", "callback -> estimate published (wake-up, resampler, model)"),
@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                           ("own_ms", "pipeline's own Estimate.latency_ms (ring read -> published)"),
                           ("model_ms", "model time per window (Estimate.model_ms)"),
                           ("jitter_ms", "hop jitter: abs(interval between consecutive estimates - hop)")):
+            if len(r[key]) == 0:
+                rows.append([dev, f"{rate:g} Hz", what, 0, "n/a", "n/a", "n/a"])
+                continue
             s = stats(r[key])
             rows.append([dev, f"{rate:g} Hz", what, s.n, s.median, s.p99, s.max])
         notes.append(
@@ -366,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['adc_from_portaudio']} ({r['time_info']}); hops_skipped {r['hops_skipped']}, frames_lost "
             f"{r['frames_lost']}, overflows {r['overflows']}, {r['datagrams']} datagrams received."
         )
+    if not any(r["timed"] for _, _, r in results):
+        raise RuntimeError("no estimate could be matched to an OSC datagram in any run")
     body = md_table(["device rate", "OSC rate", "segment", "n", "median ms", "p99 ms", "max ms"], rows)
     record(
         f"End-to-end latency through a device (bench_latency, {model_path.name}, hop {args.hop} s)",
