@@ -35,7 +35,7 @@ def test_polyphase_decimation_equals_the_strided_fir() -> None:
     for n in (32000, 32003, 5000):
         x = torch.randn(2, 1, n)
         ref = F.conv1d(F.pad(x, (half, half), mode="reflect"), h, stride=fe.decim)
-        got = fe._decimate(x)
+        got = fe._decimate(x[:, 0])[:, None, :]
         assert got.shape == ref.shape
         assert float((got - ref).abs().max()) < 1e-5
 
