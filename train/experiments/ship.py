@@ -86,7 +86,11 @@ def _has(d: dict, key: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--cv", required=True, type=Path, help="run_spec result JSON of the recipe")
+    ap.add_argument("--recipe", required=True, type=Path, help="a run_spec result JSON (its configs)")
+    ap.add_argument("--cv", type=Path, help="the complete 5-fold run_spec (or merge) result of that recipe; "
+                    "without it the members are fitted and saved (--members) but not exported")
+    ap.add_argument("--members", type=Path, default=ROOT / "runs" / "ship" / "members.pt",
+                    help="fitted members are saved here, and loaded from here when present")
     ap.add_argument("--seeds", type=int, default=None, help="members (default: as cross-validated)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
@@ -95,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     log = logging.getLogger("ship")
 
-    res = json.loads(args.cv.read_text())
-    if sorted(res.get("folds_run", [])) != [0, 1, 2, 3, 4]:
-        raise SystemExit(f"ship: error: {args.cv} is not a complete 5-fold run")
+    res = json.loads(args.recipe.read_text())
+    cv = json.loads(args.cv.read_text()) if args.cv else None
+    if cv is not None:
+        if sorted(cv.get("folds_run", [])) != [0, 1, 2, 3, 4]:
+            raise SystemExit(f"ship: error: {args.cv} is not a complete 5-fold run")
+        for k in ("model", "fit"):
+            if cv[k] != res[k]:
+                raise SystemExit(f"ship: error: {args.cv} and {args.recipe} differ in {k}")
     mcfg = ModelConfig.from_dict(res["model"])
     fit = dict(res["fit"])
     fit["augs"] = tuple(fit["augs"])
@@ -108,10 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     clips = load_4q()
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=True)
     clips = audio.clips
-    mels = mel_cache(build_model(mcfg), audio)
     members = []
     t0 = time.time()
-    for s in range(seeds):
+    if args.members.is_file():
+        saved = torch.load(args.members, weights_only=True)
+        for state in saved:
+            m = build_model(mcfg)
+            m.load_state_dict(state)
+            members.append(m.eval())
+        log.info("loaded %d fitted members from %s", len(members), args.members)
+        seeds = len(members)
+    mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
+    for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
         m = build_model(mcfg)
         if members:  # identical (frozen) mel filters in every member: the ensemble computes them once
@@ -119,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}")
         members.append(m)
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
+        args.members.parent.mkdir(parents=True, exist_ok=True)
+        torch.save([x.state_dict() for x in members], args.members)
+    if cv is None:
+        log.info("members saved to %s; export with --cv once the cross-validation is complete", args.members)
+        return 0
+    res = cv
     model = SharedMelEnsemble(members).eval()
     metrics = cv_metrics(res, clips)
     card_extra = {
