@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -176,9 +176,13 @@ def augment_db(db: torch.Tensor, cfg: SpecFitConfig, frame_rate: float, g: torch
 
 
 def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Tensor],
-             cfg: SpecFitConfig | None = None, desc: str = "fit") -> SpecFitResult:
+             cfg: SpecFitConfig | None = None, desc: str = "fit",
+             on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
-    one-cycle schedule (no early stopping: nothing of the training artists is spent on it)."""
+    one-cycle schedule (no early stopping: nothing of the training artists is spent on it).
+
+    ``on_epoch(epoch, model)`` may return extra numbers for the history (e.g. held-out metrics
+    for a training-curve plot); it is called in eval mode and must not train."""
     from tqdm.auto import tqdm
 
     cfg = cfg or SpecFitConfig()
@@ -242,6 +246,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             sched.step()
             tot += float(loss.detach())
         rec = {"epoch": epoch + 1, "loss": tot / steps, "lr": sched.get_last_lr()[0]}
+        if on_epoch is not None:
+            model.eval()
+            rec.update(on_epoch(epoch + 1, model))
         res.history.append(rec)
         bar.set_postfix(loss=round(rec["loss"], 4))
         log.debug("%s epoch %d: loss %.4f", desc, epoch + 1, rec["loss"])

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--curve-every", type=int, default=0,
+                    help="score the test fold every N epochs for a training-curve plot (never for selection)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     y = targets(clips)
     quads = np.array([c.quadrant for c in clips])
     oof = np.full((len(clips), 2), np.nan, np.float32)
-    per_fold, secs = [], []
+    per_fold, secs, histories = [], [], []
     for k in only:
         tr, te = folds[k]
         scores = []
@@ -80,8 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(args.seeds):
             torch.manual_seed(1000 * k + s)
             model = build_model(mcfg)
-            fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
-                     dataclasses.replace(fcfg, seed=1000 * k + s), desc=f"fold {k} seed {s}")
+            def curve(epoch: int, m, te=te) -> dict[str, float]:
+                if not args.curve_every or epoch % args.curve_every:
+                    return {}
+                sc = predict_clips(m, [audio[i] for i in te], 3.0)
+                got = clip_metrics(y[te], sc, quads[te])
+                return {f"test_{n}": got[n] for n in ("arousal_auc", "valence_auc", "quadrant_macro_f1")}
+
+            fr = fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
+                          dataclasses.replace(fcfg, seed=1000 * k + s), desc=f"fold {k} seed {s}",
+                          on_epoch=curve)
+            histories.append({"fold": k, "seed": s, "history": fr.history})
             scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
             m1 = clip_metrics(y[te], scores[-1], quads[te])
             log.info("fold %d seed %d: a_auc %.3f v_auc %.3f f1 %.3f", k, s, m1["arousal_auc"],
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
            "seeds": args.seeds,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
-           "flops": count_flops(build_model(mcfg)), "ids": [c.id for c in clips],
+           "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
     done = ~np.isnan(oof[:, 0])
     if done.all():
