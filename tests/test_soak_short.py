@@ -23,10 +23,10 @@ def two_minutes() -> np.ndarray:
     return np.tile(d, reps)[: 120 * SR].astype(np.float32)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)  # a hang guard, generous: shared CPUs can be 10x slower under load
 @pytest.mark.parametrize("hop_s", [0.1, 0.025])
 def test_short_soak_schedule_values_memory_osc(two_minutes, loudness_model, hop_s):
-    r = run_soak(two_minutes, SR, loudness_model, hop_s=hop_s, rss_every_s=10.0, timeout_s=90.0)
+    r = run_soak(two_minutes, SR, loudness_model, hop_s=hop_s, rss_every_s=10.0, timeout_s=360.0)
     # every hop boundary with a full window behind it, none skipped (unpaced: back-pressure)
     assert r.hops == r.expected_hops > 1000 * (0.1 / hop_s) * 0.9
     assert r.pipeline_stats["hops_skipped"] == 0 and r.pipeline_stats["frames_lost"] == 0
