@@ -163,7 +163,7 @@ print(json.dumps(ts))
 """
 
 
-def matmul_gflops(threads: int, n: int = 2048, reps: int = 10) -> list[float]:
+def matmul_gflops(threads: int, n: int = 1024, reps: int = 40) -> list[float]:
     """GFLOP/s of an n x n float32 numpy matmul in a fresh subprocess pinned to ``threads``
     (BLAS reads its thread count at import, so the pin must be set before numpy loads)."""
     out = subprocess.run(
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     for th in (1, 2):
         g = stats(matmul_gflops(th))
         peaks[th] = g
-        print(f"numpy 2048^2 float32 matmul, {th} thread(s): median {g.median:.1f} GFLOP/s", flush=True)
+        print(f"numpy 1024^2 float32 matmul, {th} thread(s): best {g.max:.1f}, median {g.median:.1f} GFLOP/s",
+              flush=True)
 
     models = list(args.model or default_models())
     if not args.no_reference:
@@ -205,15 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         f = flops_per_window(p)
         for th in (1, 2):
             s = stats(time_model(p, threads=th, runs=args.runs))
-            ideal = f / (peaks[th].median * 1e9)
+            ideal = f / (peaks[th].max * 1e9)
             rows.append([
-                p.name, th, f / 1e6, f"{peaks[th].median:.1f}", ideal * 1e3, s.median * 1e3,
+                p.name, th, f / 1e6, f"{peaks[th].max:.1f} ({peaks[th].median:.1f})", ideal * 1e3,
+                s.median * 1e3,
                 f"{(f / s.median / 1e9):.1f}",
                 f"{(ideal / s.median * 100):.0f}%" if f else "n/a",
             ])
     body = md_table(
-        ["model", "threads", "MFLOPs/window", "matmul GFLOP/s", "ideal ms", "measured ms (median)",
-         "achieved GFLOP/s", "ideal/measured"],
+        ["model", "threads", "MFLOPs/window", "matmul GFLOP/s best (median)", "ideal ms",
+         "measured ms (median)", "achieved GFLOP/s", "ideal/measured"],
         rows,
     )
     record(
@@ -222,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         notes=[
             "FLOPs = 2 x MACs of Conv/MatMul/Gemm from the ONNX graph (batch 1, shape inference); "
             "elementwise ops, log, pooling not counted.",
-            "CPU peak = median of 10 numpy 2048x2048 float32 matmuls in a subprocess with "
-            "OMP/OPENBLAS_NUM_THREADS pinned; ideal ms = FLOPs / that rate.",
+            "CPU peak = the best of 40 numpy 1024x1024 float32 matmuls (median in brackets) in a "
+            "subprocess with OMP/OPENBLAS_NUM_THREADS pinned (the best, because on a shared machine "
+            "the median measures the neighbours); ideal ms = FLOPs / that rate.",
         ],
     )
     return 0

@@ -25,7 +25,7 @@ class SharedMelEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one member")
         first = members[0]
         if not hasattr(first.frontend, "power_db"):
-            raise ValueError("SharedMelEnsemble needs spectrogram members (LogMel or MultiResLogMel)")
+            raise ValueError("SharedMelEnsemble needs log-mel spectrogram members (LogMel or MultiResLogMel)")
 
         def fixed(m: EmotionModel) -> dict[str, torch.Tensor]:  # the front end less its BatchNorm
             return {k: v for k, v in m.frontend.state_dict().items() if not k.startswith("bn.")}

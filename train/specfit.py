@@ -63,6 +63,7 @@ class SpecFitConfig:
     mixup_alpha: float = 0.4
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -71,6 +72,8 @@ class SpecFitConfig:
             raise ValueError(f"unknown augmentation(s) {bad}: use {', '.join(SPEC_AUGS)}")
         if self.epochs < 1 or self.batch_size < 2 or self.crops_per_clip < 1:
             raise ValueError("epochs >= 1, batch_size >= 2 and crops_per_clip >= 1 are required")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device {self.device!r}: use auto, cpu or cuda")
         if not 0 <= self.p_aug <= 1 or not 0 <= self.label_smoothing < 0.5:
             raise ValueError("p_aug must be in [0, 1] and label_smoothing in [0, 0.5)")
 
@@ -188,6 +191,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     cfg = cfg or SpecFitConfig()
     t0 = time.time()
     torch.set_num_threads(cfg.threads)
+    from .fit import pick_device
+
+    device = pick_device(cfg.device)
+    model.to(device)
     torch.manual_seed(cfg.seed)
     freeze_frontend(model)
     nt = math.ceil(model.cfg.window_samples / model.cfg.hop) + 1  # frames per window (center=True)
@@ -204,6 +211,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps,
                                                 pct_start=0.2)
     g = torch.Generator().manual_seed(cfg.seed)
+    gd = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else g
     res = SpecFitResult(model=model)
     bar = tqdm(range(cfg.epochs), desc=desc, unit="ep", disable=not cfg.progress, leave=False)
     for epoch in bar:
@@ -229,12 +237,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 db = 10 * torch.log10(lam[:, None, None] * p + (1 - lam[:, None, None]) * p[perm] + 1e-10)
                 yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
                 qb = lam[:, None] * qb + (1 - lam[:, None]) * qb[perm]
+            db, yb, qb = db.to(device), yb.to(device), qb.to(device)
             feats = model.frontend.normalize(db)
             if "stretch" in cfg.augs:
-                feats = time_stretch(feats, cfg.stretch_max, g)
+                feats = time_stretch(feats, cfg.stretch_max, gd)
             feats = feats[..., :nt]
             if "specaug" in cfg.augs:
-                feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, g)
+                feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, gd)
             av, quad = model.heads(model.embed(feats))
             loss = F.binary_cross_entropy_with_logits(av, yb)
             if cfg.aux_weight > 0:
@@ -253,7 +262,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
         bar.set_postfix(loss=round(rec["loss"], 4))
         log.debug("%s epoch %d: loss %.4f", desc, epoch + 1, rec["loss"])
     bar.close()
-    model.eval()
+    model.to("cpu").eval()
     res.seconds = time.time() - t0
     return res
 
