@@ -18,6 +18,15 @@ from ..fit import clip_metrics, summarize
 
 HERE = Path(__file__).resolve().parent
 
+#: SpecFitConfig fields that say where a fit ran, not what it fitted (absent from older results)
+RUN_ONLY = ("device", "threads", "progress")
+
+
+def recipe_part(res: dict, key: str):
+    """``res[key]``, less the fields that do not change the recipe (so parts run apart still match)."""
+    v = res[key]
+    return {k: x for k, x in v.items() if k not in RUN_ONLY} if key == "fit" else v
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -28,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     first = parts[0]
     for p in parts[1:]:
         for k in ("model", "fit", "seeds", "ids"):
-            if p[k] != first[k]:
+            if recipe_part(p, k) != recipe_part(first, k):
                 raise SystemExit(f"merge: error: parts differ in {k!r}")
     folds_run = [f for p in parts for f in p["folds_run"]]
     if len(set(folds_run)) != len(folds_run):

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", nargs="*", default=[], help="ModelConfig key=value ...")
     ap.add_argument("--fit", nargs="*", default=[], help="SpecFitConfig key=value (augs=a,b or none)")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="first seed within a fold (seeds 1000*fold + offset + s): more members of one "
+                         "recipe in another process, averaged later by train.experiments.blend")
     ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--curve-every", type=int, default=0,
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         scores = []
         t1 = time.time()
         for s in range(args.seeds):
-            torch.manual_seed(1000 * k + s)
+            seed = 1000 * k + args.seed_offset + s
+            torch.manual_seed(seed)
             model = build_model(mcfg)
             def curve(epoch: int, m, te=te) -> dict[str, float]:
                 if not args.curve_every or epoch % args.curve_every:
@@ -90,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                 return {f"test_{n}": got[n] for n in ("arousal_auc", "valence_auc", "quadrant_macro_f1")}
 
             fr = fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
-                          dataclasses.replace(fcfg, seed=1000 * k + s), desc=f"fold {k} seed {s}",
+                          dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {seed}",
                           on_epoch=curve)
-            histories.append({"fold": k, "seed": s, "history": fr.history})
+            histories.append({"fold": k, "seed": seed, "history": fr.history})
             scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
             m1 = clip_metrics(y[te], scores[-1], quads[te])
-            log.info("fold %d seed %d: a_auc %.3f v_auc %.3f f1 %.3f", k, s, m1["arousal_auc"],
+            log.info("fold %d seed %d: a_auc %.3f v_auc %.3f f1 %.3f", k, seed, m1["arousal_auc"],
                      m1["valence_auc"], m1["quadrant_macro_f1"])
         sc = np.mean(scores, axis=0)
         oof[te] = sc
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("fold %d: %s (%.0f s)", k, ", ".join(f"{a}={b:.3f}" for a, b in m.items()), secs[-1])
     cmd = "python -m train.experiments.run_spec " + shlex.join(sys.argv[1:] if argv is None else argv)
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
-           "seeds": args.seeds,
+           "seeds": args.seeds, "seed_offset": args.seed_offset,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
