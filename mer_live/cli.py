@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--osc-rate", type=float, default=S, metavar="HZ", help="sends per second")
     o.add_argument("--range", choices=("01", "pm1"), default=S, help="values on the wire: 0..1 or -1..1")
     o.add_argument("--bundle", action="store_const", const=True, default=S, help="one OSC bundle per tick")
+    o.add_argument("--osc-fixed-rate", action="store_const", const=True, default=S,
+                   help="send only on the rate's fixed tick (default: each new estimate at once, then the tick)")
     o.add_argument("--broadcast", action="store_const", const=True, default=S, help="allow broadcast targets")
     o.add_argument("--no-osc", action="store_const", const=True, default=S, help="do not send OSC")
     g = p.add_argument_group("display and run")
@@ -138,6 +140,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "osc_rate": ("osc", "rate_hz", None),
         "range": ("osc", "value_range", None),
         "bundle": ("osc", "bundle", None),
+        "osc_fixed_rate": ("osc", "send_on_estimate", lambda v: not v),
         "broadcast": ("osc", "broadcast", None),
         "no_osc": ("osc", "enabled", lambda v: not v),
     }

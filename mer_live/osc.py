@@ -70,6 +70,9 @@ class OscConfig:
     broadcast: bool = False  #: allow broadcast addresses (SO_BROADCAST)
     heartbeat_s: float = 1.0
     warn_interval_s: float = 10.0
+    #: a new estimate goes out at once and the tick restarts from there, so the wire lags the model
+    #: by microseconds instead of up to one period (false: a fixed-phase tick at rate_hz)
+    send_on_estimate: bool = True
 
     def validate(self) -> OscConfig:
         """Raise ValueError (one line) for values that cannot work; return self."""
@@ -88,8 +91,8 @@ class OscConfig:
             raise ValueError(f"osc.rate_hz must be in 0.1..1000, got {self.rate_hz!r}")
         if self.value_range not in VALUE_RANGES:
             raise ValueError(f"osc.value_range must be '01' or 'pm1', got {self.value_range!r}")
-        if not isinstance(self.bundle, bool) or not isinstance(self.broadcast, bool):
-            raise ValueError("osc.bundle and osc.broadcast must be true or false")
+        if not all(isinstance(x, bool) for x in (self.bundle, self.broadcast, self.send_on_estimate)):
+            raise ValueError("osc.bundle, osc.broadcast and osc.send_on_estimate must be true or false")
         if not _is_number(self.heartbeat_s) or not 0.05 <= self.heartbeat_s <= 3600:
             raise ValueError(f"osc.heartbeat_s must be in 0.05..3600, got {self.heartbeat_s!r}")
         if not _is_number(self.warn_interval_s) or not 0 <= self.warn_interval_s <= 3600:
@@ -272,7 +275,13 @@ class _Target:
 
 
 class OscSender:
-    """Pipeline sink that sends the newest estimate at ``rate_hz`` on its own thread."""
+    """Pipeline sink that sends the newest estimate at ``rate_hz`` on its own thread.
+
+    With ``send_on_estimate`` (the default) a new estimate wakes the thread, which sends it at once
+    and counts the next period from there: between estimates the tick repeats the latest values,
+    as receivers that expect a steady stream want. At the default hop (0.1 s) and rate (30 Hz)
+    that is still 30 sends a second; with a hop shorter than the period every estimate is sent.
+    """
 
     def __init__(self, config: OscConfig) -> None:
         self.config = config.validate()
@@ -280,6 +289,7 @@ class OscSender:
         self._targets = [self._make_target(t) for t in config.targets]
         self._latest: Estimate | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  #: set by a new estimate (or stop): tick now if due
         self._thread: threading.Thread | None = None
         self._ticks: deque[float] = deque(maxlen=256)
         self._heartbeat = 0
@@ -292,6 +302,8 @@ class OscSender:
     def __call__(self, estimate: Estimate) -> None:
         """Store the newest estimate (called on the pipeline thread: returns at once)."""
         self._latest = estimate
+        if self.config.send_on_estimate:
+            self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -303,6 +315,7 @@ class OscSender:
     def stop(self) -> None:
         """Stop sending and close the sockets; returns within about a second."""
         self._stop.set()
+        self._wake.set()
         t, self._thread = self._thread, None
         if t is not None:
             t.join(1.0)
@@ -343,6 +356,7 @@ class OscSender:
         next_t = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
+            self._wake.clear()
             try:
                 self._tick(now)
             except Exception as e:  # the sender must outlive any one bad tick
@@ -350,7 +364,8 @@ class OscSender:
             next_t += period
             if next_t < now - period:  # fell far behind (suspended?): do not burst to catch up
                 next_t = now + period
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            if self._wake.wait(max(0.0, next_t - time.monotonic())):
+                next_t = time.monotonic()  # a new estimate (or stop): send now, tick on from here
 
     def _tick(self, now: float) -> None:
         cfg = self.config

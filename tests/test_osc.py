@@ -397,3 +397,33 @@ def test_first_tick_reaches_a_numeric_target(receiver: Receiver) -> None:
         s.stop()
     assert receiver.values("/mer/heartbeat")[0] == [1]
     assert not receiver.values("/mer/arousal")  # no estimate yet: only the heartbeat
+
+
+@pytest.mark.parametrize("on_estimate", [True, False])
+def test_new_estimate_goes_out_at_once_unless_fixed_rate(receiver: Receiver, on_estimate: bool) -> None:
+    """At 2 Hz a fixed tick leaves a new estimate waiting up to 0.5 s; send_on_estimate sends it
+    the moment it arrives, and the tick then repeats it at the configured rate."""
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=2.0,
+                            send_on_estimate=on_estimate))
+    s(est(0.2, 0.5))
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/arousal"))
+        lags = []
+        for i, a in enumerate((0.61, 0.62, 0.63, 0.64)):
+            time.sleep(0.13 + 0.07 * i)  # lands at varied phases of the 0.5 s tick
+            t0 = time.monotonic()
+            s(est(a, 0.5))
+            assert receiver.pump(lambda r, a=a: any(p[0] == pytest.approx(a) for p in r.values("/mer/arousal")))
+            lags.append(time.monotonic() - t0)
+        n0 = len(receiver.values("/mer/arousal"))
+        time.sleep(1.6)
+        receiver.pump(lambda r: False, timeout=0.1)
+        repeats = len(receiver.values("/mer/arousal")) - n0
+    finally:
+        s.stop()
+    if on_estimate:
+        assert max(lags) < 0.1, lags
+    else:
+        assert max(lags) > 0.15, lags  # waited for the fixed tick at least once
+    assert 2 <= repeats <= 5  # between estimates: the 2 Hz tick repeats the latest value

@@ -61,6 +61,11 @@ class SpecFitConfig:
     freq_mask: int = 8
     time_mask: int = 20
     mixup_alpha: float = 0.4
+    # exponential moving average of the weights (per step; 0: off): the averaged model is kept
+    ema: float = 0.0
+    # knowledge distillation: weight of the teachers' mean probability in the arousal/valence
+    # targets (0: labels only); the teachers see the same augmented crop as the student
+    distill: float = 0.0
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
@@ -76,6 +81,8 @@ class SpecFitConfig:
             raise ValueError(f"device {self.device!r}: use auto, cpu or cuda")
         if not 0 <= self.p_aug <= 1 or not 0 <= self.label_smoothing < 0.5:
             raise ValueError("p_aug must be in [0, 1] and label_smoothing in [0, 0.5)")
+        if not 0 <= self.ema < 1 or not 0 <= self.distill <= 1:
+            raise ValueError("ema must be in [0, 1) and distill in [0, 1]")
 
 
 @dataclass
@@ -178,14 +185,29 @@ def augment_db(db: torch.Tensor, cfg: SpecFitConfig, frame_rate: float, g: torch
     return db
 
 
+def _teacher_probs(teachers: Sequence[EmotionModel], db: torch.Tensor, nt: int) -> torch.Tensor:
+    """Mean arousal/valence probability of fitted ``teachers`` on mel dB crops (eval mode)."""
+    with torch.no_grad():
+        outs = []
+        for t in teachers:
+            feats = t.frontend.normalize(db)[..., :nt]
+            outs.append(torch.sigmoid(t.heads(t.embed(feats))[0]))
+        return torch.stack(outs).mean(dim=0)
+
+
 def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Tensor],
              cfg: SpecFitConfig | None = None, desc: str = "fit",
-             on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None) -> SpecFitResult:
+             on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None,
+             teachers: Sequence[EmotionModel] = ()) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
     one-cycle schedule (no early stopping: nothing of the training artists is spent on it).
 
-    ``on_epoch(epoch, model)`` may return extra numbers for the history (e.g. held-out metrics
-    for a training-curve plot); it is called in eval mode and must not train."""
+    ``teachers`` (models fitted on the same clips, same front end) make it a distillation: with
+    ``cfg.distill`` = a, the arousal/valence targets are (1 - a) x labels + a x the teachers' mean
+    probability on the same augmented crop (before SpecAugment), so one model learns what an
+    ensemble knows at one model's cost. ``on_epoch(epoch, model)`` may return extra numbers for
+    the history (e.g. held-out metrics for a training-curve plot); it is called in eval mode and
+    must not train."""
     from tqdm.auto import tqdm
 
     cfg = cfg or SpecFitConfig()
@@ -212,6 +234,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                                                 pct_start=0.2)
     g = torch.Generator().manual_seed(cfg.seed)
     gd = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else g
+    if cfg.distill and not teachers:
+        raise ValueError("distill > 0 needs teachers")
+    for t in teachers:
+        t.to(device).eval()
+    # averaged: everything but the frozen filters (kept bit-exact, so members still share them)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()
+           if not k.startswith("frontend.") or k.startswith("frontend.bn.")} if cfg.ema else None
     res = SpecFitResult(model=model)
     bar = tqdm(range(cfg.epochs), desc=desc, unit="ep", disable=not cfg.progress, leave=False)
     for epoch in bar:
@@ -238,6 +267,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
                 qb = lam[:, None] * qb + (1 - lam[:, None]) * qb[perm]
             db, yb, qb = db.to(device), yb.to(device), qb.to(device)
+            if cfg.distill:
+                yb = (1 - cfg.distill) * yb + cfg.distill * _teacher_probs(teachers, db, nt)
             feats = model.frontend.normalize(db)
             if "stretch" in cfg.augs:
                 feats = time_stretch(feats, cfg.stretch_max, gd)
@@ -253,16 +284,35 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                with torch.no_grad():
+                    state = model.state_dict()
+                    for k in ema:
+                        v = state[k]
+                        if v.dtype.is_floating_point:
+                            ema[k].mul_(cfg.ema).add_(v.detach(), alpha=1 - cfg.ema)
+                        else:
+                            ema[k].copy_(v)
             tot += float(loss.detach())
         rec = {"epoch": epoch + 1, "loss": tot / steps, "lr": sched.get_last_lr()[0]}
         if on_epoch is not None:
             model.eval()
-            rec.update(on_epoch(epoch + 1, model))
+            if ema is not None:  # score what will be kept: the averaged weights
+                live = {k: v.detach().clone() for k, v in model.state_dict().items() if k in ema}
+                model.load_state_dict(ema, strict=False)
+                rec.update(on_epoch(epoch + 1, model))
+                model.load_state_dict(live, strict=False)
+            else:
+                rec.update(on_epoch(epoch + 1, model))
         res.history.append(rec)
         bar.set_postfix(loss=round(rec["loss"], 4))
         log.debug("%s epoch %d: loss %.4f", desc, epoch + 1, rec["loss"])
     bar.close()
+    if ema is not None:
+        model.load_state_dict(ema, strict=False)
     model.to("cpu").eval()
+    for t in teachers:
+        t.to("cpu")
     res.seconds = time.time() - t0
     return res
 

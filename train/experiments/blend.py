@@ -45,7 +45,7 @@ def blend(parts: list[dict], name: str) -> dict:
     res = {**{k: v for k, v in first.items() if k not in ("histories",)}, "name": name,
            "seeds": int(sum(p["seeds"] for p in parts)), "blend_of": [p["name"] for p in parts],
            "folds": per_fold, **summarize(per_fold),
-           "seconds": [float(sum(s)) for s in zip(*(p["seconds"] for p in parts))],
+           "seconds": [float(sum(s)) for s in zip(*(p["seconds"] for p in parts), strict=True)],
            "command": " && ".join(p.get("command", "") for p in parts),
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
     if not np.isnan(oof[:, 0]).any():

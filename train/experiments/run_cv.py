@@ -29,12 +29,19 @@ CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
 
 
 def parse_model(spec: list[str]) -> dict:
-    """``key=value`` pairs for ModelConfig (tuples as 16,32,64)."""
+    """``key=value`` pairs for ModelConfig (tuples as 16,32,64; names as mixup,specaug)."""
     out: dict = {}
     for kv in spec:
         k, v = kv.split("=", 1)
         if "," in v:
-            out[k] = tuple(int(x) for x in v.split(",") if x)
+            items = [x for x in v.split(",") if x]
+            try:
+                out[k] = tuple(int(x) for x in items)
+            except ValueError:
+                try:
+                    out[k] = tuple(float(x) for x in items)
+                except ValueError:
+                    out[k] = tuple(items)
         elif v in ("true", "false"):
             out[k] = v == "true"
         else:

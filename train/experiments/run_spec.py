@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                          "recipe in another process, averaged later by train.experiments.blend")
     ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--save-models", type=Path, default=None,
+                    help="save each fitted model's weights as DIR/fold<k>-seed<seed>.pt")
+    ap.add_argument("--teachers", type=Path, nargs="*", default=[],
+                    help="folders of --save-models runs of the same model config: their fold-k models are "
+                         "the teachers of fold k (distillation; set --fit distill=A)")
     ap.add_argument("--curve-every", type=int, default=0,
                     help="score the test fold every N epochs for a training-curve plot (never for selection)")
     args = ap.parse_args(argv)
@@ -82,6 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         tr, te = folds[k]
         scores = []
         t1 = time.time()
+        teachers = []
+        for d in args.teachers:
+            for f in sorted(d.glob(f"fold{k}-seed*.pt")):
+                t = build_model(mcfg)
+                t.load_state_dict(torch.load(f, weights_only=True))
+                teachers.append(t.eval())
+        if args.teachers:
+            if not teachers:
+                where = ", ".join(map(str, args.teachers))
+                raise SystemExit(f"run_spec: error: no fold-{k} models in {where}")
+            tsc = np.mean([predict_clips(t, [audio[i] for i in te], 1.0) for t in teachers], axis=0)
+            mt = clip_metrics(y[te], tsc, quads[te])
+            log.info("fold %d: %d teachers: a_auc %.3f v_auc %.3f f1 %.3f", k, len(teachers),
+                     mt["arousal_auc"], mt["valence_auc"], mt["quadrant_macro_f1"])
         for s in range(args.seeds):
             seed = 1000 * k + args.seed_offset + s
             torch.manual_seed(seed)
@@ -95,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
             fr = fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
                           dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {seed}",
-                          on_epoch=curve)
+                          on_epoch=curve, teachers=teachers)
+            if args.save_models:
+                args.save_models.mkdir(parents=True, exist_ok=True)
+                torch.save(model.state_dict(), args.save_models / f"fold{k}-seed{seed}.pt")
             histories.append({"fold": k, "seed": seed, "history": fr.history})
             scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
             m1 = clip_metrics(y[te], scores[-1], quads[te])
@@ -110,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python -m train.experiments.run_spec " + shlex.join(sys.argv[1:] if argv is None else argv)
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
            "seeds": args.seeds, "seed_offset": args.seed_offset,
+           "teachers": [str(d) for d in args.teachers],
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
