@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--range", choices=("01", "pm1"), default=S, help="values on the wire: 0..1 or -1..1")
     o.add_argument("--bundle", action="store_const", const=True, default=S, help="one OSC bundle per tick")
     o.add_argument("--osc-fixed-rate", action="store_const", const=True, default=S,
-                   help="send only on the rate's fixed tick (default: each new estimate at once, then the tick)")
+                   help="send only on the fixed tick (default: each new estimate at once, then the tick)")
     o.add_argument("--broadcast", action="store_const", const=True, default=S, help="allow broadcast targets")
     o.add_argument("--no-osc", action="store_const", const=True, default=S, help="do not send OSC")
     g = p.add_argument_group("display and run")

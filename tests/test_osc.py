@@ -414,7 +414,8 @@ def test_new_estimate_goes_out_at_once_unless_fixed_rate(receiver: Receiver, on_
             time.sleep(0.13 + 0.07 * i)  # lands at varied phases of the 0.5 s tick
             t0 = time.monotonic()
             s(est(a, 0.5))
-            assert receiver.pump(lambda r, a=a: any(p[0] == pytest.approx(a) for p in r.values("/mer/arousal")))
+            got = lambda r, a=a: any(p[0] == pytest.approx(a) for p in r.values("/mer/arousal"))  # noqa: E731
+            assert receiver.pump(got)
             lags.append(time.monotonic() - t0)
         n0 = len(receiver.values("/mer/arousal"))
         time.sleep(1.6)

@@ -81,3 +81,32 @@ def test_exports_with_parity(tmp_path) -> None:
 def test_rejects_a_split_above_the_decimated_nyquist() -> None:
     with pytest.raises(ValueError, match="split_hz"):
         cfg(split_hz=2500.0)
+
+
+def test_semitone_band_scale_is_one_semitone_apart_in_the_middle() -> None:
+    """band_scale=semitone: n_mels bands from fmin to fmax, monotone, one semitone apart between
+    semitone_lo_hz and the frequency where a semitone is as wide as a band above it."""
+    from train.models import band_axis
+
+    c = cfg(band_scale="semitone", n_mels=72, hop=800, window_seconds=6.0)
+    warp, pts = band_axis(c)
+    assert len(pts) == 74 and bool((torch.diff(pts) > 0).all())
+    f = torch.linspace(20, 8000, 400001, dtype=torch.float64)
+    wf = warp(f)
+    assert bool((torch.diff(wf) >= 0).all())
+    centres = f[torch.searchsorted(wf, pts[1:-1]).clamp(max=len(f) - 1)]
+    ratios = (centres[1:] / centres[:-1]).numpy()
+    mid = (centres[:-1].numpy() > 300) & (centres[1:].numpy() < 1000)
+    assert mid.sum() >= 15
+    assert np.allclose(ratios[mid], 2 ** (1 / 12), atol=2e-3)
+    mel_c = cfg(n_mels=72, hop=800, window_seconds=6.0)
+    m_warp, m_pts = band_axis(mel_c)
+    assert np.allclose(m_pts.numpy(), np.linspace(float(_hz_to_mel(torch.tensor(30.0))),
+                                                  float(_hz_to_mel(torch.tensor(8000.0))), 74))
+    model = build_model(c).eval()
+    with torch.no_grad():
+        db = model.frontend.power_db(tone(440.0))  # A4: its band is the loudest
+    band = int(db[0, :, 5:-5].mean(dim=1).argmax())
+    assert abs(float(centres[band]) - 440.0) < 440.0 * (2 ** (1 / 24) - 1) * 1.5
+    with pytest.raises(ValueError, match="band_scale"):
+        ModelConfig(band_scale="bark")

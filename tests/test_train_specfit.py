@@ -202,3 +202,63 @@ def test_exported_ensemble_scores_files_as_the_runtime_does(ensemble: SharedMelE
         rec = analyze_file(c.path, rt, hop=1.0)
         got = np.array([rec["arousal"], rec["valence"]])  # rounded to 4 decimals by mer-analyze
         assert np.abs(got - torch_scores[i]).max() <= 2e-4, (c.id, got, torch_scores[i])
+
+
+def test_ema_keeps_the_averaged_weights_and_the_frozen_filters_bit_exact() -> None:
+    """ema > 0 returns the moving average of the trained weights (not the last step's), and never
+    touches the frozen spectrogram filters, so EMA members still share one front end."""
+    clips, audio = synthetic_clips(16)
+    cfg = spec_cfg()
+    mels = mel_cache(build_model(cfg), audio)
+    fitted = {}
+    for ema in (0.0, 0.9):
+        torch.manual_seed(0)
+        m = build_model(cfg)
+        fit_spec(m, clips, mels, SpecFitConfig(epochs=3, batch_size=8, crops_per_clip=2, seed=0, ema=ema,
+                                               augs=(), progress=False, threads=2))
+        fitted[ema] = m
+    plain, avg = fitted[0.0].state_dict(), fitted[0.9].state_dict()
+    fixed = [k for k in plain if k.startswith("frontend.") and not k.startswith("frontend.bn.")]
+    assert fixed and all(torch.equal(plain[k], avg[k]) for k in fixed)
+    trained = [k for k in plain if k.startswith("body.") and plain[k].dtype.is_floating_point]
+    # same seed and data, so the only difference is the averaging
+    assert max(float((plain[k] - avg[k]).abs().max()) for k in trained) > 1e-4
+    SharedMelEnsemble([fitted[0.0], fitted[0.9]])  # front ends still identical
+    with pytest.raises(ValueError, match="ema"):
+        SpecFitConfig(ema=1.0)
+
+
+def test_distillation_pulls_the_student_towards_its_teachers() -> None:
+    """With distill=1 the targets are the teachers' probabilities alone: a student fitted on them
+    ends up closer to the teachers than the same student fitted on the labels."""
+    clips, audio = synthetic_clips(16)
+    cfg = spec_cfg()
+    mels = mel_cache(build_model(cfg), audio)
+    torch.manual_seed(5)
+    teacher = build_model(cfg)  # an untrained teacher: its outputs are nothing like the labels
+    with torch.no_grad():
+        teacher.heads.av.bias.fill_(2.0)  # confident "high, high" everywhere
+    test_audio = synthetic_clips(6, seed=3)[1]
+    t_scores = predict_clips(teacher.eval(), test_audio, hop_seconds=0.5)
+    gaps = {}
+    for distill in (0.0, 1.0):
+        torch.manual_seed(0)
+        student = build_model(cfg)
+        fc = SpecFitConfig(epochs=8, batch_size=8, crops_per_clip=2, seed=0, lr=1e-2, distill=distill,
+                           augs=(), progress=False, threads=2)
+        fit_spec(student, clips, mels, fc,
+                 teachers=[teacher] if distill else ())
+        gaps[distill] = float(np.abs(predict_clips(student, test_audio, hop_seconds=0.5) - t_scores).mean())
+    assert gaps[1.0] < gaps[0.0] * 0.7, gaps
+    with pytest.raises(ValueError, match="teachers"):
+        fit_spec(build_model(cfg), clips, mels, SpecFitConfig(epochs=1, distill=0.5, progress=False))
+
+
+def test_stage_degradation_is_deterministic_and_changes_the_clip() -> None:
+    from train.augment import stage_degrade
+
+    x = synth_clip(0.7, 0.6, 3.0, SR, seed=2)
+    a, b, c = stage_degrade(x, SR, seed=1), stage_degrade(x, SR, seed=1), stage_degrade(x, SR, seed=2)
+    assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.corrcoef(a, x)[0, 1] < 0.98  # really degraded, not just rescaled

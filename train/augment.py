@@ -345,3 +345,26 @@ def time_stretch(s: torch.Tensor, max_rate: float, g: torch.Generator) -> torch.
     a = torch.gather(s, 3, idx0)
     bb = torch.gather(s, 3, idx0 + 1)
     return a + (bb - a) * frac
+
+
+#: the fixed "through a PA in a room" test condition (``stage_degrade``), kept apart from training
+STAGE_TEST = {"eq_db": 6.0, "rt60": (0.5, 1.2), "snr_db": (10.0, 20.0), "gain_db": 12.0}
+
+
+def stage_degrade(x: np.ndarray, sr: int, seed: int) -> np.ndarray:
+    """``x`` (one whole clip) as a microphone in front of a PA would hear it, for EVALUATION:
+    a random smooth EQ (+-6 dB), room reverb (RT60 0.5..1.2 s), venue noise or crowd babble at
+    10..20 dB SNR, PA compression, a microphone band limit and an input gain of +-12 dB.
+    Deterministic for a ``seed`` (use one per clip), so every recipe is scored on the same audio.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None, :]
+    c = STAGE_TEST
+    with torch.no_grad():
+        t = random_eq(t, sr, c["eq_db"], g)
+        t = reverb(t, sr, g, c["rt60"])
+        t = add_noise(t, sr, g, c["snr_db"])
+        t = compress(t, sr, g)
+        t = band_limit(t, sr, g)
+        t = t * 10 ** (_rand(1, -c["gain_db"], c["gain_db"], g, t.device)[:, None] / 20)
+    return torch.nan_to_num(t[0]).numpy().astype(np.float32)

@@ -431,10 +431,9 @@ def _mels(model, audio, clips: Sequence[Clip], cache: Path | None, progress: boo
 
     import torch
 
-    from .specfit import mel_cache
+    from .specfit import frontend_key, mel_cache
 
-    key_cfg = {k: model.cfg.to_dict()[k] for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax")}
-    sha = hashlib.sha1(repr((key_cfg, torch.__version__, [c.id for c in clips])).encode())
+    sha = hashlib.sha1(repr((frontend_key(model.cfg), torch.__version__, [c.id for c in clips])).encode())
     for a in audio:  # length + a sparse sample of the audio itself: a re-encoded file gets new spectrograms
         sha.update(f"{len(a)}".encode() + np.ascontiguousarray(np.asarray(a, np.float32)[::97]).tobytes())
     f = cache / f"mel-{sha.hexdigest()[:16]}.pt" if cache is not None else None

@@ -12,6 +12,8 @@ drops.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -43,6 +45,11 @@ class ModelConfig:
     low_n_fft: int = 256  # at sample_rate / low_decim
     low_decim: int = 4
     high_n_fft: int = 256
+    # multires band scale: "mel", or "semitone": one band per semitone from semitone_lo_hz up to
+    # where a semitone is as wide as a mel band, mel above, mel-spaced below (harmony becomes a
+    # pattern the 2D CNN can read: a third is the same shift in any key)
+    band_scale: str = "mel"
+    semitone_lo_hz: float = 250.0
     # remove the window's mean log level: a live rig's input gain is arbitrary
     level_norm: bool = True
     # body
@@ -68,6 +75,10 @@ class ModelConfig:
             raise ValueError("channels must not be empty")
         if self.frontend not in ("nnaudio", "multires"):
             raise ValueError(f"unknown frontend {self.frontend!r}: use nnaudio or multires")
+        if self.band_scale not in ("mel", "semitone"):
+            raise ValueError(f"unknown band_scale {self.band_scale!r}: use mel or semitone")
+        if self.band_scale != "mel" and self.frontend != "multires":
+            raise ValueError("band_scale semitone needs frontend multires")
         if self.frontend == "multires" and not 0 < self.split_hz < self.sample_rate / (2 * self.low_decim):
             raise ValueError(f"split_hz {self.split_hz} must be below the decimated Nyquist "
                              f"({self.sample_rate / (2 * self.low_decim):g} Hz)")
@@ -126,6 +137,47 @@ class LogMel(nn.Module):
 
 def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
     return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def band_axis(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``(warp, points)``: the frequency warp of ``cfg.band_scale`` (Hz -> band units, increasing)
+    and the ``n_mels + 2`` equally spaced points on it whose neighbours are each band's edges.
+
+    ``mel``: the HTK mel scale. ``semitone``: with step d (mel units per band), bands are mel
+    spaced up to ``semitone_lo_hz``, one semitone wide from there up to the frequency f0 where a
+    semitone spans d mel, and mel spaced above f0; d is solved so that there are n_mels bands.
+    """
+    lo, hi = float(cfg.fmin), float(cfg.fmax)
+    if cfg.band_scale == "mel":
+        def mel(f: torch.Tensor) -> torch.Tensor:
+            return _hz_to_mel(f)
+        pts = torch.linspace(float(_hz_to_mel(torch.tensor(lo))), float(_hz_to_mel(torch.tensor(hi))),
+                             cfg.n_mels + 2, dtype=torch.float64)
+        return mel, pts
+    f1 = float(cfg.semitone_lo_hz)
+
+    def make(d: float) -> tuple[Callable[[torch.Tensor], torch.Tensor], float]:
+        # f0: semitone width in mel (slope 1127 / (700 + f) per Hz, times f (2^(1/12) - 1)) equals d
+        k = 2 ** (1 / 12) - 1
+        f0 = max(f1, min(hi, d * 700 / (1127 * k - d))) if 1127 * k > d else hi
+        m0, m1 = float(_hz_to_mel(torch.tensor(f0))), float(_hz_to_mel(torch.tensor(f1)))
+        w1 = m0 - 12 * math.log2(f0 / f1) * d  # warp value at f1
+
+        def warp(f: torch.Tensor) -> torch.Tensor:
+            f = f.double().clamp(min=1e-3)
+            mid = m0 - 12 * torch.log2(f0 / f) * d
+            low = w1 - (m1 - _hz_to_mel(f))
+            return torch.where(f >= f0, _hz_to_mel(f), torch.where(f >= f1, mid, low))
+
+        span = float(warp(torch.tensor(hi)) - warp(torch.tensor(lo)))
+        return warp, span / (cfg.n_mels + 1)
+
+    d = 40.0
+    for _ in range(60):  # fixed point: the step that fits n_mels bands into [fmin, fmax]
+        d = make(d)[1]
+    warp = make(d)[0]
+    a, b = float(warp(torch.tensor(lo))), float(warp(torch.tensor(hi)))
+    return warp, torch.linspace(a, b, cfg.n_mels + 2, dtype=torch.float64)
 
 
 def _dft_kernels(n_fft: int, bins: torch.Tensor) -> torch.Tensor:
@@ -192,9 +244,8 @@ class MultiResLogMel(nn.Module):
         freqs = torch.cat([lo_bins * lo_step, hi_bins * hi_step]).double()
         widths = torch.cat([torch.full((len(lo_bins),), lo_step),
                             torch.full((len(hi_bins),), hi_step)]).double()
-        mel_lo, mel_hi = (float(_hz_to_mel(torch.tensor(f))) for f in (cfg.fmin, cfg.fmax))
-        mel_pts = torch.linspace(mel_lo, mel_hi, cfg.n_mels + 2, dtype=torch.float64)
-        m = _hz_to_mel(freqs)
+        warp, mel_pts = band_axis(cfg)
+        m = warp(freqs)
         lo, ce, hi = mel_pts[:-2, None], mel_pts[1:-1, None], mel_pts[2:, None]
         tri = torch.clamp(torch.minimum((m - lo) / (ce - lo), (hi - m) / (hi - ce)), min=0.0) * widths
         # a band narrower than the bins may catch none: give it its nearest bin

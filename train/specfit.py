@@ -121,6 +121,20 @@ def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float =
     return out
 
 
+#: the ModelConfig fields a cached spectrogram depends on (everything the frozen front end reads)
+FRONTEND_FIELDS = ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax", "trainable_mel", "trainable_stft",
+                   "frontend", "split_hz", "low_n_fft", "low_decim", "high_n_fft", "band_scale",
+                   "semitone_lo_hz")
+
+
+def frontend_key(cfg: Any) -> str:
+    """A short stable name for the spectrograms ``cfg``'s front end computes (cache file names)."""
+    import hashlib
+
+    d = cfg.to_dict()
+    return hashlib.sha1(repr([(k, d[k]) for k in FRONTEND_FIELDS]).encode()).hexdigest()[:12]
+
+
 def freeze_frontend(model: EmotionModel) -> None:
     """Fix the spectrogram filters (the cache depends on them); the per-bin BatchNorm still learns."""
     for name, p in model.frontend.named_parameters():

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..augment import stage_degrade
 from ..cache import load_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
-from ..specfit import SpecFitConfig, config_dict, fit_spec, mel_cache
+from ..specfit import SpecFitConfig, config_dict, fit_spec, frontend_key, mel_cache
 from .run_cv import parse_model
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                          "recipe in another process, averaged later by train.experiments.blend")
     ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--stage-test", action="store_true",
+                    help="also score each test fold through augment.stage_degrade (a PA in a room): "
+                         "stage_* metrics beside the clean ones")
     ap.add_argument("--save-models", type=Path, default=None,
                     help="save each fitted model's weights as DIR/fold<k>-seed<seed>.pt")
     ap.add_argument("--teachers", type=Path, nargs="*", default=[],
@@ -65,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=False)
     clips = audio.clips
     t0 = time.time()
-    key = "-".join(str(mcfg.to_dict()[k]) for k in ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax"))
-    if mcfg.frontend != "nnaudio":
-        extra = ("frontend", "split_hz", "low_n_fft", "low_decim", "high_n_fft")
-        key += "-" + "-".join(str(mcfg.to_dict()[k]) for k in extra)
-    mel_file = CACHE / f"mel-4q-{key}.pt"
+    mel_file = CACHE / f"mel-4q-{frontend_key(mcfg)}.pt"
     if mel_file.is_file():
         mels = torch.load(mel_file)
     else:
@@ -82,10 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     y = targets(clips)
     quads = np.array([c.quadrant for c in clips])
     oof = np.full((len(clips), 2), np.nan, np.float32)
-    per_fold, secs, histories = [], [], []
+    stage_oof = np.full((len(clips), 2), np.nan, np.float32)
+    per_fold, secs, histories, stage_folds = [], [], [], []
     for k in only:
         tr, te = folds[k]
-        scores = []
+        scores, stage_scores = [], []
+        stage_audio = ([stage_degrade(audio[i], mcfg.sample_rate, seed=int(i)) for i in te]
+                       if args.stage_test else [])
         t1 = time.time()
         teachers = []
         for d in args.teachers:
@@ -120,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
                 torch.save(model.state_dict(), args.save_models / f"fold{k}-seed{seed}.pt")
             histories.append({"fold": k, "seed": seed, "history": fr.history})
             scores.append(predict_clips(model, [audio[i] for i in te], 1.0))
+            if args.stage_test:
+                stage_scores.append(predict_clips(model, stage_audio, 1.0))
             m1 = clip_metrics(y[te], scores[-1], quads[te])
             log.info("fold %d seed %d: a_auc %.3f v_auc %.3f f1 %.3f", k, seed, m1["arousal_auc"],
                      m1["valence_auc"], m1["quadrant_macro_f1"])
         sc = np.mean(scores, axis=0)
         oof[te] = sc
+        if args.stage_test:
+            stage_oof[te] = np.mean(stage_scores, axis=0)
+            stage_folds.append(clip_metrics(y[te], stage_oof[te], quads[te]))
+            log.info("fold %d stage test: a_auc %.3f v_auc %.3f f1 %.3f", k, stage_folds[-1]["arousal_auc"],
+                     stage_folds[-1]["valence_auc"], stage_folds[-1]["quadrant_macro_f1"])
         m = clip_metrics(y[te], sc, quads[te])
         per_fold.append(m)
         secs.append(time.time() - t1)
@@ -136,9 +146,14 @@ def main(argv: list[str] | None = None) -> int:
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
+    if args.stage_test:
+        res["stage_folds"] = stage_folds
+        res["stage_oof"] = [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in stage_oof]
     done = ~np.isnan(oof[:, 0])
     if done.all():
         res["pooled"] = clip_metrics(y, oof, quads)
+        if args.stage_test:
+            res["stage_pooled"] = clip_metrics(y, stage_oof, quads)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(res, indent=1))

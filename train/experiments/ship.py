@@ -76,6 +76,21 @@ def cv_metrics(res: dict, clips) -> dict:
             "folds_mean_std": {k: [round(m, 4), round(s, 4)] for k, (m, s) in spread.items()}}
 
 
+def describe(mcfg: ModelConfig, seeds: int) -> str:
+    """One sentence on what the exported graph computes (the card's ``description``)."""
+    if mcfg.frontend == "multires":
+        low_rate = mcfg.sample_rate // mcfg.low_decim
+        fe = (f"a {mcfg.n_mels}-band {mcfg.band_scale}-scale spectrogram from two fixed DFTs (below "
+              f"{mcfg.split_hz:g} Hz {mcfg.low_n_fft} points at {low_rate} Hz, above it "
+              f"{mcfg.high_n_fft} points), {mcfg.hop / mcfg.sample_rate * 1000:g} ms frames")
+    else:
+        fe = f"an nnAudio log-mel spectrogram ({mcfg.n_mels} bands, n_fft {mcfg.n_fft}, hop {mcfg.hop})"
+    who = f"an ensemble of {seeds} seeds sharing the front end" if seeds > 1 else "one model"
+    return (f"Arousal and valence of music from {mcfg.window_seconds:g} s of mono audio at "
+            f"{mcfg.sample_rate} Hz: {fe}, level removed, + a 2D CNN {list(mcfg.channels)} "
+            f"({mcfg.arch}); {who}.")
+
+
 def _has(d: dict, key: str) -> bool:
     for part in key.split("."):
         if not isinstance(d, dict) or part not in d:
@@ -145,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     model = SharedMelEnsemble(members).eval()
     metrics = cv_metrics(res, clips)
     card_extra = {
-        "description": "Arousal and valence of music from 3 s of mono audio at 16 kHz: log-mel (nnAudio, "
-                       f"{mcfg.n_mels} bins, n_fft {mcfg.n_fft}, hop {mcfg.hop}) + 2D CNN "
-                       f"{list(mcfg.channels)}, an ensemble of {seeds} seeds sharing the mel front end.",
+        "description": describe(mcfg, seeds),
         "training_data": {
             "name": "4Q audio emotion dataset (Panda et al. 2018), 716 clips of 30 s, quadrant labels",
             "labels": "quadrant halves: arousal high = Q1/Q2, valence high = Q1/Q4; trained with binary "
