@@ -6,7 +6,7 @@ real time on one thread. Two views: in-process (``decode`` and ``analyze_array``
 clip) and the real CLI (``python -m mer_live.analyze FILES``, wall time including start-up and
 its decode-ahead thread).
 
-    python -m bench.bench_analyze [--clips 40] [--model M] [--hop 0.5]
+    python -m bench.bench_analyze [--clips 40] [--model M] [--hop 1.0]
 """
 
 from __future__ import annotations
@@ -89,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=positive_int, default=40)
     ap.add_argument("--model", type=model_file)
-    ap.add_argument("--hop", type=positive_float, default=0.5,
-                    help="mer-analyze --hop (its default is 0.5 s)")
+    ap.add_argument("--hop", type=positive_float, default=None,
+                    help="mer-analyze --hop (default: mer-analyze's own default)")
     args = ap.parse_args(argv)
+    if args.hop is None:
+        from mer_live.analyze import DEFAULT_HOP_S
+
+        args.hop = DEFAULT_HOP_S
     mp3s = fourq_clips(args.clips)
     if not mp3s:
         print("no 4Q clips under ../shared/data/4q/audio")

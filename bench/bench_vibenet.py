@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=positive_int, default=20)
     ap.add_argument("--model", type=model_file, help="mer model (default: shipped, else the reference CNN)")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/vibenet-venv"))
-    ap.add_argument("--hop", default="0.5,window",
+    ap.add_argument("--hop", default="1.0,window",
                     help="mer-analyze hops to run (s, comma-separated; 'window' = non-overlapping windows)")
     args = ap.parse_args(argv)
     hops = [h.strip() for h in args.hop.split(",")]
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "Its EfficientNetModel builds SessionOptions with 1 thread but does not pass them to "
             "InferenceSession, so it uses onnxruntime's default (all cores) unless pinned.",
             "mer-analyze: analyze_file (soundfile decode + soxr HQ + windows, batch 64) at its default "
-            "0.5 s hop (a timeline of ~55 overlapping windows per clip) and with non-overlapping windows "
+            "1 s hop (a timeline of overlapping windows 1 s apart) and with non-overlapping windows "
             "(hop = window: every sample seen once, like VibeNet's single pass). VibeNet: soundfile "
             "decode + soxr to 16 kHz + one mel spectrogram + one EfficientNet pass over the whole clip "
             "(one value per clip).",

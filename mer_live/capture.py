@@ -149,6 +149,9 @@ class CaptureConfig:
     blocksize: int = 0  #: frames per callback; 0 = PortAudio's choice (lowest latency it can do)
     channels: int | None = None  #: None = min(2, device maximum)
     wait_for_device: bool = False  #: if the device is missing at start, wait for it instead of failing
+    #: open the device at the model's rate when it accepts it (no resampler in mer-live, whose
+    #: look-ahead is ~20 ms) and, with blocksize 0, in 128-frame blocks
+    low_latency: bool = False
     retry_s: float = 1.0  #: how often to try re-opening a lost device
     ring_seconds: float = 10.0  #: ring buffer length
 
@@ -174,8 +177,8 @@ class CaptureConfig:
             raise ValueError(f"capture.retry_s must be in 0.05..60 seconds, got {self.retry_s!r}")
         if not isinstance(self.ring_seconds, (int, float)) or not 1.0 <= self.ring_seconds <= 600:
             raise ValueError(f"capture.ring_seconds must be in 1..600 seconds, got {self.ring_seconds!r}")
-        if not isinstance(self.wait_for_device, bool):
-            raise ValueError("capture.wait_for_device must be true or false")
+        if not isinstance(self.wait_for_device, bool) or not isinstance(self.low_latency, bool):
+            raise ValueError("capture.wait_for_device and capture.low_latency must be true or false")
         return self
 
 
@@ -191,10 +194,15 @@ class DeviceSource:
     first_data_s = 3.0
     tick_s = 0.05
 
-    def __init__(self, config: CaptureConfig, cancel: threading.Event | None = None) -> None:
+    #: frames per callback with ``low_latency`` and no blocksize given (2.7 ms at 48 kHz)
+    low_latency_blocksize = 128
+
+    def __init__(self, config: CaptureConfig, cancel: threading.Event | None = None,
+                 model_rate: int | None = None) -> None:
         """Resolve and probe the device; with ``wait_for_device`` block until it appears.
 
-        ``cancel`` (set from another thread) ends that wait with a DeviceError.
+        ``cancel`` (set from another thread) ends that wait with a DeviceError. ``model_rate`` is
+        the rate ``low_latency`` asks the device for.
         """
         self.config = config.validate()
         sd = _sd()
@@ -211,6 +219,18 @@ class DeviceSource:
         if config.channels is not None and config.channels > max_ch:
             raise DeviceError(f"input {self.name!r} has {max_ch} channels, {config.channels} asked for")
         self.channels: int = int(config.channels or min(2, max_ch))
+        self.blocksize: int = config.blocksize
+        if config.low_latency:
+            if not self.blocksize:
+                self.blocksize = self.low_latency_blocksize
+            if config.samplerate is None and model_rate and model_rate != self.samplerate:
+                try:
+                    sd.check_input_settings(device=index, samplerate=model_rate, channels=self.channels,
+                                            dtype="float32")
+                    self.samplerate = int(model_rate)
+                except (sd.PortAudioError, ValueError) as e:
+                    log.warning("low latency: %r cannot run at %d Hz (%s); using %d Hz and resampling",
+                                self.name, model_rate, _one_line(e), self.samplerate)
         self.ring = RingBuffer(max(1, int(round(config.ring_seconds * self.samplerate))), self.channels)
         self.finished = False
         self.ok = False
@@ -273,7 +293,7 @@ class DeviceSource:
                     device=index,
                     samplerate=self.samplerate,
                     channels=self.channels,
-                    blocksize=self.config.blocksize,
+                    blocksize=self.blocksize,
                     dtype="float32",
                     callback=self._callback,
                 )
@@ -340,7 +360,7 @@ class DeviceSource:
             self._last_frames = frames
             self._last_change = now
             return None
-        block_s = (self.config.blocksize or 0) / self.samplerate
+        block_s = (self.blocksize or 0) / self.samplerate
         limit = max(self.stall_s, 4 * block_s)
         if frames == 0 or self._last_change == self._opened_at:
             limit = max(limit, self.first_data_s)

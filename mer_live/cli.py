@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--gain-db", type=float, default=S, metavar="DB", help="input gain in dB")
     a.add_argument("--wait-for-device", action="store_const", const=True, default=S,
                    help="wait for a missing device instead of failing")
+    a.add_argument("--low-latency", action="store_const", const=True, default=S,
+                   help="open the device at the model's rate if it can (no resampling) in 128-frame blocks")
     a.add_argument("--input", default=S, metavar="FILE", help="rehearse with an audio file, in real time")
     a.add_argument("--play", action="store_const", const=True, default=S, help="also play --input aloud")
     a.add_argument("--loop", action="store_const", const=True, default=S, help="loop --input")
@@ -117,6 +119,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "blocksize": ("capture", "blocksize", None),
         "channels": ("capture", "channels", None),
         "wait_for_device": ("capture", "wait_for_device", None),
+        "low_latency": ("capture", "low_latency", None),
         "pick": ("pipeline", "pick", _pick),
         "gain_db": ("pipeline", "gain_db", None),
         "hop": ("pipeline", "hop_s", None),
@@ -246,7 +249,8 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
         return open_demo, "demo"
 
     def open_device(spec: Any) -> Any:
-        return DeviceSource(dataclasses.replace(cfg.capture, device=spec), cancel=cancel)
+        return DeviceSource(dataclasses.replace(cfg.capture, device=spec), cancel=cancel,
+                            model_rate=model.sample_rate)
 
     return open_device, cfg.capture.device
 

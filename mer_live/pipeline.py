@@ -456,9 +456,11 @@ class Pipeline:
             if not got:
                 self._stop.wait(0.002)  # the unpaced writer refills within microseconds
             return
-        # Wake when the next boundary's audio should have arrived (capped so lost input is noticed).
+        # Wake when the next boundary's audio should have arrived (capped so lost input is noticed);
+        # it comes a block at a time, so the last approach polls every millisecond: a window is
+        # evaluated at most ~1 ms after its last sample reaches the ring.
         need = (self._next_b - self._n_out) / self.model_rate
-        self._stop.wait(min(max(need, 0.005), self.config.hop_s))
+        self._stop.wait(min(max(need, 0.001), self.config.hop_s))
 
     def _drain(self, src: Source) -> int:
         """Read everything new from the ring in hop-sized pieces; evaluate boundaries. Returns frames."""

@@ -88,8 +88,8 @@ def test_jsonl_schema_and_window_times(files, loudness_model, capsys) -> None:
     assert loud["file"] == str(files["loud"]) and quiet["file"] == str(files["quiet"])
     for rec in (loud, quiet):
         check_record(rec, 2.0)
-        # 1 s window, 0.5 s hop: windows end at 1.0, 1.5, 2.0 s
-        assert [p[0] for p in rec["timeline"]] == [1.0, 1.5, 2.0]
+        # 1 s window, 1 s hop (the default): windows end at 1.0 and 2.0 s
+        assert [p[0] for p in rec["timeline"]] == [1.0, 2.0]
     # the test model's arousal follows loudness: -9 dBFS vs -53 dBFS
     assert loud["arousal"] > 0.9 > 0.1 > quiet["arousal"]
     assert loud["quadrant"] in {"Q1", "Q2"} and quiet["quadrant"] in {"Q3", "Q4"}
@@ -147,7 +147,7 @@ def test_csv_and_timeline_csv(files, loudness_model, tmp_path, capsys) -> None:
     assert float(rows[0]["duration"]) == pytest.approx(2.0, abs=0.01)
     assert rows[1]["arousal"] == "" and rows[1]["error"]
     tl_rows = list(csv.DictReader(tl.open()))
-    assert [float(r["t"]) for r in tl_rows] == [1.0, 1.5, 2.0]
+    assert [float(r["t"]) for r in tl_rows] == [1.0, 2.0]
     assert all(r["file"] == str(files["loud"]) for r in tl_rows)
 
 

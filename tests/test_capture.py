@@ -134,6 +134,37 @@ def test_captures_a_tone(pulse: PulseServer, tmp_path) -> None:
     assert src.overflows == 0
 
 
+def test_low_latency_opens_at_the_model_rate_in_small_blocks(pulse: PulseServer, tmp_path) -> None:
+    """--low-latency: the PulseAudio device accepts the model's rate, so it opens at 16 kHz (no
+    resampler in mer-live) with 128-frame callbacks, and still captures the tone."""
+    wav = write_wav(tmp_path / "a440.wav", tone(440.0, 1.0, amp=0.5))
+    with pulse.activate():
+        plain = DeviceSource(CaptureConfig(device="pulse"), model_rate=16000)
+        assert plain.samplerate != 16000 and plain.blocksize == 0  # off by default
+        src = DeviceSource(CaptureConfig(device="pulse", low_latency=True), model_rate=16000)
+        assert src.samplerate == 16000 and src.blocksize == 128
+        sizes = []
+        real = src._callback
+
+        def spy(indata, frames, time_info, status):
+            sizes.append(frames)
+            real(indata, frames, time_info, status)
+
+        src._callback = spy
+        src.start()
+        try:
+            assert wait_until(lambda: src.ring.frames_written > 0, 5.0), "no callback within 5 s"
+            src.ring.read_new()
+            pulse.play(wav)
+            x = src.ring.read_new()
+        finally:
+            src.stop()
+    assert set(sizes) == {128}
+    loud = x[np.abs(x[:, 0]) > 0.0]
+    assert len(loud) > 0.8 * 16000
+    assert abs(dominant_hz(loud, 16000) - 440.0) < 2.0
+
+
 def test_starved_consumer_keeps_newest_and_counts(pulse: PulseServer, tmp_path) -> None:
     """Nobody reads the ring for longer than it holds: oldest frames are lost, newest kept."""
     first = write_wav(tmp_path / "a300.wav", tone(300.0, 1.5))
