@@ -116,10 +116,18 @@ def load_card(onnx_path: Path) -> ModelCard:
     return ModelCard.from_dict(d, source=f"model card {cp.name}")
 
 
-def available_providers() -> list[str]:
-    import onnxruntime as ort
+def _ort() -> Any:
+    """The onnxruntime module, or a one-line ModelError saying which extra installs it."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ModelError(f"onnxruntime is not installed ({e}): pip install 'mer-live[cpu]' "
+                         "(or 'mer-live[gpu]' for CUDA)") from None
+    return ort
 
-    return list(ort.get_available_providers())
+
+def available_providers() -> list[str]:
+    return list(_ort().get_available_providers())
 
 
 def _providers_for(choice: str) -> list[str]:
@@ -151,8 +159,7 @@ class Model:
         require_gpu: bool = False,
         verify_sha: bool = True,
     ) -> None:
-        import onnxruntime as ort
-
+        ort = _ort()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")

@@ -105,3 +105,36 @@ def test_readme_osc_table_matches_what_is_sent() -> None:
             for addr in re.findall(r"`(/mer/[a-z_]+)`", cells[0]):
                 documented[addr] = cells[1].replace(" ", "")
     assert documented == sent
+
+
+def test_onnxruntime_comes_from_exactly_one_extra() -> None:
+    """onnxruntime and onnxruntime-gpu install the same module: neither is a plain dependency,
+    [cpu] brings the CPU build and [gpu] the CUDA one with its CUDA/cuDNN wheels."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in meta["dependencies"] if d.lower().startswith("onnxruntime")]
+    extras = meta["optional-dependencies"]
+    assert [d for d in extras["cpu"] if d.startswith("onnxruntime")] == ["onnxruntime>=1.17"]
+    gpu = [d for d in extras["gpu"] if d.startswith("onnxruntime")]
+    assert len(gpu) == 1 and gpu[0].startswith("onnxruntime-gpu[cuda,cudnn]")
+    for name, deps in extras.items():
+        if name not in ("cpu", "gpu"):
+            assert not [d for d in deps if d.startswith("onnxruntime")], name
+
+
+def test_without_onnxruntime_mer_live_says_which_extra_to_install(tmp_path: Path, loudness_model: Path
+                                                                   ) -> None:
+    """An environment with neither extra: one line naming the fix, exit 2 (as any unusable model), no
+    traceback."""
+    block = tmp_path / "sitecustomize.py"
+    block.write_text("import sys\nsys.modules['onnxruntime'] = None  # as if it were not installed\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    out = subprocess.run([sys.executable, "-m", "mer_live", "--demo", "--headless", "--duration", "1",
+                          "--model", str(loudness_model)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("mer-live: error: onnxruntime is not installed")
+    assert "pip install 'mer-live[cpu]'" in lines[0]
