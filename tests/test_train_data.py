@@ -124,6 +124,9 @@ def test_load_4q(shared_data: Path) -> None:
     clips = load_4q(shared_data / "4q")
     assert len(clips) == 716
     assert {q: sum(c.quadrant == q for c in clips) for q in (1, 2, 3, 4)} == {1: 179, 2: 179, 3: 179, 4: 179}
+    by_id = {c.id: c for c in clips}  # genres become tags: "Electronic; International; Pop/Rock"
+    assert by_id["MT0000011357"].tags == ("Electronic", "International", "Pop/Rock")
+    assert all(c.tags for c in clips)
     folds = artist_folds(clips, k=5, seed=0)
     for tr, te in folds:
         assert not {clips[i].artist.casefold() for i in tr} & {clips[i].artist.casefold() for i in te}

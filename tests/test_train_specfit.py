@@ -262,3 +262,27 @@ def test_stage_degradation_is_deterministic_and_changes_the_clip() -> None:
     assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all()
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.corrcoef(a, x)[0, 1] < 0.98  # really degraded, not just rescaled
+
+
+def test_tag_head_trains_the_embedding_and_stays_out_of_the_model() -> None:
+    """tag_weight > 0 adds a multi-label tag loss (4Q: genres) on the shared embedding: the fitted
+    weights differ from a fit without it, and the model itself gains no parameters (the head is
+    never exported)."""
+    clips, audio = synthetic_clips(16)
+    tagged = [dataclasses.replace(c, tags=("bright",) if c.arousal_high else ("dark",)) for c in clips]
+    cfg = spec_cfg()
+    mels = mel_cache(build_model(cfg), audio)
+    fitted = {}
+    for w in (0.0, 1.0):
+        torch.manual_seed(0)
+        m = build_model(cfg)
+        n_params = sum(p.numel() for p in m.parameters())
+        res = fit_spec(m, tagged, mels, SpecFitConfig(epochs=2, batch_size=8, crops_per_clip=2, seed=0,
+                                                      tag_weight=w, min_tag_count=2, augs=("mixup",),
+                                                      progress=False, threads=2))
+        assert all(math.isfinite(h["loss"]) for h in res.history)
+        assert sum(p.numel() for p in m.parameters()) == n_params
+        fitted[w] = m.state_dict()
+    diff = max(float((fitted[0.0][k] - fitted[1.0][k]).abs().max()) for k in fitted[0.0]
+               if k.startswith("body.") and fitted[0.0][k].dtype.is_floating_point)
+    assert diff > 1e-4

@@ -63,6 +63,8 @@ class Clip:
     valence_high: int | None = None
     quadrant: int | None = None
     dataset: str = "manifest"
+    #: descriptive tags (4Q: its AllMusic genres), used only as an auxiliary training target
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("arousal", "valence"):
@@ -126,6 +128,11 @@ def _parse_quadrant(value: str, where: str) -> int:
     return int(v)
 
 
+def _split_tags(value: str | None) -> tuple[str, ...]:
+    """``"Electronic; Pop/Rock"`` -> ``("Electronic", "Pop/Rock")`` (sorted, unique, no blanks)."""
+    return tuple(sorted({t.strip() for t in (value or "").split(";") if t.strip()}))
+
+
 def load_4q(root: Path | None = None) -> list[Clip]:
     """The 4Q set (Panda et al. 2018): ``labels.csv`` + ``audio/<song>.mp3``; 716 clips, quadrant labels.
 
@@ -159,6 +166,7 @@ def load_4q(root: Path | None = None) -> list[Clip]:
                     valence_high=_parse_int01(row["valence_high"], "valence_high", where),
                     quadrant=_parse_quadrant(row["quadrant"], where),
                     dataset="4q",
+                    tags=_split_tags(row.get("genres")),
                 )
             )
     if missing:

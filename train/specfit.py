@@ -66,6 +66,10 @@ class SpecFitConfig:
     # knowledge distillation: weight of the teachers' mean probability in the arousal/valence
     # targets (0: labels only); the teachers see the same augmented crop as the student
     distill: float = 0.0
+    # auxiliary multi-label tag head (4Q: genres) on the shared embedding, weight in the loss; the
+    # head lives outside the model (never exported): it only shapes what the embedding learns
+    tag_weight: float = 0.0
+    min_tag_count: int = 10
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
@@ -83,6 +87,8 @@ class SpecFitConfig:
             raise ValueError("p_aug must be in [0, 1] and label_smoothing in [0, 0.5)")
         if not 0 <= self.ema < 1 or not 0 <= self.distill <= 1:
             raise ValueError("ema must be in [0, 1) and distill in [0, 1]")
+        if self.tag_weight < 0 or self.min_tag_count < 1:
+            raise ValueError("tag_weight must be >= 0 and min_tag_count >= 1")
 
 
 @dataclass
@@ -199,6 +205,14 @@ def augment_db(db: torch.Tensor, cfg: SpecFitConfig, frame_rate: float, g: torch
     return db
 
 
+def tag_vocabulary(clips: Sequence[Clip], min_count: int) -> list[str]:
+    """Tags carried by at least ``min_count`` of ``clips`` (rarer ones are too thin to learn)."""
+    from collections import Counter
+
+    n = Counter(t for c in clips for t in c.tags)
+    return sorted(t for t, k in n.items() if k >= min_count)
+
+
 def _teacher_probs(teachers: Sequence[EmotionModel], db: torch.Tensor, nt: int) -> torch.Tensor:
     """Mean arousal/valence probability of fitted ``teachers`` on mel dB crops (eval mode)."""
     with torch.no_grad():
@@ -242,7 +256,12 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     q = torch.tensor([c.quadrant - 1 for c in clips])
     n_items = len(clips) * cfg.crops_per_clip
     steps = max(1, n_items // cfg.batch_size)
+    vocab = tag_vocabulary(clips, cfg.min_tag_count) if cfg.tag_weight > 0 else []
+    tag_head = torch.nn.Linear(model.heads.av.in_features, len(vocab)).to(device) if vocab else None
+    tags = (torch.tensor([[float(t in c.tags) for t in vocab] for c in clips]) if vocab else None)
     params = [p for p in model.parameters() if p.requires_grad]
+    if tag_head is not None:
+        params += list(tag_head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps,
                                                 pct_start=0.2)
@@ -269,6 +288,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 crops.append(data[i][:, st : st + src])
             db = augment_db(torch.stack(crops).float(), cfg, frame_rate, g)
             yb, qb = y[ci], F.one_hot(q[ci], 4).float()
+            tb = tags[ci] if tags is not None else None
             if cfg.label_smoothing:
                 yb = yb * (1 - 2 * cfg.label_smoothing) + cfg.label_smoothing
             if "mixup" in cfg.augs:
@@ -280,6 +300,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 db = 10 * torch.log10(lam[:, None, None] * p + (1 - lam[:, None, None]) * p[perm] + 1e-10)
                 yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
                 qb = lam[:, None] * qb + (1 - lam[:, None]) * qb[perm]
+                if tb is not None:
+                    tb = lam[:, None] * tb + (1 - lam[:, None]) * tb[perm]
             db, yb, qb = db.to(device), yb.to(device), qb.to(device)
             if cfg.distill:
                 yb = (1 - cfg.distill) * yb + cfg.distill * _teacher_probs(teachers, db, nt)
@@ -289,10 +311,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             feats = feats[..., :nt]
             if "specaug" in cfg.augs:
                 feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, gd)
-            av, quad = model.heads(model.embed(feats))
+            h = model.heads.fc(model.embed(feats))
+            av, quad = model.heads.av(h), model.heads.quad(h)
             loss = F.binary_cross_entropy_with_logits(av, yb)
             if cfg.aux_weight > 0:
                 loss = loss + cfg.aux_weight * torch.sum(-qb * F.log_softmax(quad, dim=1), dim=1).mean()
+            if tag_head is not None and tb is not None:
+                loss = loss + cfg.tag_weight * F.binary_cross_entropy_with_logits(tag_head(h), tb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
