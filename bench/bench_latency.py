@@ -9,7 +9,8 @@ Path (all real): ``paplay`` -> private PulseAudio null sink -> ALSA ``pulse`` PC
 callback -> ``DeviceSource`` ring -> ``Pipeline`` (hop 0.025 s by default) -> ``OscSender`` -> UDP
 -> a listener in a separate process (so it does not share the GIL with mer-live).
 
-    python -m bench.bench_latency [--seconds 40] [--hop 0.025] [--osc-rates 1000,30] [--model M]
+    python -m bench.bench_latency [--seconds 40] [--hop 0.025] [--osc-rates 30] [--device-rates native,low]
+        [--model M]
 
 What is measured, per estimate:
 
@@ -24,8 +25,8 @@ What is measured, per estimate:
 * capture = callback that delivered the frame - ADC time (PulseAudio + ALSA + PortAudio buffering);
   pipeline = estimate published - that callback (wake-up, resampler look-ahead, model); osc = the
   listener's arrival time of the ``/mer/level`` datagram with that estimate's value - published
-  (waiting for the sender's tick + UDP). An estimate replaced before the sender's next tick never
-  goes out (30 Hz sender, 40 Hz hop): it is counted, not timed.
+  (the sender's wake-up + UDP; with ``send_on_estimate=False`` also the wait for its tick, and an
+  estimate replaced before the next tick never goes out: counted, not timed).
 """
 
 from __future__ import annotations
@@ -99,14 +100,16 @@ class Stamps:
             self.n = i + 1
 
 
-def stamped_source(device: str, capacity: int, samplerate: int | None = None):
+def stamped_source(device: str, capacity: int, samplerate: int | None = None, low_latency: bool = False,
+                   model_rate: int | None = None):
     """A real ``DeviceSource`` whose callback also stamps each block (instrumentation only: the
     ring write and overflow count are the production callback's)."""
     from mer_live.capture import CaptureConfig, DeviceSource
 
     class StampedDeviceSource(DeviceSource):
         def __init__(self) -> None:
-            super().__init__(CaptureConfig(device=device, samplerate=samplerate))
+            super().__init__(CaptureConfig(device=device, samplerate=samplerate, low_latency=low_latency),
+                             model_rate=model_rate)
             self.stamps = Stamps(capacity)
 
         def _callback(self, indata, frames, time_info, status) -> None:  # type: ignore[override]
@@ -288,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=positive_float, default=35.0, help="length of each run")
     ap.add_argument("--hop", type=positive_float, default=0.025)
-    ap.add_argument("--osc-rates", default="100,30", help="OscSender rates to run (Hz, comma-separated)")
-    ap.add_argument("--device-rates", default="native,model",
-                    help="open the device at its own rate (native: the pipeline resamples with soxr HQ) "
-                         "and/or at the model's rate (model: no resampler in the pipeline)")
+    ap.add_argument("--osc-rates", default="30", help="OscSender rates to run (Hz, comma-separated)")
+    ap.add_argument("--device-rates", default="native,low",
+                    help="open the device at its own rate (native: the pipeline resamples with soxr HQ), "
+                         "at the model's rate (model: no resampler in the pipeline) and/or as "
+                         "mer-live --low-latency does (low: the model's rate, 128-frame blocks)")
     ap.add_argument("--model", type=model_file)
     args = ap.parse_args(argv)
     try:
@@ -299,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as e:
         ap.error(f"--osc-rates: {e}")
     dev_rates = [r.strip() for r in args.device_rates.split(",")]
-    if not dev_rates or any(r not in ("native", "model") for r in dev_rates):
-        ap.error(f"--device-rates: use native, model or both, got {args.device_rates!r}")
+    if not dev_rates or any(r not in ("native", "model", "low") for r in dev_rates):
+        ap.error(f"--device-rates: use native, model and/or low, got {args.device_rates!r}")
 
     from tests.audio import SINK, PulseServer, missing_tools
 
@@ -328,8 +332,13 @@ def main(argv: list[str] | None = None) -> int:
             for dev in dev_rates:
                 for rate in rates:
                     sr = model.sample_rate if dev == "model" else None
-                    r = run_one(lambda sr=sr: stamped_source("pulse", int(args.seconds * 400) + 4096, sr),
-                                model, args.hop, rate, args.seconds)
+                    cap = int(args.seconds * 400) + 4096
+
+                    def factory(sr=sr, dev=dev, cap=cap):
+                        return stamped_source("pulse", cap, sr, low_latency=dev == "low",
+                                              model_rate=model.sample_rate)
+
+                    r = run_one(factory, model, args.hop, rate, args.seconds)
                     results.append((f"{r['rate']} Hz ({dev})", rate, r))
                     s = stats(r["total_ms"]) if r["timed"] else None
                     print(f"device {dev} {r['rate']} Hz, osc {rate:g} Hz: {r['timed']} timed, total median "
@@ -381,12 +390,12 @@ def main(argv: list[str] | None = None) -> int:
             "size) in this process; 1 onnxruntime thread; the UDP listener is a separate process; "
             "all times on CLOCK_MONOTONIC.",
             "Latency is counted from the window's last sample, so it is the latency beyond the hop "
-            "(floor: p99 <= 10 ms). The OSC sender ticks at its own rate (default 30 Hz), which adds up to "
-            "one send period of waiting; a faster rate shows the rest. (At 1000 Hz the Python sender "
-            "managed ~330 ticks/s here and took the GIL from the pipeline: not a useful setting.) "
+            "(floor: p99 <= 10 ms). The OSC sender sends each new estimate at once (send_on_estimate, the "
+            "default) and repeats it on its own tick in between. "
             "`native`: the device at its own rate, resampled in the pipeline by soxr.ResampleStream "
-            "(HQ); `model`: the device opened at the "
-            "model's rate (PulseAudio resamples), no resampler in the pipeline.",
+            "(HQ); `model`: the device opened at the model's rate (PulseAudio resamples), no resampler "
+            "in the pipeline; `low`: what `mer-live --low-latency` opens (the model's rate when the "
+            "device takes it, 128-frame blocks).",
             f"Estimates of the first {WARMUP_S:.0f} s after the first one are not timed (start-up).",
             *notes,
         ],
