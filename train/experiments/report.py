@@ -1,0 +1,110 @@
+"""Markdown tables of complete 5-fold CV results (run_spec / merge / blend), for README and docs.
+
+``python -m train.experiments.report RESULT[=label] ... [--baseline results/baseline.json] [--stage]``
+
+Every row is recomputed from the result's out-of-fold clip scores with ``metrics.summarize``
+(pooled over all 716 clips) in the artist folds of ``data.artist_folds(k=5, seed=0)``; ``--stage``
+adds a row per result scored on the stage-degraded test audio (``run_spec --stage-test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_4q
+from ..metrics import format_table, summarize
+
+HERE = Path(__file__).resolve().parent
+
+COLUMNS = (
+    ("arousal AUC", "arousal.auc"),
+    ("valence AUC", "valence.auc"),
+    ("valence AUC, low arousal (sad vs calm)", "valence_low.auc"),
+    ("arousal acc.", "arousal.accuracy"),
+    ("valence acc.", "valence.accuracy"),
+    ("arousal bal. acc.", "arousal.balanced_accuracy"),
+    ("valence bal. acc.", "valence.balanced_accuracy"),
+    ("arousal MCC", "arousal.mcc"),
+    ("valence MCC", "valence.mcc"),
+    ("quadrant acc.", "quadrant.accuracy"),
+    ("quadrant bal. acc.", "quadrant.balanced_accuracy"),
+    ("quadrant macro-F1", "quadrant.macro_f1"),
+)
+
+PROTOCOL = (
+    "artist-grouped 5-fold CV on the 716 4Q clips (GroupKFold on the artist, train/data.py "
+    "artist_folds(k=5, seed=0)); every model fitted on the training artists only and scored on raw "
+    "windows 1 s apart framed like the runtime's, a clip's score being the mean of its windows; "
+    "metrics pooled over all 716 out-of-fold clip scores; thresholds 0.5; quadrant = that of the two "
+    "thresholded scores. The majority baseline predicts one class for every clip (4Q is balanced: "
+    "179 clips per quadrant)."
+)
+
+
+def resolve(name: str) -> Path:
+    p = Path(name)
+    return p if p.suffix == ".json" and p.is_file() else HERE / "results" / f"{name}.json"
+
+
+def summary_of(oof: np.ndarray, clips: list) -> dict:
+    """Pooled ``metrics.summarize`` of [n, 2] scores, plus valence among the low-arousal clips."""
+    q = np.array([c.quadrant for c in clips])
+    s = summarize(oof, quadrant=q)
+    low = np.isin(q, (3, 4))
+    s["valence_low"] = summarize(oof[low], quadrant=q[low])["valence"]
+    return s
+
+
+def rows_of(res: dict, label: str, stage: bool) -> dict[str, dict]:
+    by_id = {c.id: c for c in load_4q()}
+    clips = [by_id[i] for i in res["ids"]]
+    out = {}
+    for key, suffix in (("oof", ""), ("stage_oof", " (stage test)")):
+        if key == "stage_oof" and not stage:
+            continue
+        if key not in res or any(r is None for r in res[key]):
+            continue
+        out[label + suffix] = summary_of(np.array(res[key], np.float64), clips)
+    return out
+
+
+def baseline_row(path: Path) -> dict[str, dict]:
+    """The classic yardstick (mer-train baseline): its pooled out-of-fold predictions."""
+    b = json.loads(path.read_text())
+    by_id = {c.id: c for c in load_4q()}
+    oof = b.get("oof") or b.get("predictions")
+    ids = b.get("ids")
+    if oof is None or ids is None:
+        raise SystemExit(f"report: error: {path} has no out-of-fold predictions")
+    clips = [by_id[i] for i in ids]
+    return {"features + logistic regression (baseline)": summary_of(np.array(oof, np.float64), clips)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("results", nargs="+", help="result name or path, optionally =label")
+    ap.add_argument("--baseline", type=Path, help="a mer-train baseline JSON: its row first")
+    ap.add_argument("--stage", action="store_true", help="also the stage-test rows")
+    args = ap.parse_args(argv)
+    clips = load_4q()
+    # every class is equally frequent in 4Q, so "the majority class" is a tie: always Q1 (high, high)
+    always_q1 = np.full((len(clips), 2), 0.75)
+    rows: dict[str, dict] = {"majority baseline (always Q1)": summary_of(always_q1, clips)}
+    if args.baseline:
+        rows.update(baseline_row(args.baseline))
+    for spec in args.results:
+        name, _, label = spec.partition("=")
+        res = json.loads(resolve(name).read_text())
+        if sorted(res.get("folds_run", [])) != [0, 1, 2, 3, 4]:
+            raise SystemExit(f"report: error: {name} is not a complete 5-fold result")
+        rows.update(rows_of(res, label or res.get("name", name), args.stage))
+    print(format_table(rows, PROTOCOL, columns=COLUMNS, majority_row=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
