@@ -30,6 +30,7 @@ from ..export import export_onnx
 from ..metrics import fold_spread, summarize
 from ..models import ModelConfig, build_model
 from ..specfit import SpecFitConfig, fit_spec, mel_cache
+from .merge import recipe_part
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=Path, default=ROOT / "runs" / "ship" / "members.pt",
                     help="fitted members are saved here, and loaded from here when present")
     ap.add_argument("--seeds", type=int, default=None, help="members (default: as cross-validated)")
+    ap.add_argument("--teachers", type=Path, nargs="*", default=[],
+                    help="members files of teacher recipes fitted on all clips (earlier runs of this "
+                         "script without --cv): a recipe with fit.distill > 0 learns from them, as in "
+                         "its cross-validation (run_spec --teachers)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
@@ -120,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         if sorted(cv.get("folds_run", [])) != [0, 1, 2, 3, 4]:
             raise SystemExit(f"ship: error: {args.cv} is not a complete 5-fold run")
         for k in ("model", "fit"):
-            if cv[k] != res[k]:
+            if recipe_part(cv, k) != recipe_part(res, k):
                 raise SystemExit(f"ship: error: {args.cv} and {args.recipe} differ in {k}")
     mcfg = ModelConfig.from_dict(res["model"])
     fit = dict(res["fit"])
     fit["augs"] = tuple(fit["augs"])
     fit["snr_db"], fit["rt60"] = tuple(fit["snr_db"]), tuple(fit["rt60"])
+    fit.pop("device", None)  # where the CV ran, not part of the recipe
     fcfg = SpecFitConfig(**{**fit, "threads": args.threads, "progress": True})
     seeds = args.seeds or int(res["seeds"])
 
@@ -142,13 +148,24 @@ def main(argv: list[str] | None = None) -> int:
             members.append(m.eval())
         log.info("loaded %d fitted members from %s", len(members), args.members)
         seeds = len(members)
+    teachers = []
+    for f in args.teachers:
+        for state in torch.load(f, weights_only=True):
+            t = build_model(mcfg)
+            t.load_state_dict(state)
+            teachers.append(t.eval())
+    if fcfg.distill and len(members) < seeds and not teachers:
+        raise SystemExit("ship: error: the recipe distils (fit.distill > 0): give --teachers")
+    if teachers:
+        log.info("%d teachers from %s", len(teachers), ", ".join(map(str, args.teachers)))
     mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
     for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
         m = build_model(mcfg)
         if members:  # identical (frozen) mel filters in every member: the ensemble computes them once
             m.frontend.load_state_dict(members[0].frontend.state_dict())
-        fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}")
+        fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}",
+                 teachers=teachers)
         members.append(m)
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
         args.members.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = cv
     model = SharedMelEnsemble(members).eval()
+    teacher_note = (f"{len(teachers)} models fitted on all clips ({', '.join(map(str, args.teachers))}); "
+                    f"targets = {1 - fcfg.distill:g} x labels + {fcfg.distill:g} x their mean probability"
+                    if teachers else None)
     metrics = cv_metrics(res, clips)
     card_extra = {
         "description": describe(mcfg, seeds),
@@ -171,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": metrics,
         "protocol": PROTOCOL.format(seeds=res["seeds"]),
         "recipe": {"model": mcfg.to_dict(), "fit": {**res["fit"], "threads": args.threads}, "seeds": seeds,
-                   "trainer": "train/specfit.py (frozen mel front end, cached spectrograms)"},
+                   "trainer": "train/specfit.py (frozen mel front end, cached spectrograms)",
+                   "teachers": teacher_note},
         "trained_on": "CPU (2 cores); no GPU was available",
         "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m train.experiments.ship " + shlex.join(sys.argv[1:] if argv is None else argv),
