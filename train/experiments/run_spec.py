@@ -35,6 +35,17 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
 
 
+def teacher_config(folder: Path, student: ModelConfig) -> ModelConfig:
+    """The model config of a ``--save-models`` folder (its ``model.json``; else the student's). A
+    teacher may have another body, but must compute the same spectrogram: it reads the student's
+    cached crops."""
+    f = folder / "model.json"
+    cfg = ModelConfig.from_dict(json.loads(f.read_text())) if f.is_file() else student
+    if frontend_key(cfg) != frontend_key(student):
+        raise SystemExit(f"run_spec: error: teachers in {folder} use another spectrogram front end")
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
@@ -92,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.time()
         teachers = []
         for d in args.teachers:
+            tcfg = teacher_config(d, mcfg)
             for f in sorted(d.glob(f"fold{k}-seed*.pt")):
-                t = build_model(mcfg)
+                t = build_model(tcfg)
                 t.load_state_dict(torch.load(f, weights_only=True))
                 teachers.append(t.eval())
         if args.teachers:
@@ -120,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                           on_epoch=curve, teachers=teachers)
             if args.save_models:
                 args.save_models.mkdir(parents=True, exist_ok=True)
+                (args.save_models / "model.json").write_text(json.dumps(mcfg.to_dict(), indent=1))
                 torch.save(model.state_dict(), args.save_models / f"fold{k}-seed{seed}.pt")
             histories.append({"fold": k, "seed": seed, "history": fr.history})
             scores.append(predict_clips(model, [audio[i] for i in te], 1.0))

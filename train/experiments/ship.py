@@ -77,6 +77,17 @@ def cv_metrics(res: dict, clips) -> dict:
             "folds_mean_std": {k: [round(m, 4), round(s, 4)] for k, (m, s) in spread.items()}}
 
 
+def teacher_config(card: Path, student: ModelConfig) -> ModelConfig:
+    """A teacher members file's model config (its ``.json`` sidecar; else the student's): another
+    body is fine, another spectrogram is not (it reads the student's cached crops)."""
+    from ..specfit import frontend_key
+
+    cfg = ModelConfig.from_dict(json.loads(card.read_text())) if card.is_file() else student
+    if frontend_key(cfg) != frontend_key(student):
+        raise SystemExit(f"ship: error: the teachers of {card.stem} use another spectrogram front end")
+    return cfg
+
+
 def describe(mcfg: ModelConfig, seeds: int) -> str:
     """One sentence on what the exported graph computes (the card's ``description``)."""
     if mcfg.frontend == "multires":
@@ -150,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = len(members)
     teachers = []
     for f in args.teachers:
+        tcfg = teacher_config(f.with_suffix(".json"), mcfg)
         for state in torch.load(f, weights_only=True):
-            t = build_model(mcfg)
+            t = build_model(tcfg)
             t.load_state_dict(state)
             teachers.append(t.eval())
     if fcfg.distill and len(members) < seeds and not teachers:
@@ -170,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
         args.members.parent.mkdir(parents=True, exist_ok=True)
         torch.save([x.state_dict() for x in members], args.members)
+        args.members.with_suffix(".json").write_text(json.dumps(mcfg.to_dict(), indent=1))
     if cv is None:
         log.info("members saved to %s; export with --cv once the cross-validation is complete", args.members)
         return 0
