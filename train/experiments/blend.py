@@ -50,6 +50,13 @@ def blend(parts: list[dict], name: str) -> dict:
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
     if not np.isnan(oof[:, 0]).any():
         res["pooled"] = clip_metrics(y, oof, q)
+    res.pop("stage_oof", None), res.pop("stage_pooled", None), res.pop("stage_folds", None)
+    if all(p.get("stage_oof") for p in parts):  # the stage test too, when every part has it
+        st = np.mean([np.array([[np.nan, np.nan] if r is None else r for r in p["stage_oof"]], np.float64)
+                      for p in parts], axis=0)
+        res["stage_oof"] = [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in st]
+        if not np.isnan(st[:, 0]).any():
+            res["stage_pooled"] = clip_metrics(y, st, q)
     return res
 
 

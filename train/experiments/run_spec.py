@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..augment import stage_degrade
-from ..cache import load_audio
+from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
@@ -90,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("mel cache: %d clips in %.0f s", len(mels), time.time() - t0)
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
+    stage_all: dict[int, np.ndarray] = {}
+    if args.stage_test:  # the test clips of the folds run, through the fixed stage chain (cached)
+        need = sorted(int(i) for k in only for i in folds[k][1])
+        got = load_stage_audio([clips[i] for i in need], [audio[i] for i in need], mcfg.sample_rate, CACHE,
+                               progress=False)
+        stage_all = dict(zip(need, got, strict=True))
     y = targets(clips)
     quads = np.array([c.quadrant for c in clips])
     oof = np.full((len(clips), 2), np.nan, np.float32)
@@ -98,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in only:
         tr, te = folds[k]
         scores, stage_scores = [], []
-        stage_audio = ([stage_degrade(audio[i], mcfg.sample_rate, seed=int(i)) for i in te]
-                       if args.stage_test else [])
+        stage_audio = [stage_all[i] for i in te] if args.stage_test else []
         t1 = time.time()
         teachers = []
         for d in args.teachers:
