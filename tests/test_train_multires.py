@@ -110,3 +110,23 @@ def test_semitone_band_scale_is_one_semitone_apart_in_the_middle() -> None:
     assert abs(float(centres[band]) - 440.0) < 440.0 * (2 ** (1 / 24) - 1) * 1.5
     with pytest.raises(ValueError, match="band_scale"):
         ModelConfig(band_scale="bark")
+
+
+def test_high_subframes_see_transients_between_frame_centres() -> None:
+    """With one 16 ms frame per 50 ms hop the high branch misses a click half-way between frame
+    centres; high_subframes=4 spreads four frames over each hop and catches it, while a steady
+    tone keeps exactly its level."""
+    one = build_model(cfg(hop=800, high_subframes=1, window_seconds=6.0)).eval().frontend
+    four = build_model(cfg(hop=800, high_subframes=4, window_seconds=6.0)).eval().frontend
+    x = torch.zeros(1, 96000)
+    x[0, 400::800] = 1.0  # a click exactly between every pair of frame centres
+    high = slice(-12, None)  # bands well above split_hz (1.5 kHz): the high branch only
+    with torch.no_grad():
+        d1 = one.power_db(x)[0, high, 5:-5].mean()
+        d4 = four.power_db(x)[0, high, 5:-5].mean()
+        t1 = one.power_db(tone(3000.0, 6.0))[0, :, 5:-5]
+        t4 = four.power_db(tone(3000.0, 6.0))[0, :, 5:-5]
+    assert float(d4 - d1) > 20.0, (float(d1), float(d4))
+    assert float((t1.max(dim=0).values - t4.max(dim=0).values).abs().max()) < 0.1
+    with pytest.raises(ValueError, match="high_subframes"):
+        cfg(hop=800, high_subframes=3)

@@ -45,6 +45,9 @@ class ModelConfig:
     low_n_fft: int = 256  # at sample_rate / low_decim
     low_decim: int = 4
     high_n_fft: int = 256
+    # high branch: average the power of this many short frames spread over each hop (1: one frame
+    # per hop, which sees only high_n_fft of every hop samples: transients in between are missed)
+    high_subframes: int = 1
     # multires band scale: "mel", or "semitone": one band per semitone from semitone_lo_hz up to
     # where a semitone is as wide as a mel band, mel above, mel-spaced below (harmony becomes a
     # pattern the 2D CNN can read: a third is the same shift in any key)
@@ -75,6 +78,8 @@ class ModelConfig:
             raise ValueError("channels must not be empty")
         if self.frontend not in ("nnaudio", "multires"):
             raise ValueError(f"unknown frontend {self.frontend!r}: use nnaudio or multires")
+        if self.high_subframes < 1 or self.hop % self.high_subframes:
+            raise ValueError(f"high_subframes {self.high_subframes} must be >= 1 and divide hop {self.hop}")
         if self.band_scale not in ("mel", "semitone"):
             raise ValueError(f"unknown band_scale {self.band_scale!r}: use mel or semitone")
         if self.band_scale != "mel" and self.frontend != "multires":
@@ -216,6 +221,7 @@ class MultiResLogMel(nn.Module):
         if cfg.hop % d:
             raise ValueError(f"hop {cfg.hop} must be a multiple of low_decim {d}")
         self.low_n, self.high_n = cfg.low_n_fft, cfg.high_n_fft
+        self.subframes = cfg.high_subframes
         lo_step, hi_step = sr / d / self.low_n, sr / self.high_n
         lo_bins = torch.arange(0, int(cfg.split_hz // lo_step) + 1)
         lo_bins = lo_bins[lo_bins * lo_step < cfg.split_hz]
@@ -312,8 +318,16 @@ class MultiResLogMel(nn.Module):
         frames = x.shape[-1] // self.hop + 1
         low = self._decimate(x)
         lo, hi = self.fb[:, : self.n_lo], self.fb[:, self.n_lo :]
-        m = (self._mel_part(low, self.k_lo, lo, self.low_n, self.hop // self.decim, frames)
-             + self._mel_part(x, self.k_hi, hi, self.high_n, self.hop, frames))
+        m = self._mel_part(low, self.k_lo, lo, self.low_n, self.hop // self.decim, frames)
+        s = self.subframes
+        if s == 1:
+            m = m + self._mel_part(x, self.k_hi, hi, self.high_n, self.hop, frames)
+        else:  # s frames hop/s apart, centred on j * hop as a group, averaged
+            sub = self.hop // s
+            half = (s - 1) * sub // 2  # odd s: offsets -half..half; even s: +-sub/2, +-3sub/2, ...
+            xs = F.pad(x[:, None, :], (half, half), mode="reflect")[:, 0] if half else x
+            hp = self._mel_part(xs, self.k_hi, hi, self.high_n, sub, frames * s)
+            m = m + hp.reshape(hp.shape[0], frames, s, -1).mean(dim=2)
         return 10.0 * torch.log10(m.transpose(1, 2) + 1e-8)
 
     def normalize(self, db: torch.Tensor) -> torch.Tensor:

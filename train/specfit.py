@@ -130,7 +130,7 @@ def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float =
 #: the ModelConfig fields a cached spectrogram depends on (everything the frozen front end reads)
 FRONTEND_FIELDS = ("sample_rate", "n_fft", "hop", "n_mels", "fmin", "fmax", "trainable_mel", "trainable_stft",
                    "frontend", "split_hz", "low_n_fft", "low_decim", "high_n_fft", "band_scale",
-                   "semitone_lo_hz")
+                   "semitone_lo_hz", "high_subframes")
 
 
 def frontend_key(cfg: Any) -> str:

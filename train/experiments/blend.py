@@ -23,15 +23,16 @@ from .merge import recipe_part
 HERE = Path(__file__).resolve().parent
 
 
-def blend(parts: list[dict], name: str) -> dict:
-    """One result whose ``oof`` is the mean of the parts' (which must share recipe, ids and folds)."""
+def blend(parts: list[dict], name: str, mixed: bool = False) -> dict:
+    """One result whose ``oof`` is the mean of the parts' (which must share recipe, ids and folds;
+    with ``mixed`` only ids and folds: an ensemble of different recipes, e.g. distillation teachers)."""
     first = parts[0]
     for p in parts[1:]:
-        for k in ("model", "fit", "ids", "folds_run"):
+        for k in ("ids", "folds_run") if mixed else ("model", "fit", "ids", "folds_run"):
             if recipe_part(p, k) != recipe_part(first, k):
                 raise SystemExit(f"blend: error: parts differ in {k!r}")
     offsets = [p.get("seed_offset", 0) for p in parts]
-    if len(set(offsets)) != len(offsets):
+    if not mixed and len(set(offsets)) != len(offsets):
         raise SystemExit("blend: error: two parts have the same seeds (seed_offset)")
     oof = np.mean([np.array([[np.nan, np.nan] if r is None else r for r in p["oof"]], np.float64)
                    for p in parts], axis=0)
@@ -44,6 +45,7 @@ def blend(parts: list[dict], name: str) -> dict:
                 if k in first["folds_run"]]
     res = {**{k: v for k, v in first.items() if k not in ("histories",)}, "name": name,
            "seeds": int(sum(p["seeds"] for p in parts)), "blend_of": [p["name"] for p in parts],
+           **({"recipes": [{"model": p["model"], "fit": p["fit"]} for p in parts]} if mixed else {}),
            "folds": per_fold, **summarize(per_fold),
            "seconds": [float(sum(s)) for s in zip(*(p["seconds"] for p in parts), strict=True)],
            "command": " && ".join(p.get("command", "") for p in parts),
@@ -64,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
     ap.add_argument("parts", nargs="+", type=Path)
+    ap.add_argument("--mixed", action="store_true", help="parts may be different recipes")
     args = ap.parse_args(argv)
-    res = blend([json.loads(p.read_text()) for p in args.parts], args.name)
+    res = blend([json.loads(p.read_text()) for p in args.parts], args.name, mixed=args.mixed)
     (HERE / "results" / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
     print(f"{args.name}: {res['seeds']} seeds, folds {res['folds_run']}")
