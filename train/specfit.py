@@ -70,6 +70,10 @@ class SpecFitConfig:
     # head lives outside the model (never exported): it only shapes what the embedding learns
     tag_weight: float = 0.0
     min_tag_count: int = 10
+    # multiple-instance loss: k > 1 random crops of a clip share one prediction, the mean of their
+    # outputs, trained against the clip's label (as the clip is scored: a mean over its windows),
+    # so a crop that does not carry the clip's mood is not forced to; 1 = one label per crop
+    clip_pool: int = 1
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
@@ -89,6 +93,8 @@ class SpecFitConfig:
             raise ValueError("ema must be in [0, 1) and distill in [0, 1]")
         if self.tag_weight < 0 or self.min_tag_count < 1:
             raise ValueError("tag_weight must be >= 0 and min_tag_count >= 1")
+        if self.clip_pool < 1 or self.batch_size % self.clip_pool:
+            raise ValueError("clip_pool must be >= 1 and divide batch_size")
 
 
 @dataclass
@@ -205,6 +211,16 @@ def augment_db(db: torch.Tensor, cfg: SpecFitConfig, frame_rate: float, g: torch
     return db
 
 
+def _pooled(p: torch.Tensor, k: int) -> torch.Tensor:
+    """``[G * k, C] -> [G, C]``: the mean over each group of k consecutive rows (one clip's crops)."""
+    return p.reshape(-1, k, p.shape[-1]).mean(dim=1)
+
+
+def _first(t: torch.Tensor, k: int) -> torch.Tensor:
+    """``[G * k, C] -> [G, C]``: each group's first row (its clip's label; the k rows are alike)."""
+    return t.reshape(-1, k, t.shape[-1])[:, 0]
+
+
 def tag_vocabulary(clips: Sequence[Clip], min_count: int) -> list[str]:
     """Tags carried by at least ``min_count`` of ``clips`` (rarer ones are too thin to learn)."""
     from collections import Counter
@@ -276,12 +292,14 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
            if not k.startswith("frontend.") or k.startswith("frontend.bn.")} if cfg.ema else None
     res = SpecFitResult(model=model)
     bar = tqdm(range(cfg.epochs), desc=desc, unit="ep", disable=not cfg.progress, leave=False)
+    pool = cfg.clip_pool
+    per_step = cfg.batch_size // pool  # clips (groups of `pool` crops) per step
     for epoch in bar:
         model.train()
-        order = torch.randperm(n_items, generator=g) % len(clips)
+        order = torch.randperm(n_items // pool, generator=g) % len(clips)
         tot = 0.0
         for s in range(steps):
-            ci = order[s * cfg.batch_size : (s + 1) * cfg.batch_size].tolist()
+            ci = order[s * per_step : (s + 1) * per_step].repeat_interleave(pool).tolist()
             crops = []
             for i in ci:
                 st = int(torch.randint(0, data[i].shape[1] - src + 1, (1,), generator=g))
@@ -291,11 +309,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             tb = tags[ci] if tags is not None else None
             if cfg.label_smoothing:
                 yb = yb * (1 - 2 * cfg.label_smoothing) + cfg.label_smoothing
-            if "mixup" in cfg.augs:
+            if "mixup" in cfg.augs:  # partners and weights per clip group (k crops mix alike)
+                ng = len(ci) // pool
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
-                lam = torch.from_numpy(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, len(ci)).astype(np.float32))
-                lam = torch.maximum(lam, 1 - lam)
-                perm = torch.randperm(len(ci), generator=g)
+                lam = torch.from_numpy(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, ng).astype(np.float32))
+                lam = torch.maximum(lam, 1 - lam).repeat_interleave(pool)
+                gp = torch.randperm(ng, generator=g)
+                perm = (gp[:, None] * pool + torch.arange(pool)[None, :]).reshape(-1)
                 p = 10 ** (db / 10)
                 db = 10 * torch.log10(lam[:, None, None] * p + (1 - lam[:, None, None]) * p[perm] + 1e-10)
                 yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
@@ -304,7 +324,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                     tb = lam[:, None] * tb + (1 - lam[:, None]) * tb[perm]
             db, yb, qb = db.to(device), yb.to(device), qb.to(device)
             if cfg.distill:
-                yb = (1 - cfg.distill) * yb + cfg.distill * _teacher_probs(teachers, db, nt)
+                tp = _teacher_probs(teachers, db, nt)
+                if pool > 1:  # the teachers' clip-level opinion: the mean over the group's crops
+                    tp = _pooled(tp, pool).repeat_interleave(pool, dim=0)
+                yb = (1 - cfg.distill) * yb + cfg.distill * tp
             feats = model.frontend.normalize(db)
             if "stretch" in cfg.augs:
                 feats = time_stretch(feats, cfg.stretch_max, gd)
@@ -313,11 +336,23 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, gd)
             h = model.heads.fc(model.embed(feats))
             av, quad = model.heads.av(h), model.heads.quad(h)
-            loss = F.binary_cross_entropy_with_logits(av, yb)
-            if cfg.aux_weight > 0:
-                loss = loss + cfg.aux_weight * torch.sum(-qb * F.log_softmax(quad, dim=1), dim=1).mean()
-            if tag_head is not None and tb is not None:
-                loss = loss + cfg.tag_weight * F.binary_cross_entropy_with_logits(tag_head(h), tb.to(device))
+            if pool == 1:
+                loss = F.binary_cross_entropy_with_logits(av, yb)
+                if cfg.aux_weight > 0:
+                    loss = loss + cfg.aux_weight * torch.sum(-qb * F.log_softmax(quad, dim=1), dim=1).mean()
+                if tag_head is not None and tb is not None:
+                    tl = F.binary_cross_entropy_with_logits(tag_head(h), tb.to(device))
+                    loss = loss + cfg.tag_weight * tl
+            else:  # one prediction per clip group: the mean of its crops' probabilities
+                eps = 1e-6
+                pa = _pooled(torch.sigmoid(av), pool).clamp(eps, 1 - eps)
+                loss = F.binary_cross_entropy(pa, _first(yb, pool))
+                if cfg.aux_weight > 0:
+                    pq = _pooled(torch.softmax(quad, dim=1), pool).clamp_min(eps)
+                    loss = loss + cfg.aux_weight * torch.sum(-_first(qb, pool) * torch.log(pq), dim=1).mean()
+                if tag_head is not None and tb is not None:
+                    pt = _pooled(torch.sigmoid(tag_head(h)), pool).clamp(eps, 1 - eps)
+                    loss = loss + cfg.tag_weight * F.binary_cross_entropy(pt, _first(tb.to(device), pool))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -326,12 +361,12 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             if ema is not None:
                 with torch.no_grad():
                     state = model.state_dict()
-                    for k in ema:
-                        v = state[k]
+                    for name in ema:
+                        v = state[name]
                         if v.dtype.is_floating_point:
-                            ema[k].mul_(cfg.ema).add_(v.detach(), alpha=1 - cfg.ema)
+                            ema[name].mul_(cfg.ema).add_(v.detach(), alpha=1 - cfg.ema)
                         else:
-                            ema[k].copy_(v)
+                            ema[name].copy_(v)
             tot += float(loss.detach())
         rec = {"epoch": epoch + 1, "loss": tot / steps, "lr": sched.get_last_lr()[0]}
         if on_epoch is not None:
