@@ -130,3 +130,31 @@ def test_high_subframes_see_transients_between_frame_centres() -> None:
     assert float((t1.max(dim=0).values - t4.max(dim=0).values).abs().max()) < 0.1
     with pytest.raises(ValueError, match="high_subframes"):
         cfg(hop=800, high_subframes=3)
+
+
+def test_pulse_branch_finds_the_beat_period_and_exports() -> None:
+    """rhythm=True: the onset-envelope autocorrelation of a 120 BPM click train peaks at the
+    0.5 s lag; the branch joins the embedding and the whole model exports with parity."""
+    import math
+
+    c = cfg(hop=800, window_seconds=6.0, rhythm=True)
+    m = build_model(c).eval()
+    x = torch.zeros(1, 96000)
+    x[0, ::8000] = 1.0  # a click every 0.5 s
+    x = x + 1e-3 * torch.randn(1, 96000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = m.frontend(x)
+        onset = F.relu(feats[:, 0, :, 1:] - feats[:, 0, :, :-1]).sum(dim=1)
+        onset = (onset - onset.mean()) / onset.std()
+        ac = [float((onset[:, : onset.shape[1] - lag] * onset[:, lag:]).mean()) for lag in m.pulse.lags]
+        emb = m.embed(feats)
+    best = m.pulse.lags[int(np.argmax(ac))]
+    assert math.isclose(best * c.hop / SR, 0.5)
+    assert emb.shape == (1, 2 * c.channels[-1] + c.rhythm_dim)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        export_onnx(m, Path(d) / "pulse.onnx", sample_rate=SR, window_samples=c.window_samples, name="pulse")
+    with pytest.raises(ValueError, match="rhythm"):
+        ModelConfig(arch="crnn", rhythm=True)

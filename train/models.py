@@ -55,6 +55,11 @@ class ModelConfig:
     semitone_lo_hz: float = 250.0
     # remove the window's mean log level: a live rig's input gain is arbitrary
     level_norm: bool = True
+    # mel_cnn: a pulse branch beside the CNN (the autocorrelation of the window's onset envelope
+    # at beat-period lags, rhythm_lags_s), joined to the embedding: tempo and pulse clarity
+    rhythm: bool = False
+    rhythm_lags_s: tuple[float, float] = (0.2, 2.0)
+    rhythm_dim: int = 16
     # body
     channels: tuple[int, ...] = (16, 32, 64, 128)
     embed_dim: int = 128
@@ -80,6 +85,8 @@ class ModelConfig:
             raise ValueError(f"unknown frontend {self.frontend!r}: use nnaudio or multires")
         if self.high_subframes < 1 or self.hop % self.high_subframes:
             raise ValueError(f"high_subframes {self.high_subframes} must be >= 1 and divide hop {self.hop}")
+        if self.rhythm and self.arch != "mel_cnn":
+            raise ValueError("rhythm (the pulse branch) is for arch mel_cnn")
         if self.band_scale not in ("mel", "semitone"):
             raise ValueError(f"unknown band_scale {self.band_scale!r}: use mel or semitone")
         if self.band_scale != "mel" and self.frontend != "multires":
@@ -96,12 +103,13 @@ class ModelConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         d["raw_kernels"] = list(self.raw_kernels)
+        d["rhythm_lags_s"] = list(self.rhythm_lags_s)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
-        for k in ("channels", "raw_kernels"):
+        for k in ("channels", "raw_kernels", "rhythm_lags_s"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -383,8 +391,35 @@ def _conv2d_block(cin: int, cout: int, pool: tuple[int, int]) -> nn.Sequential:
     )
 
 
+class Pulse(nn.Module):
+    """Tempo and pulse clarity of a window, from its spectrogram ``[B, 1, F, T]``.
+
+    Onset envelope = the positive change of each band from frame to frame, summed over bands,
+    standardised over the window; its autocorrelation at every lag between ``lags_s`` (in
+    frames) peaks at the beat period and is as high as the pulse is clear. A 2D CNN with a ~1.5 s
+    receptive field sees rhythm only locally; this gives the heads the window's periodicity
+    directly (the classic arousal cue), for a few thousand FLOPs."""
+
+    def __init__(self, frame_rate: float, lags_s: tuple[float, float], dim: int) -> None:
+        super().__init__()
+        lo = max(1, int(round(lags_s[0] * frame_rate)))
+        hi = max(lo, int(round(lags_s[1] * frame_rate)))
+        self.lags = list(range(lo, hi + 1))
+        self.proj = nn.Sequential(nn.Linear(len(self.lags), dim), nn.ReLU(inplace=True))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats[:, 0]  # [B, F, T]
+        onset = F.relu(x[:, :, 1:] - x[:, :, :-1]).sum(dim=1)  # [B, T-1]
+        onset = onset - onset.mean(dim=1, keepdim=True)
+        onset = onset / (onset.std(dim=1, keepdim=True) + 1e-5)
+        t = onset.shape[1]
+        ac = torch.stack([(onset[:, : t - lag] * onset[:, lag:]).mean(dim=1) for lag in self.lags], dim=1)
+        return self.proj(ac)
+
+
 class MelCNN(EmotionModel):
-    """Trainable log-mel front end + 2D CNN, pooled over frequency (mean) and time (mean + max)."""
+    """Trainable log-mel front end + 2D CNN, pooled over frequency (mean) and time (mean + max);
+    optionally a ``Pulse`` branch (tempo, pulse clarity) joined to the embedding."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -395,11 +430,16 @@ class MelCNN(EmotionModel):
             layers.append(_conv2d_block(cin, c, (2, 2)))
             cin = c
         self.body = nn.Sequential(*layers)
-        self.heads = Heads(2 * cin, cfg.embed_dim, cfg.dropout)
+        self.pulse = (Pulse(cfg.sample_rate / cfg.hop, cfg.rhythm_lags_s, cfg.rhythm_dim) if cfg.rhythm
+                      else None)
+        self.heads = Heads(2 * cin + (cfg.rhythm_dim if cfg.rhythm else 0), cfg.embed_dim, cfg.dropout)
 
     def embed(self, feats: torch.Tensor) -> torch.Tensor:
         h = self.body(feats).mean(dim=2)  # [B, C, T']
-        return torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        parts = [h.mean(dim=2), h.amax(dim=2)]
+        if self.pulse is not None:
+            parts.append(self.pulse(feats))
+        return torch.cat(parts, dim=1)
 
 
 class CRNN(EmotionModel):
