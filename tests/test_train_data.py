@@ -130,3 +130,24 @@ def test_load_4q(shared_data: Path) -> None:
     folds = artist_folds(clips, k=5, seed=0)
     for tr, te in folds:
         assert not {clips[i].artist.casefold() for i in tr} & {clips[i].artist.casefold() for i in te}
+
+
+@pytest.mark.data
+def test_emopia_renders_to_labelled_audio(shared_data: Path, tmp_path: Path) -> None:
+    """EMOPIA MIDI -> FluidSynth piano audio: a quadrant-balanced subset, each clip a real WAV
+    with its label, clips of one song under one artist name (so they stay on one side of a fold)."""
+    import shutil
+
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed")
+    from train.midi import emopia_song, load_emopia
+
+    clips = load_emopia(tmp_path, root=shared_data / "emopia", limit=8, seed=1)
+    assert len(clips) == 8
+    assert sorted(c.quadrant for c in clips) == [1, 1, 2, 2, 3, 3, 4, 4]
+    for c in clips:
+        x, sr = sf.read(str(c.path))
+        assert x.ndim == 1 and len(x) > sr and np.abs(x).max() > 0.01  # mono, > 1 s, not silent
+        assert c.artist == f"emopia:{emopia_song(c.id.removeprefix('emopia-'))}"
+        assert c.id.removeprefix("emopia-").startswith(f"Q{c.quadrant}_")
+    assert emopia_song("Q2_L3_TadjSQQ0_0") == "L3_TadjSQQ0"

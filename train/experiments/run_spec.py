@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                          "recipe in another process, averaged later by train.experiments.blend")
     ap.add_argument("--folds", default="", help="comma-separated folds 0..4 (default all)")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--extra", default="",
+                    help="extra TRAINING data added to every fold: emopia or emopia:N (N clips, "
+                         "quadrant-balanced), rendered from MIDI (train/midi.py); never tested on")
     ap.add_argument("--stage-test", action="store_true",
                     help="also score each test fold through augment.stage_degrade (a PA in a room): "
                          "stage_* metrics beside the clean ones")
@@ -87,6 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(mels, mel_file)
     log = logging.getLogger("run_spec")
     log.info("mel cache: %d clips in %.0f s", len(mels), time.time() - t0)
+    extra_clips, extra_mels = [], []
+    if args.extra:
+        from ..midi import load_emopia
+
+        name, _, n = args.extra.partition(":")
+        if name != "emopia":
+            raise SystemExit(f"run_spec: error: unknown --extra {args.extra!r} (use emopia or emopia:N)")
+        ex = load_emopia(CACHE, limit=int(n) if n else None)
+        ex_audio = load_audio(ex, mcfg.sample_rate, cache_dir=CACHE, progress=False)
+        extra_clips = ex_audio.clips
+        ex_file = CACHE / f"mel-{args.extra.replace(':', '')}-{frontend_key(mcfg)}.pt"
+        if ex_file.is_file():
+            extra_mels = torch.load(ex_file)
+        else:
+            extra_mels = mel_cache(build_model(mcfg), ex_audio)
+            torch.save(extra_mels, ex_file)
+        log.info("extra training data: %d %s clips", len(extra_clips), name)
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
     stage_all: dict[int, np.ndarray] = {}
@@ -131,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 got = clip_metrics(y[te], sc, quads[te])
                 return {f"test_{n}": got[n] for n in ("arousal_auc", "valence_auc", "quadrant_macro_f1")}
 
-            fr = fit_spec(model, [clips[i] for i in tr], [mels[i] for i in tr],
+            fr = fit_spec(model, [clips[i] for i in tr] + extra_clips, [mels[i] for i in tr] + extra_mels,
                           dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {seed}",
                           on_epoch=curve, teachers=teachers)
             if args.save_models:
@@ -159,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python -m train.experiments.run_spec " + shlex.join(sys.argv[1:] if argv is None else argv)
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
            "seeds": args.seeds, "seed_offset": args.seed_offset,
-           "teachers": [str(d) for d in args.teachers],
+           "teachers": [str(d) for d in args.teachers], "extra": args.extra,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
