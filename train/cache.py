@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -78,6 +80,14 @@ def cache_folder(cache_dir: Path, dataset: str, sr: int) -> Path:
     return Path(cache_dir) / f"{_safe(dataset)}-{sr}"
 
 
+def _save_atomic(f: Path, x: np.ndarray) -> None:
+    """Write ``f`` via a temporary name private to this process and thread, so that CV runs
+    filling the same cache side by side never read a half-written entry or lose a rename."""
+    tmp = f.with_name(f"{f.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npy")
+    np.save(tmp, x)
+    tmp.replace(f)
+
+
 def _load_one(clip: Clip, sr: int, folder: Path | None) -> np.ndarray:
     if folder is None:
         return decode(clip.path, sr)
@@ -91,10 +101,9 @@ def _load_one(clip: Clip, sr: int, folder: Path | None) -> np.ndarray:
             log.warning("cache entry %s unreadable, decoding again", f.name)
     x = decode(clip.path, sr)
     for old in folder.glob(f"{stem}--*.npy"):
-        old.unlink(missing_ok=True)
-    tmp = f.with_suffix(".tmp.npy")
-    np.save(tmp, x)
-    tmp.replace(f)
+        if ".tmp" not in old.name:  # another process's write in flight is not a stale entry
+            old.unlink(missing_ok=True)
+    _save_atomic(f, x)
     return x
 
 
@@ -171,6 +180,6 @@ def load_stage_audio(clips: Sequence[Clip], audio: Sequence[np.ndarray], sr: int
             except (OSError, ValueError):
                 pass
         y = stage_degrade(x, sr, seed)
-        np.save(f, y.astype(np.float16))
+        _save_atomic(f, y.astype(np.float16))
         out.append(y)
     return out

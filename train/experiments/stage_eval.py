@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     cfgs = [ModelConfig.from_dict(json.loads((d / "model.json").read_text())) for d in args.models]
     sr = cfgs[0].sample_rate
     audio = load_audio(clips, sr, cache_dir=CACHE, progress=False)
+    if audio.dropped:  # the result's folds were made over all its clips: none may be missing
+        raise SystemExit(f"{len(audio.dropped)} clips of {args.result} did not decode: {audio.dropped[:3]}")
     stage = load_stage_audio(clips, list(audio), sr, CACHE, progress=True)
     y, quads = targets(clips), np.array([c.quadrant for c in clips])
     oof = np.full((len(clips), 2), np.nan)
