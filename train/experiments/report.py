@@ -35,6 +35,10 @@ COLUMNS = (
     ("quadrant macro-F1", "quadrant.macro_f1"),
 )
 
+# README's narrower table (--short): the floors' metrics and the sad-vs-calm judgement
+SHORT = ("arousal AUC", "valence AUC", "valence AUC, low arousal (sad vs calm)", "arousal bal. acc.",
+         "valence bal. acc.", "quadrant acc.", "quadrant macro-F1")
+
 PROTOCOL = (
     "artist-grouped 5-fold CV on the 716 4Q clips (GroupKFold on the artist, train/data.py "
     "artist_folds(k=5, seed=0)); every model fitted on the training artists only and scored on raw "
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", nargs="+", help="result name or path, optionally =label")
     ap.add_argument("--baseline", type=Path, help="a mer-train baseline JSON: its row first")
     ap.add_argument("--stage", action="store_true", help="also the stage-test rows")
+    ap.add_argument("--short", action="store_true", help="fewer columns (README)")
     args = ap.parse_args(argv)
     clips = load_4q()
     # every class is equally frequent in 4Q, so "the majority class" is a tie: always Q1 (high, high)
@@ -102,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if sorted(res.get("folds_run", [])) != [0, 1, 2, 3, 4]:
             raise SystemExit(f"report: error: {name} is not a complete 5-fold result")
         rows.update(rows_of(res, label or res.get("name", name), args.stage))
-    print(format_table(rows, PROTOCOL, columns=COLUMNS, majority_row=False), end="")
+    cols = tuple(c for c in COLUMNS if c[0] in SHORT) if args.short else COLUMNS
+    print(format_table(rows, PROTOCOL, columns=cols, majority_row=False), end="")
     return 0
 
 
