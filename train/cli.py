@@ -439,7 +439,7 @@ def _mels(model, audio, clips: Sequence[Clip], cache: Path | None, progress: boo
     f = cache / f"mel-{sha.hexdigest()[:16]}.pt" if cache is not None else None
     if f is not None and f.is_file():
         try:
-            return torch.load(f)
+            return torch.load(f, weights_only=True)
         except Exception:  # unreadable cache entry: compute again
             log.warning("mel cache %s unreadable; computing again", f.name)
     t0 = time.time()

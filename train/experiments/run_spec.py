@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     mel_file = CACHE / f"mel-4q-{frontend_key(mcfg)}.pt"
     if mel_file.is_file():
-        mels = torch.load(mel_file)
+        mels = torch.load(mel_file, weights_only=True)
     else:
         mels = mel_cache(build_model(mcfg), audio)
         torch.save(mels, mel_file)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_clips = ex_audio.clips
         ex_file = CACHE / f"mel-{args.extra.replace(':', '')}-{frontend_key(mcfg)}.pt"
         if ex_file.is_file():
-            extra_mels = torch.load(ex_file)
+            extra_mels = torch.load(ex_file, weights_only=True)
         else:
             extra_mels = mel_cache(build_model(mcfg), ex_audio)
             torch.save(extra_mels, ex_file)
