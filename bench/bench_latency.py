@@ -166,7 +166,7 @@ def adc_times(st: Stamps, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return f_start, mono, first, usable
 
 
-def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float) -> dict:
+def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, realtime: bool = False) -> dict:
     """One run of ``seconds``: returns arrays of per-estimate latencies (ms) and counts."""
     from mer_live.osc import OscConfig, OscSender
     from mer_live.pipeline import Pipeline, PipelineConfig
@@ -182,8 +182,9 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float) -> 
         src = src_factory()
         cap = int((seconds + 10) / hop) + 64
         pub = Published(cap)
-        osc = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=osc_rate, prefix=prefix))
-        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop), sinks=[pub, osc])
+        osc = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=osc_rate, prefix=prefix,
+                                  realtime=realtime))
+        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop, realtime=realtime), sinks=[pub, osc])
         osc.start()
         pipe.start()
         try:
@@ -259,6 +260,7 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float) -> 
         "hops_skipped": ps.get("hops_skipped"),
         "frames_lost": ps.get("frames_lost"),
         "overflows": getattr(src, "overflows", 0),
+        "realtime_active": pipe.realtime_active,
         "datagrams": heard["datagrams"],
     }
 
@@ -292,10 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=positive_float, default=35.0, help="length of each run")
     ap.add_argument("--hop", type=positive_float, default=0.025)
     ap.add_argument("--osc-rates", default="30", help="OscSender rates to run (Hz, comma-separated)")
-    ap.add_argument("--device-rates", default="native,low",
+    ap.add_argument("--device-rates", default="native,low,low+rt",
                     help="open the device at its own rate (native: the pipeline resamples with soxr HQ), "
                          "at the model's rate (model: no resampler in the pipeline) and/or as "
-                         "mer-live --low-latency does (low: the model's rate, 128-frame blocks)")
+                         "mer-live --low-latency does (low: the model's rate, 128-frame blocks); "
+                         "low+rt: also --realtime (SCHED_FIFO pipeline and OSC threads)")
     ap.add_argument("--model", type=model_file)
     args = ap.parse_args(argv)
     try:
@@ -303,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as e:
         ap.error(f"--osc-rates: {e}")
     dev_rates = [r.strip() for r in args.device_rates.split(",")]
-    if not dev_rates or any(r not in ("native", "model", "low") for r in dev_rates):
-        ap.error(f"--device-rates: use native, model and/or low, got {args.device_rates!r}")
+    if not dev_rates or any(r not in ("native", "model", "low", "low+rt") for r in dev_rates):
+        ap.error(f"--device-rates: use native, model, low and/or low+rt, got {args.device_rates!r}")
 
     from tests.audio import SINK, PulseServer, missing_tools
 
@@ -335,10 +338,13 @@ def main(argv: list[str] | None = None) -> int:
                     cap = int(args.seconds * 400) + 4096
 
                     def factory(sr=sr, dev=dev, cap=cap):
-                        return stamped_source("pulse", cap, sr, low_latency=dev == "low",
+                        return stamped_source("pulse", cap, sr, low_latency=dev.startswith("low"),
                                               model_rate=model.sample_rate)
 
-                    r = run_one(factory, model, args.hop, rate, args.seconds)
+                    r = run_one(factory, model, args.hop, rate, args.seconds, realtime=dev == "low+rt")
+                    if dev == "low+rt" and r.get("realtime_active") is not True:
+                        print("warning: low+rt: real-time scheduling was refused here; the row is "
+                              "at normal priority", flush=True)
                     results.append((f"{r['rate']} Hz ({dev})", rate, r))
                     s = stats(r["total_ms"]) if r["timed"] else None
                     print(f"device {dev} {r['rate']} Hz, osc {rate:g} Hz: {r['timed']} timed, total median "
@@ -395,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             "`native`: the device at its own rate, resampled in the pipeline by soxr.ResampleStream "
             "(HQ); `model`: the device opened at the model's rate (PulseAudio resamples), no resampler "
             "in the pipeline; `low`: what `mer-live --low-latency` opens (the model's rate when the "
-            "device takes it, 128-frame blocks).",
+            "device takes it, 128-frame blocks); `low+rt`: the same with `--realtime` (the pipeline "
+            "and OSC sender threads under SCHED_FIFO, as on a tuned show machine).",
             f"Estimates of the first {WARMUP_S:.0f} s after the first one are not timed (start-up).",
             *notes,
         ],

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for a missing device instead of failing")
     a.add_argument("--low-latency", action="store_const", const=True, default=S,
                    help="open the device at the model's rate if it can (no resampling) in 128-frame blocks")
+    a.add_argument("--realtime", action="store_const", const=True, default=S,
+                   help="real-time scheduling (SCHED_FIFO) for the pipeline and OSC threads if allowed")
     a.add_argument("--input", default=S, metavar="FILE", help="rehearse with an audio file, in real time")
     a.add_argument("--play", action="store_const", const=True, default=S, help="also play --input aloud")
     a.add_argument("--loop", action="store_const", const=True, default=S, help="loop --input")
@@ -146,12 +148,15 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "osc_fixed_rate": ("osc", "send_on_estimate", lambda v: not v),
         "broadcast": ("osc", "broadcast", None),
         "no_osc": ("osc", "enabled", lambda v: not v),
+        "realtime": ("pipeline", "realtime", None),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():
         if dest in given:
             value = given[dest]
             out[(section, key)] = (conv(value) if conv else value, "--" + dest.replace("_", "-"))
+    if "realtime" in given:  # one flag for both threads on the audio path
+        out[("osc", "realtime")] = (given["realtime"], "--realtime")
     return out
 
 

@@ -163,7 +163,7 @@ class AVPlane(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         pi = self.getPlotItem()
-        pi.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)  # room for the current point (size 30) at 0 or 1
+        pi.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)  # a point at 0 or 1 stays whole
         pi.setAspectLocked(True)
         pi.showGrid(x=False, y=False)
         for ax, text in (("bottom", "VALENCE  →  positive"), ("left", "AROUSAL  →  energetic")):

@@ -27,6 +27,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from mer_live.estimate import Estimate, quadrant_of
+from mer_live.realtime import DEFAULT_PRIORITY, promote
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class OscConfig:
     #: a new estimate goes out at once and the tick restarts from there, so the wire lags the model
     #: by microseconds instead of up to one period (false: a fixed-phase tick at rate_hz)
     send_on_estimate: bool = True
+    #: run the sender thread with real-time scheduling when the OS allows it (``mer_live.realtime``)
+    realtime: bool = False
 
     def validate(self) -> OscConfig:
         """Raise ValueError (one line) for values that cannot work; return self."""
@@ -91,8 +94,10 @@ class OscConfig:
             raise ValueError(f"osc.rate_hz must be in 0.1..1000, got {self.rate_hz!r}")
         if self.value_range not in VALUE_RANGES:
             raise ValueError(f"osc.value_range must be '01' or 'pm1', got {self.value_range!r}")
-        if not all(isinstance(x, bool) for x in (self.bundle, self.broadcast, self.send_on_estimate)):
-            raise ValueError("osc.bundle, osc.broadcast and osc.send_on_estimate must be true or false")
+        if not all(isinstance(x, bool) for x in (self.bundle, self.broadcast, self.send_on_estimate,
+                                                 self.realtime)):
+            raise ValueError("osc.bundle, osc.broadcast, osc.send_on_estimate and osc.realtime "
+                             "must be true or false")
         if not _is_number(self.heartbeat_s) or not 0.05 <= self.heartbeat_s <= 3600:
             raise ValueError(f"osc.heartbeat_s must be in 0.05..3600, got {self.heartbeat_s!r}")
         if not _is_number(self.warn_interval_s) or not 0 <= self.warn_interval_s <= 3600:
@@ -295,6 +300,8 @@ class OscSender:
         self._heartbeat = 0
         self._next_heartbeat = 0.0
         self._tick_count = 0
+        #: config.realtime: whether the sender thread got real-time scheduling (None: not asked for)
+        self.realtime_active: bool | None = None
 
     def _make_target(self, spec: str) -> _Target:
         return _Target(spec, self.config.broadcast, self.config.warn_interval_s)
@@ -352,6 +359,11 @@ class OscSender:
         }
 
     def _run(self) -> None:
+        if self.config.realtime:
+            why = promote(DEFAULT_PRIORITY - 1)  # just below the pipeline that feeds it
+            self.realtime_active = why is None
+            if why:
+                log.warning("OSC sender: %s", why)
         period = 1.0 / self.config.rate_hz
         next_t = time.monotonic()
         while not self._stop.is_set():

@@ -51,6 +51,7 @@ from mer_live.levels import (
     to_mono,
 )
 from mer_live.model import Model, ModelError
+from mer_live.realtime import promote
 from mer_live.ringbuffer import RingBuffer
 from mer_live.smoothing import ON_SILENCE, Smoother
 
@@ -93,6 +94,9 @@ class PipelineConfig:
     history_s: float = 120.0  #: how many seconds of estimates the LiveApp keeps for plots
     dc_cutoff_hz: float = 10.0  #: DC blocker cut-off; 0 disables it
     lost_after_s: float = 0.5  #: no audio for this long -> estimates with input_ok=False
+    #: run the pipeline thread with real-time scheduling (SCHED_FIFO) when the OS allows it, so a
+    #: machine loaded by visuals does not delay the hop boundaries (``mer_live.realtime``)
+    realtime: bool = False
 
     def validate(self) -> PipelineConfig:
         """Raise ValueError (one line) for the first bad setting; return self for chaining."""
@@ -105,6 +109,8 @@ class PipelineConfig:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
 
         num("hop_s", 0.01, 10.0)
+        if not isinstance(self.realtime, bool):
+            raise ValueError(f"realtime must be true or false, got {self.realtime!r}")
         num("gain_db", -60.0, 60.0)
         num("attack_s", 0.0, 600.0)
         num("release_s", 0.0, 600.0)
@@ -263,6 +269,8 @@ class Pipeline:
         self.model_errors = 0
         self.bad_samples = 0
         self.wakeups = 0  #: loop passes (proves the thread sleeps between hops instead of spinning)
+        #: config.realtime: whether the thread got real-time scheduling (None: not asked for)
+        self.realtime_active: bool | None = None
         self._reset_stream()
 
     # -- public API ---------------------------------------------------------------------------
@@ -406,6 +414,11 @@ class Pipeline:
 
     # -- thread -------------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.config.realtime:
+            why = promote()
+            self.realtime_active = why is None
+            if why:
+                log.warning("pipeline: %s", why)
         try:
             while not self._stop.is_set():
                 try:
