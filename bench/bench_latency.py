@@ -101,7 +101,7 @@ class Stamps:
 
 
 def stamped_source(device: str, capacity: int, samplerate: int | None = None, low_latency: bool = False,
-                   model_rate: int | None = None):
+                   model_rate: int | None = None, hop_frames: int | None = None):
     """A real ``DeviceSource`` whose callback also stamps each block (instrumentation only: the
     ring write and overflow count are the production callback's)."""
     from mer_live.capture import CaptureConfig, DeviceSource
@@ -109,7 +109,7 @@ def stamped_source(device: str, capacity: int, samplerate: int | None = None, lo
     class StampedDeviceSource(DeviceSource):
         def __init__(self) -> None:
             super().__init__(CaptureConfig(device=device, samplerate=samplerate, low_latency=low_latency),
-                             model_rate=model_rate)
+                             model_rate=model_rate, hop_frames=hop_frames)
             self.stamps = Stamps(capacity)
 
         def _callback(self, indata, frames, time_info, status) -> None:  # type: ignore[override]
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device-rates", default="native,low,low+rt",
                     help="open the device at its own rate (native: the pipeline resamples with soxr HQ), "
                          "at the model's rate (model: no resampler in the pipeline) and/or as "
-                         "mer-live --low-latency does (low: the model's rate, 128-frame blocks); "
+                         "mer-live --low-latency does (low: the model's rate, blocks that divide the hop); "
                          "low+rt: also --realtime (SCHED_FIFO pipeline and OSC threads)")
     ap.add_argument("--model", type=model_file)
     args = ap.parse_args(argv)
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
                     def factory(sr=sr, dev=dev, cap=cap):
                         return stamped_source("pulse", cap, sr, low_latency=dev.startswith("low"),
-                                              model_rate=model.sample_rate)
+                                              model_rate=model.sample_rate,
+                                              hop_frames=int(round(args.hop * model.sample_rate)))
 
                     r = run_one(factory, model, args.hop, rate, args.seconds, realtime=dev == "low+rt")
                     if dev == "low+rt" and r.get("realtime_active") is not True:
@@ -401,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             "`native`: the device at its own rate, resampled in the pipeline by soxr.ResampleStream "
             "(HQ); `model`: the device opened at the model's rate (PulseAudio resamples), no resampler "
             "in the pipeline; `low`: what `mer-live --low-latency` opens (the model's rate when the "
-            "device takes it, 128-frame blocks); `low+rt`: the same with `--realtime` (the pipeline "
+            "device takes it, in blocks of at most 128 frames that divide the hop); `low+rt`: the same "
+            "with `--realtime` (the pipeline "
             "and OSC sender threads under SCHED_FIFO, as on a tuned show machine).",
             f"Estimates of the first {WARMUP_S:.0f} s after the first one are not timed (start-up).",
             *notes,

@@ -182,6 +182,19 @@ class CaptureConfig:
         return self
 
 
+def aligned_blocksize(hop_frames: int, most: int = 128, least: int = 32) -> int:
+    """The largest block size in ``least..most`` that divides ``hop_frames`` (``most`` if none does).
+
+    With it every hop boundary is the last frame of a callback block: e.g. a 0.1 s hop at 16 kHz
+    (1600 frames) gets 100-frame blocks, and 0.025 s (400 frames) too; 128 would leave a boundary
+    up to 8 ms before its block is delivered.
+    """
+    for d in range(most, least - 1, -1):
+        if hop_frames % d == 0:
+            return d
+    return most
+
+
 class DeviceSource:
     """A live input device as a pipeline Source (see docs/architecture.md).
 
@@ -198,11 +211,13 @@ class DeviceSource:
     low_latency_blocksize = 128
 
     def __init__(self, config: CaptureConfig, cancel: threading.Event | None = None,
-                 model_rate: int | None = None) -> None:
+                 model_rate: int | None = None, hop_frames: int | None = None) -> None:
         """Resolve and probe the device; with ``wait_for_device`` block until it appears.
 
         ``cancel`` (set from another thread) ends that wait with a DeviceError. ``model_rate`` is
-        the rate ``low_latency`` asks the device for.
+        the rate ``low_latency`` asks the device for; ``hop_frames`` (the pipeline's hop at that
+        rate) lets it pick a block size that divides the hop, so that every hop boundary falls on
+        a block's last frame and no window waits for the rest of a block.
         """
         self.config = config.validate()
         sd = _sd()
@@ -231,6 +246,8 @@ class DeviceSource:
                 except (sd.PortAudioError, ValueError) as e:
                     log.warning("low latency: %r cannot run at %d Hz (%s); using %d Hz and resampling",
                                 self.name, model_rate, _one_line(e), self.samplerate)
+            if not config.blocksize and hop_frames and self.samplerate == model_rate:
+                self.blocksize = aligned_blocksize(hop_frames, self.low_latency_blocksize)
         self.ring = RingBuffer(max(1, int(round(config.ring_seconds * self.samplerate))), self.channels)
         self.finished = False
         self.ok = False

@@ -233,6 +233,7 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     """
     from mer_live.capture import DeviceSource
     from mer_live.filesource import FileSource
+    from mer_live.pipeline import hop_samples
 
     src = cfg.source
     if src.input is not None:
@@ -255,7 +256,8 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
 
     def open_device(spec: Any) -> Any:
         return DeviceSource(dataclasses.replace(cfg.capture, device=spec), cancel=cancel,
-                            model_rate=model.sample_rate)
+                            model_rate=model.sample_rate,
+                            hop_frames=hop_samples(cfg.pipeline.hop_s, model.sample_rate))
 
     return open_device, cfg.capture.device
 

@@ -410,6 +410,7 @@ class Pipeline:
         self._last_audio_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
         self._t_last = 0.0
+        self._due = 0.0  #: wall time the next boundary's audio is due (set when audio arrives)
         self._live = bool(getattr(src, "realtime", True))
 
     # -- thread -------------------------------------------------------------------------------
@@ -469,11 +470,18 @@ class Pipeline:
             if not got:
                 self._stop.wait(0.002)  # the unpaced writer refills within microseconds
             return
-        # Wake when the next boundary's audio should have arrived (capped so lost input is noticed);
-        # it comes a block at a time, so the last approach polls every millisecond: a window is
-        # evaluated at most ~1 ms after its last sample reaches the ring.
-        need = (self._next_b - self._n_out) / self.model_rate
-        self._stop.wait(min(max(need, 0.001), self.config.hop_s))
+        # Wake when the next boundary's audio should have arrived, on the wall clock: the deadline
+        # is set when audio comes in and kept while none does, so a pass that finds nothing new
+        # does not sleep the same span again (audio servers deliver in bursts, e.g. PulseAudio
+        # every ~24 ms: re-sleeping the span overshot the burst by up to a burst). From the
+        # deadline on it polls every millisecond, so a window is evaluated ~1 ms after its last
+        # sample reaches the ring; a hop past it (input stalled or lost) it backs off to 10 ms.
+        now = time.monotonic()
+        if got:
+            self._due = now + (self._next_b - self._n_out) / self.model_rate
+        late = now - self._due
+        wait = self._due - now if late < 0 else (0.001 if late < self.config.hop_s else 0.01)
+        self._stop.wait(min(max(wait, 0.001), self.config.hop_s))
 
     def _drain(self, src: Source) -> int:
         """Read everything new from the ring in hop-sized pieces; evaluate boundaries. Returns frames."""

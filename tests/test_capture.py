@@ -143,6 +143,13 @@ def test_low_latency_opens_at_the_model_rate_in_small_blocks(pulse: PulseServer,
         assert plain.samplerate != 16000 and plain.blocksize == 0  # off by default
         src = DeviceSource(CaptureConfig(device="pulse", low_latency=True), model_rate=16000)
         assert src.samplerate == 16000 and src.blocksize == 128
+        # given the pipeline's hop, blocks divide it: every hop boundary ends a callback block
+        hop = DeviceSource(CaptureConfig(device="pulse", low_latency=True), model_rate=16000,
+                           hop_frames=1600)
+        assert hop.blocksize == 100
+        pinned = DeviceSource(CaptureConfig(device="pulse", low_latency=True, blocksize=256),
+                              model_rate=16000, hop_frames=1600)
+        assert pinned.blocksize == 256  # an explicit --blocksize wins
         sizes = []
         real = src._callback
 

@@ -95,3 +95,15 @@ def test_realtime_flag_sets_both_threads() -> None:
     ov = overrides_from(build_parser().parse_args(["--realtime"]))
     assert ov[("pipeline", "realtime")][0] is True and ov[("osc", "realtime")][0] is True
     assert ("pipeline", "realtime") not in overrides_from(build_parser().parse_args([]))
+
+
+def test_aligned_blocksize_divides_the_hop() -> None:
+    from mer_live.capture import aligned_blocksize
+
+    assert aligned_blocksize(1600) == 100  # 0.1 s at 16 kHz
+    assert aligned_blocksize(400) == 100  # 0.025 s at 16 kHz
+    assert aligned_blocksize(4410) == 126  # 0.1 s at 44.1 kHz
+    for hop in (1600, 400, 2205, 4800, 1000):
+        b = aligned_blocksize(hop)
+        assert hop % b == 0 and 32 <= b <= 128
+    assert aligned_blocksize(1601) == 128  # a prime-ish hop: nothing divides it, the plain default
