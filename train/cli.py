@@ -425,34 +425,6 @@ def _check_recipe_opts(args: argparse.Namespace) -> None:
         raise UsageError("--checkpoint-dir/--resume apply to the wave recipe (a spec fit takes minutes)")
 
 
-def _mels(model, audio, clips: Sequence[Clip], cache: Path | None, progress: bool):
-    """Mel dB of each clip by ``model``'s frozen front end, cached on disk by clips + front end."""
-    import hashlib
-
-    import torch
-
-    from .specfit import frontend_key, mel_cache
-
-    sha = hashlib.sha1(repr((frontend_key(model.cfg), torch.__version__, [c.id for c in clips])).encode())
-    for a in audio:  # length + a sparse sample of the audio itself: a re-encoded file gets new spectrograms
-        sha.update(f"{len(a)}".encode() + np.ascontiguousarray(np.asarray(a, np.float32)[::97]).tobytes())
-    f = cache / f"mel-{sha.hexdigest()[:16]}.pt" if cache is not None else None
-    if f is not None and f.is_file():
-        try:
-            return torch.load(f, weights_only=True)
-        except Exception:  # unreadable cache entry: compute again
-            log.warning("mel cache %s unreadable; computing again", f.name)
-    t0 = time.time()
-    mels = mel_cache(model, audio)
-    log.info("mel spectrograms of %d clips in %.1f s", len(mels), time.time() - t0)
-    if f is not None:
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f".{f.name}.tmp")
-        torch.save(mels, tmp)
-        tmp.replace(f)
-    return mels
-
-
 def _load_audio(clips: Sequence[Clip], sr: int, args: argparse.Namespace):
     from .cache import load_audio
 
@@ -553,9 +525,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     secs: list[float] = []
     lab = _labels(clips)
     if args.recipe == "spec":
-        from .specfit import fit_spec
+        from .specfit import cached_mels, fit_spec
 
-        mels = _mels(build_model(mcfg), list(audio), clips, args.cache, progress)
+        mels = cached_mels(build_model(mcfg), list(audio), clips, args.cache)
     t_all = time.time()
     for k in tqdm(run, desc="folds", unit="fold", disable=not progress):
         tr, te = folds[k]
@@ -678,9 +650,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     t0 = time.time()
     if args.recipe == "spec":
         from .ensemble import SharedMelEnsemble
-        from .specfit import fit_spec
+        from .specfit import cached_mels, fit_spec
 
-        mels = _mels(build_model(mcfg), list(audio), clips, args.cache, progress)
+        mels = cached_mels(build_model(mcfg), list(audio), clips, args.cache)
         members = []
         for s in range(args.seeds):
             torch.manual_seed(fcfg.seed + s)

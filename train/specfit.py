@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,33 @@ class SpecFitResult:
 
 
 @torch.no_grad()
+def cached_mels(model: EmotionModel, audio: Sequence[np.ndarray], clips: Sequence[Clip],
+                cache: Path | None) -> list[torch.Tensor]:
+    """``mel_cache`` of ``audio``, kept on disk in ``cache`` under a key of the clips, the front
+    end, torch's version and a sparse sample of the audio itself (a re-encoded or re-decoded clip
+    gets new spectrograms); an unreadable entry is computed again. ``cache=None``: no disk."""
+    import hashlib
+
+    sha = hashlib.sha1(repr((frontend_key(model.cfg), torch.__version__, [c.id for c in clips])).encode())
+    for a in audio:
+        sha.update(f"{len(a)}".encode() + np.ascontiguousarray(np.asarray(a, np.float32)[::97]).tobytes())
+    f = Path(cache) / f"mel-{sha.hexdigest()[:16]}.pt" if cache is not None else None
+    if f is not None and f.is_file():
+        try:
+            return torch.load(f, weights_only=True)
+        except Exception:  # unreadable cache entry: compute again
+            log.warning("mel cache %s unreadable; computing again", f.name)
+    t0 = time.time()
+    mels = mel_cache(model, audio)
+    log.info("mel spectrograms of %d clips in %.1f s", len(mels), time.time() - t0)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f".{f.name}.tmp")
+        torch.save(mels, tmp)
+        tmp.replace(f)
+    return mels
+
+
 def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float = 60.0) -> list[torch.Tensor]:
     """Mel power in dB ``[n_mels, frames]`` (float16) of each whole clip, by the model's own
     (frozen) front end; frame ``j`` is centred on sample ``j * hop``, as in a window.

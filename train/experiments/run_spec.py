@@ -27,7 +27,7 @@ from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
-from ..specfit import SpecFitConfig, config_dict, fit_spec, frontend_key, mel_cache
+from ..specfit import SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
 from .run_cv import parse_model
 
 HERE = Path(__file__).resolve().parent
@@ -82,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=False)
     clips = audio.clips
     t0 = time.time()
-    mel_file = CACHE / f"mel-4q-{frontend_key(mcfg)}.pt"
-    if mel_file.is_file():
-        mels = torch.load(mel_file, weights_only=True)
-    else:
-        mels = mel_cache(build_model(mcfg), audio)
-        torch.save(mels, mel_file)
+    mels = cached_mels(build_model(mcfg), list(audio), clips, CACHE)
     log = logging.getLogger("run_spec")
     log.info("mel cache: %d clips in %.0f s", len(mels), time.time() - t0)
     extra_clips, extra_mels = [], []
@@ -100,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ex = load_emopia(CACHE, limit=int(n) if n else None)
         ex_audio = load_audio(ex, mcfg.sample_rate, cache_dir=CACHE, progress=False)
         extra_clips = ex_audio.clips
-        ex_file = CACHE / f"mel-{args.extra.replace(':', '')}-{frontend_key(mcfg)}.pt"
-        if ex_file.is_file():
-            extra_mels = torch.load(ex_file, weights_only=True)
-        else:
-            extra_mels = mel_cache(build_model(mcfg), ex_audio)
-            torch.save(extra_mels, ex_file)
+        extra_mels = cached_mels(build_model(mcfg), list(ex_audio), extra_clips, CACHE)
         log.info("extra training data: %d %s clips", len(extra_clips), name)
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
