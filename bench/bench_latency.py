@@ -253,6 +253,9 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, rea
         "adc_from_portaudio": usable,
         "time_info": time_info_note(src.stamps),
         "callbacks": src.stamps.n,
+        # the audio server delivers blocks in bursts: the gaps between callbacks show how large
+        "callback_gap_p99_ms": float(np.percentile(np.diff(src.stamps.mono[: src.stamps.n]), 99) * 1e3)
+        if src.stamps.n > 2 else float("nan"),
         "block_frames": float(np.median(np.diff(src.stamps.frames[: src.stamps.n]))) if src.stamps.n > 1
         else float("nan"),
         "rate": rate,
@@ -380,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             f"device {dev}, OSC {rate:g} Hz: {r['estimates']} estimates, {r['timed']} timed, "
             f"{r['not_sent']} replaced before a send tick, {r['ambiguous']} skipped (same level as the "
             "next); device "
-            f"{r['callbacks']} callbacks of {r['block_frames']:.0f} frames, PortAudio "
+            f"{r['callbacks']} callbacks of {r['block_frames']:.0f} frames (gap between callbacks "
+            f"p99 {r['callback_gap_p99_ms']:.1f} ms: the server's burst), PortAudio "
             f"input latency {r['stream_latency_ms']:.1f} ms; ADC times from PortAudio: "
             f"{r['adc_from_portaudio']} ({r['time_info']}); hops_skipped {r['hops_skipped']}, frames_lost "
             f"{r['frames_lost']}, overflows {r['overflows']}, {r['datagrams']} datagrams received."

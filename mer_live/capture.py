@@ -150,7 +150,8 @@ class CaptureConfig:
     channels: int | None = None  #: None = min(2, device maximum)
     wait_for_device: bool = False  #: if the device is missing at start, wait for it instead of failing
     #: open the device at the model's rate when it accepts it (no resampler in mer-live, whose
-    #: look-ahead is ~20 ms) and, with blocksize 0, in 128-frame blocks
+    #: look-ahead is ~20 ms) and, with blocksize 0, in blocks of at most 128 frames that divide the
+    #: pipeline's hop (``aligned_blocksize``)
     low_latency: bool = False
     retry_s: float = 1.0  #: how often to try re-opening a lost device
     ring_seconds: float = 10.0  #: ring buffer length

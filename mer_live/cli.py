@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--wait-for-device", action="store_const", const=True, default=S,
                    help="wait for a missing device instead of failing")
     a.add_argument("--low-latency", action="store_const", const=True, default=S,
-                   help="open the device at the model's rate if it can (no resampling) in 128-frame blocks")
+                   help="the model's rate if the device takes it (no resampling), blocks dividing the hop")
     a.add_argument("--realtime", action="store_const", const=True, default=S,
                    help="real-time scheduling (SCHED_FIFO) for the pipeline and OSC threads if allowed")
     a.add_argument("--input", default=S, metavar="FILE", help="rehearse with an audio file, in real time")

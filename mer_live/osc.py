@@ -27,7 +27,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from mer_live.estimate import Estimate, quadrant_of
-from mer_live.realtime import DEFAULT_PRIORITY, promote
+from mer_live.realtime import DEFAULT_PRIORITY, promote_or_warn
 
 log = logging.getLogger(__name__)
 
@@ -359,11 +359,8 @@ class OscSender:
         }
 
     def _run(self) -> None:
-        if self.config.realtime:
-            why = promote(DEFAULT_PRIORITY - 1)  # just below the pipeline that feeds it
-            self.realtime_active = why is None
-            if why:
-                log.warning("OSC sender: %s", why)
+        if self.config.realtime:  # just below the pipeline that feeds it
+            self.realtime_active = promote_or_warn("OSC sender", DEFAULT_PRIORITY - 1)
         period = 1.0 / self.config.rate_hz
         next_t = time.monotonic()
         while not self._stop.is_set():

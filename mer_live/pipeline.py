@@ -51,7 +51,7 @@ from mer_live.levels import (
     to_mono,
 )
 from mer_live.model import Model, ModelError
-from mer_live.realtime import promote
+from mer_live.realtime import promote_or_warn
 from mer_live.ringbuffer import RingBuffer
 from mer_live.smoothing import ON_SILENCE, Smoother
 
@@ -416,10 +416,7 @@ class Pipeline:
     # -- thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         if self.config.realtime:
-            why = promote()
-            self.realtime_active = why is None
-            if why:
-                log.warning("pipeline: %s", why)
+            self.realtime_active = promote_or_warn("pipeline")
         try:
             while not self._stop.is_set():
                 try:

@@ -14,7 +14,10 @@ spins cannot freeze the machine.
 
 from __future__ import annotations
 
+import logging
 import os
+
+log = logging.getLogger(__name__)
 
 #: below JACK/PipeWire's audio threads (~88-95), above everything at normal priority
 DEFAULT_PRIORITY = 40
@@ -37,6 +40,14 @@ def promote(priority: int = DEFAULT_PRIORITY) -> str | None:
         return (f"real-time scheduling refused ({why}); running at normal priority "
                 "(allow it with an rtprio limit, e.g. '@audio - rtprio 95' in /etc/security/limits.conf)")
     return None
+
+
+def promote_or_warn(who: str, priority: int = DEFAULT_PRIORITY) -> bool:
+    """``promote`` the calling thread; on refusal log one warning naming ``who``. True if promoted."""
+    why = promote(priority)
+    if why:
+        log.warning("%s: %s", who, why)
+    return why is None
 
 
 def is_realtime() -> bool:
