@@ -101,10 +101,12 @@ class DCBlocker:
     the silence detector with it. The cut-off (default 10 Hz, -3 dB) is far below musical
     content. Blocks are filtered in vectorised segments (closed form of the recursion), so a
     block costs a few numpy calls instead of a Python loop per sample, and the output equals
-    the sample-by-sample recursion to float64 rounding.
+    the sample-by-sample recursion to float64 rounding. Segments are as long as float64 allows
+    (``r**-seg`` <= e**300, at most 16384 samples), so a whole file (``mer-analyze``) costs tens
+    of numpy calls, not thousands.
     """
 
-    _SEG = 1024  # r**-SEG must stay far from float64 overflow for any sensible cut-off
+    _MAX_SEG = 16384  #: longest segment (memory: two float64 tables of this length)
 
     def __init__(self, samplerate: int, cutoff_hz: float = 10.0) -> None:
         if samplerate <= 0:
@@ -114,7 +116,10 @@ class DCBlocker:
         self.samplerate = int(samplerate)
         self.cutoff_hz = float(cutoff_hz)
         self.r = math.exp(-2.0 * math.pi * cutoff_hz / samplerate)
-        k = np.arange(self._SEG, dtype=np.float64)
+        # r**-seg grows like e**(seg * w): keep it far from float64 overflow (e**709)
+        w = 2.0 * math.pi * cutoff_hz / samplerate
+        self._seg = int(max(16, min(self._MAX_SEG, 300.0 / w)))
+        k = np.arange(self._seg, dtype=np.float64)
         self._pow = self.r**k  # r^n
         self._inv_pow = self.r ** (-k)  # r^-n
         self.reset()
@@ -129,8 +134,8 @@ class DCBlocker:
         a = np.asarray(x, dtype=np.float64).reshape(-1)
         out = np.empty(a.shape[0], dtype=np.float32)
         r = self.r
-        for s in range(0, a.shape[0], self._SEG):
-            seg = a[s : s + self._SEG]
+        for s in range(0, a.shape[0], self._seg):
+            seg = a[s : s + self._seg]
             n = seg.shape[0]
             d = np.empty(n)
             d[0] = seg[0] - self._x_prev

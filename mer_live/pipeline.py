@@ -298,6 +298,7 @@ class Pipeline:
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the thread and the source; idempotent; returns within about ``timeout``."""
         self._stop.set()
+        self.source.ring.wake()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
@@ -347,6 +348,7 @@ class Pipeline:
         new_source.start()
         with self._lock:
             replaced, self._pending_source = self._pending_source, new_source
+        self.source.ring.wake()  # take the swap now, not at the end of a wait
         if replaced is not None and replaced is not new_source:
             replaced.stop()
 
@@ -410,7 +412,6 @@ class Pipeline:
         self._last_audio_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
         self._t_last = 0.0
-        self._due = 0.0  #: wall time the next boundary's audio is due (set when audio arrives)
         self._live = bool(getattr(src, "realtime", True))
 
     # -- thread -------------------------------------------------------------------------------
@@ -467,19 +468,17 @@ class Pipeline:
             if not got:
                 self._stop.wait(0.002)  # the unpaced writer refills within microseconds
             return
-        # Wake when the next boundary's audio should have arrived, on the wall clock: the deadline
-        # is set when audio comes in and kept while none does, so a pass that finds nothing new
-        # does not sleep the same span again (audio servers deliver in bursts, e.g. PulseAudio
-        # every ~24 ms: re-sleeping the span overshot the burst by up to a burst). From the
-        # deadline on it polls every millisecond, so a window is evaluated ~1 ms after its last
-        # sample reaches the ring; a hop past it (input stalled or lost) it backs off to 10 ms.
-        now = time.monotonic()
-        if got:
-            self._due = now + (self._next_b - self._n_out) / self.model_rate
-        late = now - self._due
-        wait = self._due - now if late < 0 else (0.001 if late < self.config.hop_s else 0.01)
-        self._stop.wait(min(max(wait, 0.001), self.config.hop_s))
-
+        # Sleep until the ring holds the next boundary's audio: the write that completes it wakes
+        # us (RingBuffer.wait_for), so a window is evaluated as soon as its last sample arrives,
+        # whenever the audio server's burst brings it. A wall-clock guess of that moment missed it
+        # by up to a burst (PulseAudio delivers ~20 ms at once). With a resampler in between the
+        # frame count is an estimate: an early wake-up only costs a pass. The timeout keeps the
+        # lost-input check running when no audio comes at all.
+        src = self.source
+        remaining = max(1, self._next_b - self._n_out)
+        need = max(1, int(math.ceil(remaining * self.src_rate / self.model_rate)))
+        ring = src.ring
+        ring.wait_for(ring.frames_written - ring.available() + need, self.config.hop_s)
     def _drain(self, src: Source) -> int:
         """Read everything new from the ring in hop-sized pieces; evaluate boundaries. Returns frames."""
         piece = max(1, int(math.ceil(self.hop * self.src_rate / self.model_rate)))

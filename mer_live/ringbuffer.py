@@ -8,9 +8,17 @@ buffer always keeps the newest audio) and counted in ``frames_lost``.
 
 Positions are absolute frame counts (Python ints, assigned atomically under the GIL); the producer
 publishes ``_written`` only after the copy is complete.
+
+The consumer can sleep until a given frame count is written (``wait_for``): the write that reaches
+it puts a token on a ``queue.SimpleQueue`` (C code, never blocks, holds no lock the consumer could
+keep), so the consumer wakes when the audio is there instead of guessing from the wall clock.
+Audio servers deliver in bursts (PulseAudio: several blocks every ~20 ms), which a wall-clock
+guess misses by up to a burst.
 """
 
 from __future__ import annotations
+
+import queue
 
 import numpy as np
 
@@ -27,6 +35,8 @@ class RingBuffer:
         self._written = 0  # total frames ever written (producer-owned)
         self._read = 0  # total frames consumed or skipped (consumer-owned)
         self.frames_lost = 0  # frames overwritten before the consumer read them
+        self._wake_at = -1  # frames_written at which write() wakes the consumer; -1: nobody waits
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     @property
     def frames_written(self) -> int:
@@ -58,6 +68,26 @@ class RingBuffer:
         if first < m:
             self._buf[: m - first] = src[first:]
         self._written += n
+        if 0 <= self._wake_at <= self._written:
+            self._wake_at = -1
+            self._tokens.put(None)
+
+    def wait_for(self, frames_written: int, timeout: float) -> bool:
+        """Sleep until ``frames_written`` frames have been written in all, ``wake()`` is called or
+        ``timeout`` seconds pass; True when the frames are there. One consumer only. It may return
+        early once after a write raced with the previous wait (a leftover token): callers loop."""
+        self._wake_at = frames_written  # set before the check: a write after it sees the target
+        if self._written < frames_written:
+            try:
+                self._tokens.get(timeout=max(0.0, timeout))
+            except queue.Empty:
+                pass
+        self._wake_at = -1
+        return self._written >= frames_written
+
+    def wake(self) -> None:
+        """End a ``wait_for`` now (stop, a source swap); from any thread."""
+        self._tokens.put(None)
 
     def read_new(self, max_frames: int | None = None) -> np.ndarray:
         """Return a copy of the frames written since the last read, oldest first.
@@ -110,3 +140,4 @@ class RingBuffer:
         self._buf.fill(0.0)
         self._written = 0
         self._read = 0
+        self._wake_at = -1

@@ -84,6 +84,15 @@ def test_dc_blocker_matches_recursion_across_blocks():
     np.testing.assert_allclose(out, _reference_hp(x, dc.r), atol=1e-5)
 
 
+@pytest.mark.parametrize("sr,cutoff", [(22050, 10.0), (8000, 200.0), (48000, 0.5)])
+def test_dc_blocker_matches_recursion_over_a_long_file(sr, cutoff):
+    """A whole file in one call (mer-analyze) spans many long segments; still the recursion."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(100_000) * 0.3 + 0.2
+    dc = DCBlocker(sr, cutoff)
+    np.testing.assert_allclose(dc.process(x), _reference_hp(x, dc.r), atol=1e-5)
+
+
 def test_dc_offset_never_reaches_the_model():
     sr = 16000
     t = np.arange(sr * 3) / sr

@@ -213,6 +213,29 @@ def test_live_pipeline_skips_when_behind(model):
     _assert_finite(est)
 
 
+def test_live_pipeline_wakes_on_audio_not_by_polling(model):
+    """A live pipeline sleeps until the ring holds the next boundary's audio (the write wakes it):
+    about one pass per hop, not a pass per block or per millisecond; and stop() ends a long wait."""
+    est: list[Estimate] = []
+    x = (0.1 * np.random.default_rng(5).standard_normal(int(2.5 * SR))).astype(np.float32)
+    src = FileSource(x, SR, realtime=True, blocksize=256)  # ~86 writes per second
+    pl = Pipeline(src, model, PipelineConfig(hop_s=0.1), [est.append])
+    pl.start()
+    try:
+        assert pl.join(15.0)
+    finally:
+        pl.stop()
+    assert len(est) == 16  # boundaries at 1.0, 1.1, ..., 2.5 s
+    # 2.5 s of audio in ~215 writes; a pass per hop plus the start and the end
+    assert pl.wakeups <= 2 * len(est) + 12, pl.wakeups
+    src2 = FileSource(x, SR, realtime=True, blocksize=256)
+    pl2 = Pipeline(src2, model, PipelineConfig(hop_s=5.0))  # the first window needs ~5 s of audio
+    pl2.start()
+    t0 = time.monotonic()
+    pl2.stop(timeout=10.0)
+    assert not pl2.running and time.monotonic() - t0 < 4.0  # not the 5-s wait
+
+
 def test_lost_input_publishes_input_not_ok(model):
     est: list[Estimate] = []
     src = FileSource((0.2 * np.random.default_rng(4).standard_normal(60 * SR)).astype(np.float32), SR,
