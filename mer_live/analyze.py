@@ -2,8 +2,10 @@
 
 Files are framed exactly as the live pipeline frames a stream (``frame_windows``: windows ending
 on hop boundaries), so a file analysed here and the same file pushed through ``mer-live --input``
-give the same raw values. Decoding runs on a background thread, overlapping inference. A file that
-fails gives an error record and the others go on; the exit code is 1 if any failed.
+give the same raw values. Decoding runs on a background thread, overlapping inference, and the
+windows of consecutive files are packed into full ``--batch`` model calls (few large calls keep
+a GPU busy; records still come out in input order). A file that fails gives an error record and
+the others go on; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -82,6 +85,40 @@ def to_model_rate(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(prepare_offline(x, int(sr), int(sample_rate), PipelineConfig()))
 
 
+def windows_of(x: np.ndarray, model: Model, hop: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(ends, windows)`` of model-rate mono audio, framed like the live pipeline.
+
+    A recording shorter than the first hop boundary with a full window behind it gives one
+    window ending on its last sample, zero-padded on the left. ``windows`` may be a view.
+    """
+    window = model.window_samples
+    hop_n = max(1, int(round(hop * model.sample_rate)))
+    first_end = -(-window // hop_n) * hop_n
+    if len(x) < first_end:
+        windows = np.zeros((1, window), np.float32)
+        tail = x[-window:]
+        windows[0, window - len(tail) :] = tail
+        return np.array([len(x)], np.int64), windows
+    return frame_windows(x, window, hop_n)
+
+
+def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float) -> dict[str, Any]:
+    """The record of one recording from its per-window outputs: means, quadrant, timeline."""
+    av = np.clip(av, 0.0, 1.0)
+    a_mean, v_mean = (float(m) for m in av.mean(axis=0))
+    times = np.asarray(ends, dtype=np.float64) / rate
+    return {
+        "duration": round(duration, 3),
+        "arousal": round(a_mean, 4),
+        "valence": round(v_mean, 4),
+        "quadrant": f"Q{quadrant_of(a_mean, v_mean)}",
+        "timeline": [
+            [round(float(t), 3), round(float(a), 4), round(float(v), 4)]
+            for t, (a, v) in zip(times, av, strict=True)
+        ],
+    }
+
+
 def analyze_array(
     audio: np.ndarray,
     sr: int,
@@ -101,33 +138,9 @@ def analyze_array(
     if n_in == 0:
         raise AnalyzeError("no audio samples")
     x = audio if _resampled else to_model_rate(audio, int(sr), model.sample_rate)
-    duration = n_in / float(sr)
-    rate = model.sample_rate
-    window = model.window_samples
-    hop_n = max(1, int(round(hop * rate)))
-    first_end = -(-window // hop_n) * hop_n  # the first hop boundary with a full window behind it
-    if len(x) < first_end:
-        # Shorter than that: one window ending on the last sample, zero-padded on the left.
-        windows = np.zeros((1, window), np.float32)
-        tail = x[-window:]
-        windows[0, window - len(tail) :] = tail
-        ends = np.array([len(x)], np.int64)
-    else:
-        ends, windows = frame_windows(x, window, hop_n)
+    ends, windows = windows_of(x, model, hop)
     outs = [model.predict(windows[i : i + batch]) for i in range(0, len(windows), batch)]
-    av = np.clip(np.concatenate(outs, axis=0), 0.0, 1.0)
-    a_mean, v_mean = (float(m) for m in av.mean(axis=0))
-    times = np.asarray(ends, dtype=np.float64) / rate
-    return {
-        "duration": round(duration, 3),
-        "arousal": round(a_mean, 4),
-        "valence": round(v_mean, 4),
-        "quadrant": f"Q{quadrant_of(a_mean, v_mean)}",
-        "timeline": [
-            [round(float(t), 3), round(float(a), 4), round(float(v), 4)]
-            for t, (a, v) in zip(times, av, strict=True)
-        ],
-    }
+    return summarize(np.concatenate(outs, axis=0), ends, model.sample_rate, n_in / float(sr))
 
 
 def analyze_file(
@@ -173,6 +186,98 @@ def _decoded(paths: list[str], sample_rate: int) -> Iterator[tuple[str, Future]]
                 futures.append((nxt, pool.submit(decode, nxt, sample_rate)))
 
 
+class _Job:
+    """One file on its way through ``_Batches``: its windows, their outputs, or its error."""
+
+    def __init__(self, path: str, record: dict[str, Any] | None = None, ends: np.ndarray | None = None,
+                 windows: np.ndarray | None = None, duration: float = 0.0) -> None:
+        self.path = path
+        self.record = record  # set when finished (or failed)
+        self.ends = ends
+        self.windows = windows
+        self.duration = duration
+        self.n = 0 if windows is None else int(windows.shape[0])
+        self.av = np.zeros((self.n, 2), np.float32)
+        self.queued_from = 0  # windows before this index are in a batch already
+        self.filled = 0  # windows with outputs
+
+
+class _Batches:
+    """Windows of consecutive files packed into full model batches, records out in input order.
+
+    Why: a GPU is kept busy by few large calls, not one small call per short file (a 30-s clip
+    at the default hop is 25 windows). A file's record is ready when all its windows have run and
+    every file before it is ready; a model error fails the files of that batch only.
+    """
+
+    def __init__(self, model: Model, batch: int, hop: float) -> None:
+        self.model, self.batch, self.hop = model, batch, hop
+        self.jobs: deque[_Job] = deque()  # input order; the front is written first
+        self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
+        self.queued = 0
+
+    def add(self, path: str, x: np.ndarray | None, duration: float, error: str | None = None) -> list[dict]:
+        """Queue one decoded file (or its error); returns the records now ready, in order."""
+        if error is not None or x is None:
+            self.jobs.append(_Job(path, {"file": path, "error": error or "no audio"}))
+        else:
+            ends, windows = windows_of(x, self.model, self.hop)
+            job = _Job(path, ends=ends, windows=windows, duration=duration)
+            self.jobs.append(job)
+            self.todo.append(job)
+            self.queued += job.n
+        while self.queued >= self.batch:
+            self._run(self.batch)
+        return self._ready()
+
+    def finish(self) -> list[dict]:
+        """Run what is left (a last, partial batch); returns the remaining records."""
+        while self.queued:
+            self._run(min(self.batch, self.queued))
+        return self._ready()
+
+    def _run(self, size: int) -> None:
+        parts: list[tuple[_Job, int, int]] = []
+        need = size
+        while need:
+            job = self.todo[0]
+            lo = job.queued_from
+            hi = min(job.n, lo + need)
+            parts.append((job, lo, hi))
+            job.queued_from = hi
+            need -= hi - lo
+            if hi == job.n:
+                self.todo.popleft()
+        self.queued -= size
+        x = parts[0][0].windows[parts[0][1] : parts[0][2]] if len(parts) == 1 else np.concatenate(
+            [job.windows[lo:hi] for job, lo, hi in parts])
+        try:
+            y = self.model.predict(x)
+        except (ModelError, MemoryError) as e:
+            for job, _, _ in parts:
+                job.record = job.record or {"file": job.path, "error": _one_line(e)}
+            return
+        k = 0
+        for job, lo, hi in parts:
+            job.av[lo:hi] = y[k : k + hi - lo]
+            k += hi - lo
+            job.filled += hi - lo
+
+    def _ready(self) -> list[dict]:
+        out = []
+        while self.jobs:
+            job = self.jobs[0]
+            if job.record is None and job.filled == job.n:
+                job.record = {"file": job.path,
+                              **summarize(job.av, job.ends, self.model.sample_rate, job.duration)}
+            # a failed file still waits for its windows to leave the queue (they are skipped)
+            if job.record is None or job.queued_from < job.n:
+                break
+            job.windows = None  # release the audio
+            out.append(self.jobs.popleft().record)
+        return out
+
+
 def run(
     paths: list[str],
     model: Model,
@@ -199,34 +304,41 @@ def run(
 
         bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
     failed = 0
+    batches = _Batches(model, batch, hop)
+
+    def emit(rec: dict[str, Any]) -> None:
+        nonlocal failed
+        p = rec["file"]
+        if "error" in rec:
+            failed += 1
+            print(f"mer-analyze: warning: {p}: {rec['error']}", file=sys.stderr, flush=True)
+        if writer is not None:
+            writer.writerow(
+                [p, rec.get("duration", ""), rec.get("arousal", ""), rec.get("valence", ""),
+                 rec.get("quadrant", ""), rec.get("error", "")]
+            )
+        else:
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        if tl_writer is not None and "timeline" in rec:
+            for t, a, v in rec["timeline"]:
+                tl_writer.writerow([p, t, a, v])
+        out.flush()
+        if bar is not None:
+            bar.update(1)
+
     try:
         for p, fut in _decoded(paths, model.sample_rate):
             try:
                 x, duration = fut.result()
-                rec: dict[str, Any] = analyze_array(
-                    x, model.sample_rate, model, hop=hop, batch=batch, _resampled=True
-                )
-                rec = {"file": p, **rec, "duration": round(duration, 3)}
-            except (AnalyzeError, ModelError) as e:
-                rec = {"file": p, "error": _one_line(e)}
+                ready = batches.add(p, x, duration)
+            except AnalyzeError as e:
+                ready = batches.add(p, None, 0.0, error=_one_line(e))
             except MemoryError:
-                rec = {"file": p, "error": "out of memory (file too long for this machine)"}
-            if "error" in rec:
-                failed += 1
-                print(f"mer-analyze: warning: {p}: {rec['error']}", file=sys.stderr, flush=True)
-            if writer is not None:
-                writer.writerow(
-                    [p, rec.get("duration", ""), rec.get("arousal", ""), rec.get("valence", ""),
-                     rec.get("quadrant", ""), rec.get("error", "")]
-                )
-            else:
-                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            if tl_writer is not None and "timeline" in rec:
-                for t, a, v in rec["timeline"]:
-                    tl_writer.writerow([p, t, a, v])
-            out.flush()
-            if bar is not None:
-                bar.update(1)
+                ready = batches.add(p, None, 0.0, error="out of memory (file too long for this machine)")
+            for rec in ready:
+                emit(rec)
+        for rec in batches.finish():
+            emit(rec)
     finally:
         if bar is not None:
             bar.close()

@@ -167,6 +167,28 @@ def test_batch_size_does_not_change_results(files, model) -> None:
     np.testing.assert_allclose(np.array(a["timeline"]), np.array(b["timeline"]), atol=2e-4)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 7, 64])
+def test_windows_of_several_files_share_batches(files, model, batch) -> None:
+    """run() packs the windows of consecutive files into full batches: every file's record equals
+    analyze_file's, in input order, a failed file in the middle included, whatever the batch."""
+    from mer_live.analyze import run
+
+    order = [files["loud"], files["quiet"], files["corrupt"], files["short"], files["loud"], files["quiet"]]
+    buf = io.StringIO()
+    failed = run([str(p) for p in order], model, hop=0.25, batch=batch, out=buf)
+    recs = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert failed == 1
+    assert [r["file"] for r in recs] == [str(p) for p in order]
+    assert set(recs[2]) == {"file", "error"}
+    for p, rec in zip(order, recs, strict=True):
+        if p == files["corrupt"]:
+            continue
+        alone = analyze_file(p, model, hop=0.25)
+        assert rec["duration"] == alone["duration"]
+        assert len(rec["timeline"]) == len(alone["timeline"])
+        np.testing.assert_allclose(np.array(rec["timeline"]), np.array(alone["timeline"]), atol=2e-4)
+
+
 def test_bad_model_is_one_line_exit_2(files, tmp_path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model")
