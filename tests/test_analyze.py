@@ -167,15 +167,16 @@ def test_batch_size_does_not_change_results(files, model) -> None:
     np.testing.assert_allclose(np.array(a["timeline"]), np.array(b["timeline"]), atol=2e-4)
 
 
-@pytest.mark.parametrize("batch", [1, 3, 7, 64])
-def test_windows_of_several_files_share_batches(files, model, batch) -> None:
-    """run() packs the windows of consecutive files into full batches: every file's record equals
-    analyze_file's, in input order, a failed file in the middle included, whatever the batch."""
+@pytest.mark.parametrize("batch,decoders", [(1, 1), (3, 2), (7, 3), (64, 1)])
+def test_windows_of_several_files_share_batches(files, model, batch, decoders) -> None:
+    """run() packs the windows of consecutive files into full batches and decodes several files
+    at once: every file's record equals analyze_file's, in input order, a failed file in the
+    middle included, whatever the batch and the number of decoding threads."""
     from mer_live.analyze import run
 
     order = [files["loud"], files["quiet"], files["corrupt"], files["short"], files["loud"], files["quiet"]]
     buf = io.StringIO()
-    failed = run([str(p) for p in order], model, hop=0.25, batch=batch, out=buf)
+    failed = run([str(p) for p in order], model, hop=0.25, batch=batch, out=buf, decoders=decoders)
     recs = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert failed == 1
     assert [r["file"] for r in recs] == [str(p) for p in order]
