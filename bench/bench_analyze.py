@@ -102,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wavs = as_wav(mp3s)
     model = pick_model(args.model)
+    from mer_live.analyze import default_decoders, default_threads
+
     rows = []
-    for threads, label in ((1, "1 thread"), (0, f"all ({os.cpu_count()}) threads")):
+    dec = default_decoders()
+    for threads, label in ((1, "1 thread"), (0, f"all {os.cpu_count()} cores")):
         for kind, paths in (("MP3", mp3s), ("WAV", wavs)):
             r = in_process(paths, model, threads or (os.cpu_count() or 1), args.hop)
             total = r["decode_s"] + r["infer_s"]
@@ -126,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             "x RT = seconds of audio / seconds of work. In-process: decode() (soundfile + soxr HQ to "
             "the model rate) and analyze_array() timed apart, one warm-up clip first. CLI wall: one "
             "`python -m mer_live.analyze` process over all clips (interpreter + model load included, "
-            "decode overlapped with inference on its background thread); 1 thread also pinned with "
-            "taskset -c 0.",
+            "decode overlapped with inference on decoding threads, windows of consecutive files in shared "
+            "batches); 1 thread: `--threads 1`, pinned with taskset -c 0; all cores: the in-process rows "
+            f"give onnxruntime every core, the CLI its defaults ({default_threads(dec)} onnxruntime "
+            f"thread(s) beside {dec} decoding threads).",
             "WAV = the same clips decoded once to 16-bit WAV, so MP3 minus WAV is the MP3 decode cost.",
         ],
     )
