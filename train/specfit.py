@@ -52,6 +52,9 @@ class SpecFitConfig:
     crops_per_clip: int = 4
     aux_weight: float = 0.5  # auxiliary 4-way quadrant cross-entropy
     label_smoothing: float = 0.05
+    # relative weight of the arousal half of the arousal/valence loss (valence 1; the pair is
+    # rescaled to a mean weight of 1, so the auxiliary heads keep their share)
+    arousal_weight: float = 1.0
     augs: tuple[str, ...] = SPEC_AUGS
     p_aug: float = 0.5  # probability of each waveform-like effect per crop
     eq_db: float = 6.0
@@ -92,6 +95,8 @@ class SpecFitConfig:
             raise ValueError("p_aug must be in [0, 1] and label_smoothing in [0, 0.5)")
         if not 0 <= self.ema < 1 or not 0 <= self.distill <= 1:
             raise ValueError("ema must be in [0, 1) and distill in [0, 1]")
+        if not 0 < self.arousal_weight <= 10:
+            raise ValueError("arousal_weight must be in (0, 10]")
         if self.tag_weight < 0 or self.min_tag_count < 1:
             raise ValueError("tag_weight must be >= 0 and min_tag_count >= 1")
         if self.clip_pool < 1 or self.batch_size % self.clip_pool:
@@ -298,6 +303,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             for m in mels]
     y = torch.from_numpy(targets(clips))
     q = torch.tensor([c.quadrant - 1 for c in clips])
+    aw = cfg.arousal_weight
+    av_w = torch.tensor([2 * aw / (aw + 1), 2 / (aw + 1)], device=device)  # mean 1; [1, 1] by default
     n_items = len(clips) * cfg.crops_per_clip
     steps = max(1, n_items // cfg.batch_size)
     vocab = tag_vocabulary(clips, cfg.min_tag_count) if cfg.tag_weight > 0 else []
@@ -365,7 +372,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             h = model.heads.fc(model.embed(feats))
             av, quad = model.heads.av(h), model.heads.quad(h)
             if pool == 1:
-                loss = F.binary_cross_entropy_with_logits(av, yb)
+                loss = F.binary_cross_entropy_with_logits(av, yb, weight=av_w)
                 if cfg.aux_weight > 0:
                     loss = loss + cfg.aux_weight * torch.sum(-qb * F.log_softmax(quad, dim=1), dim=1).mean()
                 if tag_head is not None and tb is not None:
@@ -374,7 +381,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             else:  # one prediction per clip group: the mean of its crops' probabilities
                 eps = 1e-6
                 pa = _pooled(torch.sigmoid(av), pool).clamp(eps, 1 - eps)
-                loss = F.binary_cross_entropy(pa, _first(yb, pool))
+                loss = F.binary_cross_entropy(pa, _first(yb, pool), weight=av_w)
                 if cfg.aux_weight > 0:
                     pq = _pooled(torch.softmax(quad, dim=1), pool).clamp_min(eps)
                     loss = loss + cfg.aux_weight * torch.sum(-_first(qb, pool) * torch.log(pq), dim=1).mean()
