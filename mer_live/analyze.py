@@ -35,9 +35,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 #: windows 1 s apart: a file's mean is then exactly the clip score the model card's CV measured,
 #: and each second of audio costs one model window
 DEFAULT_HOP_S = 1.0
-#: windows per model call: on a CPU a larger batch is no faster and its activations cost memory
-#: (batch 64: +150 MB peak RSS); a GPU wants few large calls
-DEFAULT_BATCH = 16
+#: windows per model call. On a CPU small batches are fastest (shipped model, 1 thread: 0.55 ms
+#: per window at batch 1-2, 0.62 at 16, 0.69 at 32: the activations stop fitting in cache) and a
+#: large one costs memory (batch 64: +150 MB peak RSS); a GPU wants few large calls
+DEFAULT_BATCH = 2
 GPU_BATCH = 256
 PREFETCH = 2  # files decoded ahead per decoding thread (bounds memory)
 
