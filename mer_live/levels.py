@@ -122,6 +122,7 @@ class DCBlocker:
         k = np.arange(self._seg, dtype=np.float64)
         self._pow = self.r**k  # r^n
         self._inv_pow = self.r ** (-k)  # r^-n
+        self._work = np.empty(self._seg)  # float64 scratch for one segment
         self.reset()
 
     def reset(self) -> None:
@@ -131,18 +132,22 @@ class DCBlocker:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Filter a mono block; returns float32 of the same length. Input must be finite."""
-        a = np.asarray(x, dtype=np.float64).reshape(-1)
+        a = np.asarray(x).reshape(-1)
         out = np.empty(a.shape[0], dtype=np.float32)
         r = self.r
+        work = self._work
         for s in range(0, a.shape[0], self._seg):
             seg = a[s : s + self._seg]
             n = seg.shape[0]
-            d = np.empty(n)
-            d[0] = seg[0] - self._x_prev
-            d[1:] = seg[1:] - seg[:-1]
-            # y[n] = r^n * (r * y[-1] + sum_{k<=n} d[k] r^-k)
-            y = self._pow[:n] * (r * self._y_prev + np.cumsum(d * self._inv_pow[:n]))
-            out[s : s + n] = y
+            d = work[:n]  # reused: no allocation (nor page faults) per segment
+            d[0] = float(seg[0]) - self._x_prev
+            np.subtract(seg[1:], seg[:-1], out=d[1:], dtype=np.float64)
+            # y[n] = r^n * (r * y[-1] + sum_{k<=n} d[k] r^-k), computed in place
+            d *= self._inv_pow[:n]
+            np.cumsum(d, out=d)
+            d += r * self._y_prev
+            d *= self._pow[:n]
+            out[s : s + n] = d
             self._x_prev = float(seg[-1])
-            self._y_prev = float(y[-1])
+            self._y_prev = float(d[-1])
         return out
