@@ -478,6 +478,7 @@ class Pipeline:
         remaining = max(1, self._next_b - self._n_out)
         need = max(1, int(math.ceil(remaining * self.src_rate / self.model_rate)))
         ring = src.ring
+        need = min(need, max(1, ring.capacity // 2))  # drain before a short ring could overflow
         ring.wait_for(ring.frames_written - ring.available() + need, self.config.hop_s)
     def _drain(self, src: Source) -> int:
         """Read everything new from the ring in hop-sized pieces; evaluate boundaries. Returns frames."""
