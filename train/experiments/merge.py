@@ -8,6 +8,7 @@ pooled metrics recomputed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,9 +24,16 @@ RUN_ONLY = ("device", "threads", "progress")
 
 
 def recipe_part(res: dict, key: str):
-    """``res[key]``, less the fields that do not change the recipe (so parts run apart still match)."""
+    """``res[key]``, less the fields that do not change the recipe (so parts run apart still match)
+    and, for ``fit``, less fields at their default (a result written before a field existed ran
+    with its default)."""
     v = res[key]
-    return {k: x for k, x in v.items() if k not in RUN_ONLY} if key == "fit" else v
+    if key != "fit":
+        return v
+    from ..specfit import SpecFitConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SpecFitConfig)}
+    return {k: x for k, x in v.items() if k not in RUN_ONLY and not (k in defaults and x == defaults[k])}
 
 
 def main(argv: list[str] | None = None) -> int:
