@@ -249,18 +249,20 @@ class _Batches:
         self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
         self.queued = 0
 
-    def add(self, path: str, x: np.ndarray | None, duration: float, error: str | None = None) -> list[dict]:
-        """Queue one decoded file (or its error); returns the records now ready, in order."""
-        if error is not None or x is None:
-            self.jobs.append(_Job(path, {"file": path, "error": error or "no audio"}))
-        else:
-            ends, windows = windows_of(x, self.model, self.hop)
-            job = _Job(path, ends=ends, windows=windows, duration=duration)
-            self.jobs.append(job)
-            self.todo.append(job)
-            self.queued += job.n
+    def add(self, path: str, x: np.ndarray, duration: float) -> list[dict]:
+        """Queue one decoded file; returns the records now ready, in order."""
+        ends, windows = windows_of(x, self.model, self.hop)
+        job = _Job(path, ends=ends, windows=windows, duration=duration)
+        self.jobs.append(job)
+        self.todo.append(job)
+        self.queued += job.n
         while self.queued >= self.batch:
             self._run(self.batch)
+        return self._ready()
+
+    def fail(self, path: str, error: str) -> list[dict]:
+        """Queue the error record of a file that did not decode; returns the records now ready."""
+        self.jobs.append(_Job(path, {"file": path, "error": error}))
         return self._ready()
 
     def finish(self) -> list[dict]:
@@ -368,9 +370,9 @@ def run(
                 x, duration = fut.result()
                 ready = batches.add(p, x, duration)
             except AnalyzeError as e:
-                ready = batches.add(p, None, 0.0, error=_one_line(e))
+                ready = batches.fail(p, _one_line(e))
             except MemoryError:
-                ready = batches.add(p, None, 0.0, error="out of memory (file too long for this machine)")
+                ready = batches.fail(p, "out of memory (file too long for this machine)")
             for rec in ready:
                 emit(rec)
         for rec in batches.finish():

@@ -474,12 +474,12 @@ class Pipeline:
         # by up to a burst (PulseAudio delivers ~20 ms at once). With a resampler in between the
         # frame count is an estimate: an early wake-up only costs a pass. The timeout keeps the
         # lost-input check running when no audio comes at all.
-        src = self.source
+        ring = self.source.ring
         remaining = max(1, self._next_b - self._n_out)
         need = max(1, int(math.ceil(remaining * self.src_rate / self.model_rate)))
-        ring = src.ring
         need = min(need, max(1, ring.capacity // 2))  # drain before a short ring could overflow
         ring.wait_for(ring.frames_written - ring.available() + need, self.config.hop_s)
+
     def _drain(self, src: Source) -> int:
         """Read everything new from the ring in hop-sized pieces; evaluate boundaries. Returns frames."""
         piece = max(1, int(math.ceil(self.hop * self.src_rate / self.model_rate)))

@@ -111,6 +111,21 @@ def test_mel_cache_has_no_seams_between_chunks() -> None:
     assert (chunked - whole).abs().max() < 0.1
 
 
+def _fit_seeded(clips, mels, cfg, **fit):
+    """A fresh model of ``cfg`` fitted with torch seeded at 0 (same start for every variant)."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    return model, fit_spec(model, clips, mels, SpecFitConfig(progress=False, threads=2, **fit))
+
+
+def _unseen_metrics(model) -> dict:
+    """Clip metrics of ``model`` on 16 unseen synthetic clips at new levels."""
+    test_clips, test_audio = synthetic_clips(16, seed=1)
+    y = np.array([[c.arousal_high, c.valence_high] for c in test_clips])
+    return clip_metrics(y, predict_clips(model, test_audio, hop_seconds=0.5),
+                        np.array([c.quadrant for c in test_clips]))
+
+
 def test_fit_spec_lowers_loss_and_beats_chance_on_unseen_clips() -> None:
     clips, audio = synthetic_clips(24)
     cfg = spec_cfg()
@@ -124,10 +139,7 @@ def test_fit_spec_lowers_loss_and_beats_chance_on_unseen_clips() -> None:
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     # the floor is well above 0 (label smoothing + the auxiliary 4-way quadrant term)
     assert min(losses[-3:]) < losses[0] * 0.85
-    test_clips, test_audio = synthetic_clips(16, seed=1)  # unseen clips at new levels
-    scores = predict_clips(res.model, test_audio, hop_seconds=0.5)
-    y = np.array([[c.arousal_high, c.valence_high] for c in test_clips])
-    m = clip_metrics(y, scores, np.array([c.quadrant for c in test_clips]))
+    m = _unseen_metrics(res.model)
     assert m["arousal_auc"] > 0.8 and m["arousal_acc"] > 0.6
 
 
@@ -212,11 +224,8 @@ def test_ema_keeps_the_averaged_weights_and_the_frozen_filters_bit_exact() -> No
     mels = mel_cache(build_model(cfg), audio)
     fitted = {}
     for ema in (0.0, 0.9):
-        torch.manual_seed(0)
-        m = build_model(cfg)
-        fit_spec(m, clips, mels, SpecFitConfig(epochs=3, batch_size=8, crops_per_clip=2, seed=0, ema=ema,
-                                               augs=(), progress=False, threads=2))
-        fitted[ema] = m
+        fitted[ema], _ = _fit_seeded(clips, mels, cfg, epochs=3, batch_size=8, crops_per_clip=2, seed=0,
+                                     ema=ema, augs=())
     plain, avg = fitted[0.0].state_dict(), fitted[0.9].state_dict()
     fixed = [k for k in plain if k.startswith("frontend.") and not k.startswith("frontend.bn.")]
     assert fixed and all(torch.equal(plain[k], avg[k]) for k in fixed)
@@ -295,18 +304,11 @@ def test_clip_pooled_loss_learns_the_easy_task() -> None:
     cfg = spec_cfg()
     mels = mel_cache(build_model(cfg), audio)
     for augs in ((), ("mixup",)):
-        torch.manual_seed(0)
-        model = build_model(cfg)
-        res = fit_spec(model, clips, mels, SpecFitConfig(epochs=8, batch_size=8, lr=1e-2, crops_per_clip=4,
-                                                         clip_pool=4, augs=augs, seed=0, progress=False,
-                                                         threads=2))
+        _, res = _fit_seeded(clips, mels, cfg, epochs=8, batch_size=8, lr=1e-2, crops_per_clip=4, clip_pool=4,
+                             augs=augs, seed=0)
         losses = [h["loss"] for h in res.history]
         assert all(math.isfinite(v) for v in losses) and min(losses[-3:]) < losses[0] * 0.85, augs
-        test_clips, test_audio = synthetic_clips(16, seed=1)
-        y = np.array([[c.arousal_high, c.valence_high] for c in test_clips])
-        m = clip_metrics(y, predict_clips(res.model, test_audio, hop_seconds=0.5),
-                         np.array([c.quadrant for c in test_clips]))
-        assert m["arousal_auc"] > 0.8, augs
+        assert _unseen_metrics(res.model)["arousal_auc"] > 0.8, augs
     with pytest.raises(ValueError, match="clip_pool"):
         SpecFitConfig(batch_size=48, clip_pool=5)
 
@@ -319,19 +321,12 @@ def test_arousal_weight_reweights_the_pair_and_still_learns() -> None:
     mels = mel_cache(build_model(cfg), audio)
     curves = {}
     for aw in (1.0, 3.0):
-        torch.manual_seed(0)
-        model = build_model(cfg)
-        res = fit_spec(model, clips, mels, SpecFitConfig(epochs=6, batch_size=8, lr=1e-2, crops_per_clip=2,
-                                                         arousal_weight=aw, augs=(), seed=0, progress=False,
-                                                         threads=2))
+        _, res = _fit_seeded(clips, mels, cfg, epochs=6, batch_size=8, lr=1e-2, crops_per_clip=2,
+                             arousal_weight=aw, augs=(), seed=0)
         curves[aw] = [h["loss"] for h in res.history]
     assert curves[1.0] != curves[3.0]
     assert min(curves[3.0][-2:]) < curves[3.0][0] * 0.85
-    test_clips, test_audio = synthetic_clips(16, seed=1)
-    y = np.array([[c.arousal_high, c.valence_high] for c in test_clips])
-    m = clip_metrics(y, predict_clips(res.model, test_audio, hop_seconds=0.5),
-                     np.array([c.quadrant for c in test_clips]))
-    assert m["arousal_auc"] > 0.8
+    assert _unseen_metrics(res.model)["arousal_auc"] > 0.8
     for bad in (0.0, -1.0, 11.0):
         with pytest.raises(ValueError, match="arousal_weight"):
             SpecFitConfig(arousal_weight=bad)
