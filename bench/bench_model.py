@@ -141,12 +141,12 @@ def reference_models() -> list[Path]:
     return out
 
 
-def time_model(path: Path, threads: int, runs: int, provider: str = "cpu") -> list[float]:
-    """Seconds per ``Model.predict`` of one window (batch 1) of noise, after a warm-up."""
+def time_model(path: Path, threads: int, runs: int, provider: str = "cpu", batch: int = 1) -> list[float]:
+    """Seconds per ``Model.predict`` of ``batch`` windows of noise, after a warm-up."""
     from mer_live.model import Model
 
     m = Model(path, provider=provider, threads=threads)
-    x = (0.1 * np.random.default_rng(0).standard_normal((1, m.window_samples))).astype(np.float32)
+    x = (0.1 * np.random.default_rng(0).standard_normal((batch, m.window_samples))).astype(np.float32)
     return time_calls(lambda: m.predict(x), n=runs, warmup=20)
 
 
@@ -171,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="model(s) to measure (default: models/)")
     ap.add_argument("--runs", type=positive_int, default=1000)
     ap.add_argument("--no-reference", action="store_true", help="skip the test and reference models")
+    ap.add_argument("--batches", default="1,2,4,8,16,32",
+                    help="batch sizes for the per-window table of the default model (mer-analyze's --batch)")
     args = ap.parse_args(argv)
+    try:
+        batches = [positive_int(b) for b in args.batches.split(",")]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--batches: {e}")
 
     models = list(args.model or default_models())
     if not args.no_reference:
@@ -198,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
          "window / time", "speed vs 1 thread"],
         rows,
     )
+    # per-window time against the batch size: what mer-analyze's --batch default rests on
+    first = pick_model(args.model[0] if args.model else None)
+    brows = []
+    for prov, th in configs:
+        row: list[object] = [first.name, f"{prov} x{th}"]
+        for b in batches:
+            row.append(stats(time_model(first, th, max(20, args.runs // b), provider=prov, batch=b))
+                       .scaled(1e3 / b).median)
+        brows.append(row)
+        print(f"{first.name} {prov} x{th} per window at batch {batches}: {row[2:]}", flush=True)
+    body += "\n\nMedian ms per window against the batch size (one `Model.predict` of b windows / b):\n\n"
+    body += md_table(["model", "provider x threads", *[f"batch {b}" for b in batches]], brows)
     notes = [
         f"{args.runs} timed Model.predict calls of one window (batch 1) per row after 20 warm-up calls.",
         "ref-mel-cnn-3s: nnAudio MelSpectrogram (n_fft 1024, hop 512, 64 mels) + 4 conv blocks "

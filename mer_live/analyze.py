@@ -35,9 +35,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 #: windows 1 s apart: a file's mean is then exactly the clip score the model card's CV measured,
 #: and each second of audio costs one model window
 DEFAULT_HOP_S = 1.0
-#: windows per model call. On a CPU small batches are fastest (shipped model, 1 thread: 0.55 ms
-#: per window at batch 1-2, 0.62 at 16, 0.69 at 32: the activations stop fitting in cache) and a
-#: large one costs memory (batch 64: +150 MB peak RSS); a GPU wants few large calls
+#: windows per model call. On a CPU small batches are fastest (shipped model, 1 thread, bench_model:
+#: 0.54-0.55 ms per window at batch 1-4, 0.61 at 16, 0.64 at 32) and a large one costs memory
+#: (batch 64: +150 MB peak RSS); a GPU wants few large calls
 DEFAULT_BATCH = 2
 GPU_BATCH = 256
 PREFETCH = 2  # files decoded ahead per decoding thread (bounds memory)
@@ -195,9 +195,9 @@ def default_decoders() -> int:
 
 def default_threads(decoders: int) -> int:
     """onnxruntime threads beside ``decoders`` decoding threads: the cores they leave, counting a
-    decoder as half a core (it waits on the file too). Measured on 2 cores: 1 model thread and
-    2 decoders tag 30-s MP3s in 18 ms each at the 1-s hop, against 25-30 ms with the model on
-    both cores, whose spinning pool starves the decoders (docs/benchmarks.md)."""
+    decoder as half a core (it waits on the file too). On 2 cores (bench_analyze) 1 model thread
+    beside 2 decoders tagged 40 MP3s in 1.11 s against 1.22 s with the model on both cores, whose
+    spinning pool competes with the decoders."""
     return max(1, usable_cores() - decoders // 2)
 
 
