@@ -110,7 +110,6 @@ class SpecFitResult:
     seconds: float = 0.0
 
 
-@torch.no_grad()
 def cached_mels(model: EmotionModel, audio: Sequence[np.ndarray], clips: Sequence[Clip],
                 cache: Path | None) -> list[torch.Tensor]:
     """``mel_cache`` of ``audio``, kept on disk in ``cache`` under a key of the clips, the front
@@ -138,6 +137,7 @@ def cached_mels(model: EmotionModel, audio: Sequence[np.ndarray], clips: Sequenc
     return mels
 
 
+@torch.no_grad()
 def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float = 60.0) -> list[torch.Tensor]:
     """Mel power in dB ``[n_mels, frames]`` (float16) of each whole clip, by the model's own
     (frozen) front end; frame ``j`` is centred on sample ``j * hop``, as in a window.
