@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         raise RuntimeError(f"cannot measure through a device here: {why}")
     from mer_live.model import Model
+    from mer_live.pipeline import hop_samples
 
     model_path = pick_model(args.model)
     model = Model(model_path, provider="cpu", threads=1)
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                     def factory(sr=sr, dev=dev, cap=cap):
                         return stamped_source("pulse", cap, sr, low_latency=dev.startswith("low"),
                                               model_rate=model.sample_rate,
-                                              hop_frames=int(round(args.hop * model.sample_rate)))
+                                              hop_frames=hop_samples(args.hop, model.sample_rate))
 
                     r = run_one(factory, model, args.hop, rate, args.seconds, realtime=dev == "low+rt")
                     if dev == "low+rt" and r.get("realtime_active") is not True:
