@@ -27,7 +27,7 @@ import numpy as np
 from mer_live import __version__
 from mer_live.estimate import quadrant_of
 from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig, frame_windows, prepare_offline
+from mer_live.pipeline import PipelineConfig, frame_windows, hop_samples, prepare_offline
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def windows_of(x: np.ndarray, model: Model, hop: float) -> tuple[np.ndarray, np.
     window ending on its last sample, zero-padded on the left. ``windows`` may be a view.
     """
     window = model.window_samples
-    hop_n = max(1, int(round(hop * model.sample_rate)))
+    hop_n = hop_samples(hop, model.sample_rate)
     first_end = -(-window // hop_n) * hop_n
     if len(x) < first_end:
         windows = np.zeros((1, window), np.float32)
