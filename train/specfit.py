@@ -74,6 +74,10 @@ class SpecFitConfig:
     # head lives outside the model (never exported): it only shapes what the embedding learns
     tag_weight: float = 0.0
     min_tag_count: int = 10
+    # auxiliary regression onto a pretrained model's clip embedding (``clip_features`` of
+    # fit_spec, e.g. musicnn's; standardised per dimension, mean squared error), weight in the
+    # loss: what a tagger trained on far more music knows, taught to the embedding; never exported
+    feature_weight: float = 0.0
     # multiple-instance loss: k > 1 random crops of a clip share one prediction, the mean of their
     # outputs, trained against the clip's label (as the clip is scored: a mean over its windows),
     # so a crop that does not carry the clip's mood is not forced to; 1 = one label per crop
@@ -99,6 +103,8 @@ class SpecFitConfig:
             raise ValueError("arousal_weight must be in (0, 10]")
         if self.tag_weight < 0 or self.min_tag_count < 1:
             raise ValueError("tag_weight must be >= 0 and min_tag_count >= 1")
+        if self.feature_weight < 0:
+            raise ValueError("feature_weight must be >= 0")
         if self.clip_pool < 1 or self.batch_size % self.clip_pool:
             raise ValueError("clip_pool must be >= 1 and divide batch_size")
 
@@ -275,7 +281,9 @@ def _teacher_probs(teachers: Sequence[EmotionModel], db: torch.Tensor, nt: int) 
 def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Tensor],
              cfg: SpecFitConfig | None = None, desc: str = "fit",
              on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None,
-             teachers: Sequence[EmotionModel] = ()) -> SpecFitResult:
+             teachers: Sequence[EmotionModel] = (),
+             clip_features: np.ndarray | None = None,
+             clip_probs: np.ndarray | None = None) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
     one-cycle schedule (no early stopping: nothing of the training artists is spent on it).
 
@@ -284,7 +292,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     probability on the same augmented crop (before SpecAugment), so one model learns what an
     ensemble knows at one model's cost. ``on_epoch(epoch, model)`` may return extra numbers for
     the history (e.g. held-out metrics for a training-curve plot); it is called in eval mode and
-    must not train."""
+    must not train.
+
+    ``clip_features`` (``[len(clips), d]``, a pretrained model's embedding of each clip) are the
+    targets of ``cfg.feature_weight``'s regression head; they are standardised over these clips,
+    so pass only training clips' rows. ``clip_probs`` (``[len(clips), 2]``, a clip-level teacher's
+    arousal/valence probabilities, e.g. a classifier on those features cross-fitted over the
+    training clips) take the place of ``teachers`` in ``cfg.distill``'s targets."""
     from tqdm.auto import tqdm
 
     cfg = cfg or SpecFitConfig()
@@ -310,16 +324,35 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     vocab = tag_vocabulary(clips, cfg.min_tag_count) if cfg.tag_weight > 0 else []
     tag_head = torch.nn.Linear(model.heads.av.in_features, len(vocab)).to(device) if vocab else None
     tags = (torch.tensor([[float(t in c.tags) for t in vocab] for c in clips]) if vocab else None)
+    if cfg.feature_weight > 0 and clip_features is None:
+        raise ValueError("feature_weight > 0 needs clip_features")
+    feat_head, ftarget = None, None
+    if cfg.feature_weight > 0:
+        fz = np.asarray(clip_features, np.float64)
+        if fz.ndim != 2 or len(fz) != len(clips) or not np.isfinite(fz).all():
+            raise ValueError(f"clip_features must be finite [{len(clips)}, d], got {fz.shape}")
+        fz = (fz - fz.mean(0)) / (fz.std(0) + 1e-6)
+        ftarget = torch.from_numpy(fz.astype(np.float32))
+        feat_head = torch.nn.Linear(model.heads.av.in_features, fz.shape[1]).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    if tag_head is not None:
-        params += list(tag_head.parameters())
+    for head in (tag_head, feat_head):
+        if head is not None:
+            params += list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps,
                                                 pct_start=0.2)
     g = torch.Generator().manual_seed(cfg.seed)
     gd = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else g
-    if cfg.distill and not teachers:
-        raise ValueError("distill > 0 needs teachers")
+    if cfg.distill and not teachers and clip_probs is None:
+        raise ValueError("distill > 0 needs teachers or clip_probs")
+    if teachers and clip_probs is not None:
+        raise ValueError("give teachers or clip_probs, not both")
+    cprob = None
+    if clip_probs is not None:
+        cp = np.asarray(clip_probs, np.float32)
+        if cp.shape != (len(clips), 2) or not np.isfinite(cp).all() or cp.min() < 0 or cp.max() > 1:
+            raise ValueError(f"clip_probs must be probabilities [{len(clips)}, 2], got {cp.shape}")
+        cprob = torch.from_numpy(cp)
     for t in teachers:
         t.to(device).eval()
     # averaged: everything but the frozen filters (kept bit-exact, so members still share them)
@@ -332,7 +365,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     for epoch in bar:
         model.train()
         order = torch.randperm(n_items // pool, generator=g) % len(clips)
-        tot = 0.0
+        tot, ftot = 0.0, 0.0
         for s in range(steps):
             ci = order[s * per_step : (s + 1) * per_step].repeat_interleave(pool).tolist()
             crops = []
@@ -342,8 +375,11 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             db = augment_db(torch.stack(crops).float(), cfg, frame_rate, g)
             yb, qb = y[ci], F.one_hot(q[ci], 4).float()
             tb = tags[ci] if tags is not None else None
+            fb = ftarget[ci].to(device) if ftarget is not None else None
             if cfg.label_smoothing:
                 yb = yb * (1 - 2 * cfg.label_smoothing) + cfg.label_smoothing
+            if cfg.distill and cprob is not None:  # a clip-level teacher: one opinion per clip
+                yb = (1 - cfg.distill) * yb + cfg.distill * cprob[ci]
             if "mixup" in cfg.augs:  # partners and weights per clip group (k crops mix alike)
                 ng = len(ci) // pool
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
@@ -357,8 +393,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 qb = lam[:, None] * qb + (1 - lam[:, None]) * qb[perm]
                 if tb is not None:
                     tb = lam[:, None] * tb + (1 - lam[:, None]) * tb[perm]
+                if fb is not None:
+                    fb = lam[:, None].to(device) * fb + (1 - lam[:, None].to(device)) * fb[perm]
             db, yb, qb = db.to(device), yb.to(device), qb.to(device)
-            if cfg.distill:
+            if cfg.distill and cprob is None:
                 tp = _teacher_probs(teachers, db, nt)
                 if pool > 1:  # the teachers' clip-level opinion: the mean over the group's crops
                     tp = _pooled(tp, pool).repeat_interleave(pool, dim=0)
@@ -378,6 +416,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 if tag_head is not None and tb is not None:
                     tl = F.binary_cross_entropy_with_logits(tag_head(h), tb.to(device))
                     loss = loss + cfg.tag_weight * tl
+                if feat_head is not None:
+                    fl = F.mse_loss(feat_head(h), fb)
+                    loss = loss + cfg.feature_weight * fl
             else:  # one prediction per clip group: the mean of its crops' probabilities
                 eps = 1e-6
                 pa = _pooled(torch.sigmoid(av), pool).clamp(eps, 1 - eps)
@@ -388,6 +429,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 if tag_head is not None and tb is not None:
                     pt = _pooled(torch.sigmoid(tag_head(h)), pool).clamp(eps, 1 - eps)
                     loss = loss + cfg.tag_weight * F.binary_cross_entropy(pt, _first(tb.to(device), pool))
+                if feat_head is not None:
+                    fl = F.mse_loss(_pooled(feat_head(h), pool), _first(fb, pool))
+                    loss = loss + cfg.feature_weight * fl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -403,7 +447,11 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                         else:
                             ema[name].copy_(v)
             tot += float(loss.detach())
+            if feat_head is not None:
+                ftot += float(fl.detach())
         rec = {"epoch": epoch + 1, "loss": tot / steps, "lr": sched.get_last_lr()[0]}
+        if feat_head is not None:  # of the standardised targets: 1.0 = no better than their mean
+            rec["feature_mse"] = ftot / steps
         if on_epoch is not None:
             model.eval()
             if ema is not None:  # score what will be kept: the averaged weights

@@ -45,6 +45,38 @@ def teacher_config(folder: Path, student: ModelConfig) -> ModelConfig:
     return cfg
 
 
+def load_clip_features(path: Path, clips) -> np.ndarray:
+    """``[len(clips), d]`` rows of ``path``'s ``features`` in clip order (matched on ``ids``)."""
+    try:
+        z = np.load(path)
+        ids, f = [str(i) for i in z["ids"]], np.asarray(z["features"], np.float32)
+    except (OSError, KeyError, ValueError) as e:
+        raise SystemExit(f"run_spec: error: {path}: not an npz with ids and features ({e})") from None
+    pos = {i: k for k, i in enumerate(ids)}
+    missing = [c.id for c in clips if c.id not in pos]
+    if missing:
+        raise SystemExit(f"run_spec: error: {path}: no features for {len(missing)} clips (e.g. {missing[0]})")
+    return f[[pos[c.id] for c in clips]]
+
+
+def clip_teacher_probs(feats: np.ndarray, clips, c: float = 0.1, k: int = 5) -> np.ndarray:
+    """Cross-fitted ``[n, 2]`` arousal/valence probabilities of a standardised logistic regression on
+    ``feats`` (a pretrained model's clip embeddings): each clip scored by a regression fitted on
+    the other artists' clips (inner artist folds), so a student distilled from them learns the
+    teacher's opinion of music it has not seen, not its memory of the training labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = targets(clips)
+    out = np.zeros((len(clips), 2), np.float32)
+    for tr, te in artist_folds(clips, k=k, seed=1):
+        for d in range(2):
+            m = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+            out[te, d] = m.fit(feats[tr], y[tr, d]).predict_proba(feats[te])[:, 1]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
@@ -67,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teachers", type=Path, nargs="*", default=[],
                     help="folders of --save-models runs of the same model config: their fold-k models are "
                          "the teachers of fold k (distillation; set --fit distill=A)")
+    ap.add_argument("--clip-features", type=Path, default=None,
+                    help="npz (ids, features) of a pretrained model's clip embeddings, e.g. from "
+                         "train.experiments.musicnn_features: targets of --fit feature_weight=W "
+                         "(training clips' rows only)")
+    ap.add_argument("--clip-teacher", action="store_true",
+                    help="with --clip-features and --fit distill=A: the distillation teacher is a logistic "
+                         "regression on those features, cross-fitted within each training fold")
     ap.add_argument("--curve-every", type=int, default=0,
                     help="score the test fold every N epochs for a training-curve plot (never for selection)")
     args = ap.parse_args(argv)
@@ -97,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         extra_clips = ex_audio.clips
         extra_mels = cached_mels(build_model(mcfg), list(ex_audio), extra_clips, CACHE)
         log.info("extra training data: %d %s clips", len(extra_clips), name)
+    feats = None
+    if args.clip_features:
+        if extra_clips:
+            raise SystemExit("run_spec: error: --clip-features does not cover --extra clips")
+        feats = load_clip_features(args.clip_features, clips)
+    elif fcfg.feature_weight > 0 or args.clip_teacher:
+        raise SystemExit("run_spec: error: --fit feature_weight and --clip-teacher need --clip-features")
+    if args.clip_teacher and (args.teachers or not fcfg.distill):
+        raise SystemExit("run_spec: error: --clip-teacher needs --fit distill=A and no --teachers")
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
     stage_all: dict[int, np.ndarray] = {}
@@ -130,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             mt = clip_metrics(y[te], tsc, quads[te])
             log.info("fold %d: %d teachers: a_auc %.3f v_auc %.3f f1 %.3f", k, len(teachers),
                      mt["arousal_auc"], mt["valence_auc"], mt["quadrant_macro_f1"])
+        cprobs = None
+        if args.clip_teacher:
+            cprobs = clip_teacher_probs(feats[tr], [clips[i] for i in tr])
+            mt = clip_metrics(y[tr], cprobs, quads[tr])
+            log.info("fold %d: clip teacher, cross-fitted on the training clips: a_auc %.3f v_auc %.3f",
+                     k, mt["arousal_auc"], mt["valence_auc"])
         for s in range(args.seeds):
             seed = 1000 * k + args.seed_offset + s
             torch.manual_seed(seed)
@@ -143,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
 
             fr = fit_spec(model, [clips[i] for i in tr] + extra_clips, [mels[i] for i in tr] + extra_mels,
                           dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {seed}",
-                          on_epoch=curve, teachers=teachers)
+                          on_epoch=curve, teachers=teachers,
+                          clip_features=None if feats is None or not fcfg.feature_weight else feats[tr],
+                          clip_probs=cprobs)
             if args.save_models:
                 args.save_models.mkdir(parents=True, exist_ok=True)
                 (args.save_models / "model.json").write_text(json.dumps(mcfg.to_dict(), indent=1))
@@ -170,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
            "seeds": args.seeds, "seed_offset": args.seed_offset,
            "teachers": [str(d) for d in args.teachers], "extra": args.extra,
+           "clip_features": str(args.clip_features or ""), "clip_teacher": args.clip_teacher,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="members files of teacher recipes fitted on all clips (earlier runs of this "
                          "script without --cv): a recipe with fit.distill > 0 learns from them, as in "
                          "its cross-validation (run_spec --teachers)")
+    ap.add_argument("--clip-features", type=Path, default=None,
+                    help="the pretrained model's clip features of a recipe with fit.feature_weight > 0 "
+                         "(default: the file its cross-validation used, run_spec --clip-features)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
@@ -170,6 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("ship: error: the recipe distils (fit.distill > 0): give --teachers")
     if teachers:
         log.info("%d teachers from %s", len(teachers), ", ".join(map(str, args.teachers)))
+    feats = None
+    if fcfg.feature_weight > 0 and len(members) < seeds:
+        from .run_spec import load_clip_features
+
+        path = args.clip_features or Path(res.get("clip_features") or "")
+        if not path.is_file():
+            raise SystemExit(f"ship: error: the recipe regresses clip features: give --clip-features "
+                             f"({path})")
+        feats = load_clip_features(path, clips)
+        log.info("clip features %s: %d x %d", path, *feats.shape)
     mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
     for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
@@ -177,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if members:  # identical (frozen) mel filters in every member: the ensemble computes them once
             m.frontend.load_state_dict(members[0].frontend.state_dict())
         fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}",
-                 teachers=teachers)
+                 teachers=teachers, clip_features=feats)
         members.append(m)
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
         args.members.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     teacher_note = (f"{len(teachers)} models fitted on all clips ({', '.join(map(str, args.teachers))}); "
                     f"targets = {1 - fcfg.distill:g} x labels + {fcfg.distill:g} x their mean probability"
                     if teachers else None)
+    feature_note = (f"auxiliary regression (weight {fcfg.feature_weight:g}, training only, not exported) "
+                    f"onto {args.clip_features or res.get('clip_features')}: musicnn's MSD-trained "
+                    "penultimate layer, mean over 3-s patches (train/experiments/musicnn_features.py)"
+                    if fcfg.feature_weight > 0 else None)
     metrics = cv_metrics(res, clips)
     card_extra = {
         "description": describe(mcfg, seeds),
@@ -205,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": PROTOCOL.format(seeds=res["seeds"]),
         "recipe": {"model": mcfg.to_dict(), "fit": {**res["fit"], "threads": args.threads}, "seeds": seeds,
                    "trainer": "train/specfit.py (frozen mel front end, cached spectrograms)",
-                   "teachers": teacher_note},
+                   "teachers": teacher_note,
+                   "clip_features": feature_note},
         "trained_on": "CPU (2 cores); no GPU was available",
         "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m train.experiments.ship " + shlex.join(sys.argv[1:] if argv is None else argv),
