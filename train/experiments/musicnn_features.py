@@ -1,0 +1,88 @@
+"""Clip embeddings from a pretrained music tagger (musicnn), the targets of ``--fit feature_weight``.
+
+Why: the 716 4Q clips are all the labelled audio here, and every recipe trained on them alone
+stops near arousal AUC 0.96. musicnn (Pons & Serra 2019, ISC licence; its PyPI wheel carries the
+trained weights) was trained on the Million Song Dataset's last.fm tags, far more music than 4Q.
+Its penultimate layer, averaged over a clip's 3-s patches, is a 200-d description of the clip;
+a logistic regression on it alone scores arousal / valence AUC 0.958 / 0.885 in our artist folds
+(C = 0.1). ``run_spec --clip-features`` teaches our small CNN to predict it from the training
+clips (an auxiliary regression head, never exported): the runtime model stays ours, one CNN with
+no TensorFlow anywhere near it.
+
+musicnn needs TensorFlow 1.x-style graphs, so this script runs in its own virtual environment,
+never in the project's::
+
+    python3 -m venv /tmp/mnn-venv
+    /tmp/mnn-venv/bin/pip install "tensorflow-cpu==2.15.*" librosa soundfile
+    /tmp/mnn-venv/bin/pip install --no-deps musicnn==0.1.0   # its pins (numpy<1.17) predate TF 2
+    /tmp/mnn-venv/bin/python train/experiments/musicnn_features.py \
+        --audio ../shared/data/4q/audio --out cache/musicnn-msd-4q.npz
+
+Output: an npz with ``ids`` (file stems), ``features`` (``[n, 200]`` float32, the mean over
+patches of the penultimate layer), ``tags`` (``[n, 50]``, mean tag probabilities) and ``labels``
+(the tag names). Audio is decoded by musicnn's own librosa chain at 16 kHz (the teacher's input,
+as it was trained); about 0.2 s a clip on 2 cores. Derived from the data: keep it out of git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+AUDIO_EXT = (".mp3", ".wav", ".flac", ".ogg")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--audio", type=Path, required=True, help="folder of clips, <id>.<ext>")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    files = sorted(p for p in args.audio.iterdir() if p.suffix.lower() in AUDIO_EXT)
+    if not files:
+        print(f"musicnn_features: error: no audio files in {args.audio}", file=sys.stderr)
+        return 2
+    import librosa
+    import numpy as np
+    import tensorflow as tf
+    from musicnn import configuration as config
+    from musicnn import models
+    from musicnn.extractor import batch_data
+
+    tf.compat.v1.disable_eager_execution()
+    labels = config.MSD_LABELS if args.model.startswith("MSD") else config.MTT_LABELS
+    n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
+    with tf.name_scope("model"):  # the graph of musicnn.extractor, built once for every file
+        x = tf.compat.v1.placeholder(tf.float32, [None, n_frames, config.N_MELS])
+        training = tf.compat.v1.placeholder(tf.bool)
+        logits, *_, penultimate = models.define_model(x, training, args.model, len(labels))
+        probs = tf.nn.sigmoid(logits)
+    conf = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=1)
+    sess = tf.compat.v1.Session(config=conf)
+    sess.run(tf.compat.v1.global_variables_initializer())
+    tf.compat.v1.train.Saver().restore(sess, os.path.join(os.path.dirname(models.__file__), args.model) + "/")
+    ids, feats, tags = [], [], []
+    for i, f in enumerate(files):
+        try:
+            patches, _ = batch_data(str(f), n_frames, n_frames)  # non-overlapping 3-s patches
+        except Exception as e:  # a corrupt file: say which, go on without it
+            print(f"musicnn_features: warning: {f.name}: not decoded ({e}); skipped", file=sys.stderr)
+            continue
+        p, pen = sess.run([probs, penultimate], feed_dict={x: patches, training: False})
+        ids.append(f.stem)
+        feats.append(pen.mean(axis=0))
+        tags.append(p.mean(axis=0))
+        if (i + 1) % 50 == 0 or i + 1 == len(files):
+            print(f"{i + 1}/{len(files)} clips", file=sys.stderr, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, ids=np.array(ids), features=np.array(feats, np.float32),
+             tags=np.array(tags, np.float32), labels=np.array(labels))
+    print(f"wrote {args.out}: {len(ids)} clips x {len(feats[0])} features ({args.model})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
