@@ -434,3 +434,27 @@ def test_clip_teacher_probs_are_cross_fitted() -> None:
     assert roc_auc_score(y[:, 0], p[:, 0]) > 0.9 and roc_auc_score(y[:, 1], p[:, 1]) > 0.9
     noise = clip_teacher_probs(rng.standard_normal((40, 60)), clips, c=100.0)
     assert roc_auc_score(y[:, 0], noise[:, 0]) < 0.8
+
+
+def test_probe_features_scores_features_and_blends_in_the_artist_folds(shared_data: Path, tmp_path: Path,
+                                                                        capsys) -> None:
+    """probe_features on the real 4Q clips: features that carry the labels score high, and the
+    w=0 blend row is exactly the given CV result's own pooled arousal AUC."""
+    import json
+    import re
+
+    from train.data import load_4q
+    from train.experiments.probe_features import main
+
+    clips = load_4q(shared_data / "4q")
+    rng = np.random.default_rng(0)
+    y = np.array([[c.arousal_high, c.valence_high] for c in clips], float)
+    f = tmp_path / "f.npz"
+    np.savez(f, ids=np.array([c.id for c in clips]), features=y + 0.5 * rng.standard_normal(y.shape))
+    result = Path(__file__).resolve().parents[1] / "train/experiments/results/abl-eq+band.json"
+    assert main([str(f), "--with", str(result)]) == 0
+    out = capsys.readouterr().out
+    a, v = map(float, re.search(r"probe .*arousal AUC ([\d.]+), valence AUC ([\d.]+)", out).groups())
+    assert a > 0.9 and v > 0.9
+    w0 = float(re.search(r"w=0\.0: arousal AUC ([\d.]+)", out).group(1))
+    assert w0 == pytest.approx(json.loads(result.read_text())["pooled"]["arousal_auc"], abs=1e-4)

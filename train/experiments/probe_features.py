@@ -21,23 +21,9 @@ import numpy as np
 
 from ..data import artist_folds, load_4q
 from ..fit import clip_metrics
-from .run_spec import load_clip_features
+from .run_spec import load_clip_features, logreg_oof
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5)
-
-
-def probe(feats: np.ndarray, y: np.ndarray, folds, c: float) -> np.ndarray:
-    """Out-of-fold ``[n, 2]`` probabilities of a per-dimension logistic regression on ``feats``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    out = np.zeros((len(y), 2))
-    for tr, te in folds:
-        for d in range(2):
-            m = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
-            out[te, d] = m.fit(feats[tr], y[tr, d]).predict_proba(feats[te])[:, 1]
-    return out
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -55,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     feats = load_clip_features(args.features, clips)
     y = np.array([[c.arousal_high, c.valence_high] for c in clips])
     q = np.array([c.quadrant for c in clips])
-    p = probe(feats, y, artist_folds(clips, k=5, seed=0), args.c)
+    p = logreg_oof(feats, y, artist_folds(clips, k=5, seed=0), args.c)
     m = clip_metrics(y, p, q)
     print(f"probe ({feats.shape[1]} features, C={args.c:g}): arousal AUC {m['arousal_auc']:.4f}, "
           f"valence AUC {m['valence_auc']:.4f}, quadrant macro-F1 {m['quadrant_macro_f1']:.4f}")

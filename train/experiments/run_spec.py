@@ -59,22 +59,27 @@ def load_clip_features(path: Path, clips) -> np.ndarray:
     return f[[pos[c.id] for c in clips]]
 
 
-def clip_teacher_probs(feats: np.ndarray, clips, c: float = 0.1, k: int = 5) -> np.ndarray:
-    """Cross-fitted ``[n, 2]`` arousal/valence probabilities of a standardised logistic regression on
-    ``feats`` (a pretrained model's clip embeddings): each clip scored by a regression fitted on
-    the other artists' clips (inner artist folds), so a student distilled from them learns the
-    teacher's opinion of music it has not seen, not its memory of the training labels."""
+def logreg_oof(feats: np.ndarray, y: np.ndarray, folds, c: float = 0.1) -> np.ndarray:
+    """Out-of-fold ``[n, 2]`` probabilities of a standardised logistic regression per dimension of
+    the 0/1 targets ``y`` on ``feats``: each fold's test rows scored by a fit on its training rows."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    y = targets(clips)
-    out = np.zeros((len(clips), 2), np.float32)
-    for tr, te in artist_folds(clips, k=k, seed=1):
+    out = np.zeros((len(y), 2), np.float32)
+    for tr, te in folds:
         for d in range(2):
             m = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
             out[te, d] = m.fit(feats[tr], y[tr, d]).predict_proba(feats[te])[:, 1]
     return out
+
+
+def clip_teacher_probs(feats: np.ndarray, clips, c: float = 0.1, k: int = 5) -> np.ndarray:
+    """Cross-fitted ``[n, 2]`` arousal/valence probabilities of a logistic regression on ``feats``
+    (a pretrained model's clip embeddings): each clip scored by a regression fitted on the other
+    artists' clips (inner artist folds), so a student distilled from them learns the teacher's
+    opinion of music it has not seen, not its memory of the training labels."""
+    return logreg_oof(feats, targets(clips), artist_folds(clips, k=k, seed=1), c)
 
 
 def main(argv: list[str] | None = None) -> int:
