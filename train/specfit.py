@@ -38,6 +38,36 @@ from .models import EmotionModel
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class PatchFeatures:
+    """A pretrained model's embedding of each clip over time: the targets of a time-resolved
+    ``feature_weight`` regression. ``values`` is ``[clips, P, d]`` (NaN past a clip's last patch),
+    patch p covering ``starts[p]`` to ``starts[p] + seconds`` of the clip's audio. A training crop
+    regresses the mean of the patches that lie inside it, so the target describes the 6 s the
+    student hears rather than the whole clip's average."""
+    values: np.ndarray
+    starts: np.ndarray
+    seconds: float
+
+    def __post_init__(self) -> None:
+        v, st = np.asarray(self.values), np.asarray(self.starts)
+        if v.ndim != 3 or st.shape != (v.shape[1],) or not np.isfinite(st).all() or self.seconds <= 0:
+            raise ValueError(f"PatchFeatures: values [clips, P, d] with starts [P] and seconds > 0, "
+                             f"got {v.shape}, {st.shape}, {self.seconds}")
+        if not np.isfinite(v[:, 0]).all():
+            raise ValueError("PatchFeatures: every clip needs a finite first patch")
+
+
+def _patch_target(pf: torch.Tensor, n_valid: int, starts: np.ndarray, seconds: float,
+                  t0: float, t1: float) -> torch.Tensor:
+    """Mean of a clip's patches inside [t0, t1] s (0.25 s of slack), else of those overlapping
+    it, else the clip's mean: a crop near a short clip's end still gets a target."""
+    inside = np.flatnonzero((starts[:n_valid] >= t0 - 0.25) & (starts[:n_valid] + seconds <= t1 + 0.25))
+    if not len(inside):
+        inside = np.flatnonzero((starts[:n_valid] < t1) & (starts[:n_valid] + seconds > t0))
+    return pf[inside].mean(0) if len(inside) else pf[:n_valid].mean(0)
+
 SPEC_AUGS = ("eq", "reverb", "noise", "band", "compress", "pitch", "stretch", "specaug", "mixup")
 
 
@@ -282,7 +312,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
              cfg: SpecFitConfig | None = None, desc: str = "fit",
              on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None,
              teachers: Sequence[EmotionModel] = (),
-             clip_features: np.ndarray | None = None,
+             clip_features: np.ndarray | PatchFeatures | None = None,
              clip_probs: np.ndarray | None = None) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
     one-cycle schedule (no early stopping: nothing of the training artists is spent on it).
@@ -296,9 +326,11 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
 
     ``clip_features`` (``[len(clips), d]``, a pretrained model's embedding of each clip) are the
     targets of ``cfg.feature_weight``'s regression head; they are standardised over these clips,
-    so pass only training clips' rows. ``clip_probs`` (``[len(clips), 2]``, a clip-level teacher's
-    arousal/valence probabilities, e.g. a classifier on those features cross-fitted over the
-    training clips) take the place of ``teachers`` in ``cfg.distill``'s targets."""
+    so pass only training clips' rows. A ``PatchFeatures`` instead makes the regression
+    time-resolved: each crop's target is the mean of the patches inside it. ``clip_probs``
+    (``[len(clips), 2]``, a clip-level teacher's arousal/valence probabilities, e.g. a classifier
+    on those features cross-fitted over the training clips) take the place of ``teachers`` in
+    ``cfg.distill``'s targets."""
     from tqdm.auto import tqdm
 
     cfg = cfg or SpecFitConfig()
@@ -326,8 +358,18 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     tags = (torch.tensor([[float(t in c.tags) for t in vocab] for c in clips]) if vocab else None)
     if cfg.feature_weight > 0 and clip_features is None:
         raise ValueError("feature_weight > 0 needs clip_features")
-    feat_head, ftarget = None, None
-    if cfg.feature_weight > 0:
+    feat_head, ftarget, patches = None, None, None
+    if cfg.feature_weight > 0 and isinstance(clip_features, PatchFeatures):
+        pv = np.asarray(clip_features.values, np.float64)
+        if len(pv) != len(clips):
+            raise ValueError(f"clip_features must have {len(clips)} clips, got {pv.shape}")
+        ok = np.isfinite(pv).all(axis=2)  # [clips, P]: the patches each clip has
+        rows = pv[ok]
+        pv = (pv - rows.mean(0)) / (rows.std(0) + 1e-6)
+        patches = (torch.from_numpy(np.nan_to_num(pv).astype(np.float32)), ok.sum(1),
+                   np.asarray(clip_features.starts, np.float64), float(clip_features.seconds))
+        feat_head = torch.nn.Linear(model.heads.av.in_features, pv.shape[2]).to(device)
+    elif cfg.feature_weight > 0:
         fz = np.asarray(clip_features, np.float64)
         if fz.ndim != 2 or len(fz) != len(clips) or not np.isfinite(fz).all():
             raise ValueError(f"clip_features must be finite [{len(clips)}, d], got {fz.shape}")
@@ -368,14 +410,20 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
         tot, ftot = 0.0, 0.0
         for s in range(steps):
             ci = order[s * per_step : (s + 1) * per_step].repeat_interleave(pool).tolist()
-            crops = []
+            crops, starts = [], []
             for i in ci:
                 st = int(torch.randint(0, data[i].shape[1] - src + 1, (1,), generator=g))
                 crops.append(data[i][:, st : st + src])
+                starts.append(st)
             db = augment_db(torch.stack(crops).float(), cfg, frame_rate, g)
             yb, qb = y[ci], F.one_hot(q[ci], 4).float()
             tb = tags[ci] if tags is not None else None
             fb = ftarget[ci].to(device) if ftarget is not None else None
+            if patches is not None:  # the patches the crop covers (frame k is at k / frame_rate s)
+                pf, nv, pst, psec = patches
+                fb = torch.stack([_patch_target(pf[i], int(nv[i]), pst, psec, st / frame_rate,
+                                                (st + src - 1) / frame_rate)
+                                  for i, st in zip(ci, starts, strict=True)]).to(device)
             if cfg.label_smoothing:
                 yb = yb * (1 - 2 * cfg.label_smoothing) + cfg.label_smoothing
             if cfg.distill and cprob is not None:  # a clip-level teacher: one opinion per clip
@@ -430,7 +478,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                     pt = _pooled(torch.sigmoid(tag_head(h)), pool).clamp(eps, 1 - eps)
                     loss = loss + cfg.tag_weight * F.binary_cross_entropy(pt, _first(tb.to(device), pool))
                 if feat_head is not None:
-                    fl = F.mse_loss(_pooled(feat_head(h), pool), _first(fb, pool))
+                    fl = F.mse_loss(_pooled(feat_head(h), pool), _pooled(fb, pool))
                     loss = loss + cfg.feature_weight * fl
             opt.zero_grad(set_to_none=True)
             loss.backward()

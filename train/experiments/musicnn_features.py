@@ -19,9 +19,13 @@ never in the project's::
         --audio ../shared/data/4q/audio --out cache/musicnn-msd-4q.npz
 
 Output: an npz with ``ids`` (file stems), ``features`` (``[n, 200]`` float32, the mean over
-patches of the penultimate layer), ``tags`` (``[n, 50]``, mean tag probabilities) and ``labels``
-(the tag names). Audio is decoded by musicnn's own librosa chain at 16 kHz (the teacher's input,
-as it was trained); 716 clips in ~3 min on one thread (printed at the end). ``--time-window N``
+patches of the penultimate layer), ``tags`` (``[n, 50]``, mean tag probabilities), ``labels``
+(the tag names), and the time-resolved layer: ``patch_features`` (``[n, P, 200]``, NaN past a
+clip's last patch), ``patch_starts`` (``[P]`` seconds) and ``patch_seconds`` (3.008). Patches
+start every ``--patch-hop`` seconds (default: back to back); ``--patch-hop 1`` gives the
+targets of ``run_spec --feature-patches`` (each training crop regresses the patches inside it,
+not the clip's mean). Audio is decoded by musicnn's own librosa chain at 16 kHz (the teacher's
+input, as it was trained); 716 clips in ~3 min on one thread (printed at the end). ``--time-window N``
 also times one 6-s window (two patches) on ``--threads``: 42-47 ms on one thread here, the number
 docs/model.md compares with our 0.57 ms. Derived from the data: keep it out of git.
 """
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-window", type=int, default=0, metavar="N",
                     help="also time N calls on one 6-s window (two 3-s patches) and print the median")
+    ap.add_argument("--patch-hop", type=float, default=0.0, metavar="S",
+                    help="seconds between patch starts (default 0: back to back, 3.008 s)")
     args = ap.parse_args(argv)
     files = sorted(p for p in args.audio.iterdir() if p.suffix.lower() in AUDIO_EXT)
     if not files:
@@ -81,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             ts.append(time.perf_counter() - t0)
         print(f"{args.model}: {1e3 * float(np.median(ts)):.1f} ms per 6-s window (median of "
               f"{args.time_window}, {args.threads} thread(s))")
+    hop = n_frames if args.patch_hop <= 0 else max(1, round(args.patch_hop * config.SR / config.FFT_HOP))
     t_start = time.perf_counter()
-    ids, feats, tags = [], [], []
+    ids, feats, tags, pens = [], [], [], []
     for i, f in enumerate(files):
         try:
-            patches, _ = batch_data(str(f), n_frames, n_frames)  # non-overlapping 3-s patches
+            patches, _ = batch_data(str(f), n_frames, hop)  # 3-s patches starting every `hop` frames
         except Exception as e:  # a corrupt file: say which, go on without it
             print(f"musicnn_features: warning: {f.name}: not decoded ({e}); skipped", file=sys.stderr)
             continue
@@ -93,11 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         ids.append(f.stem)
         feats.append(pen.mean(axis=0))
         tags.append(p.mean(axis=0))
+        pens.append(pen.astype(np.float32))
         if (i + 1) % 50 == 0 or i + 1 == len(files):
             print(f"{i + 1}/{len(files)} clips", file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    n_p = max(len(q) for q in pens)
+    patch = np.full((len(pens), n_p, pens[0].shape[1]), np.nan, np.float32)
+    for k, q in enumerate(pens):
+        patch[k, : len(q)] = q
+    frame_s = config.FFT_HOP / config.SR
     np.savez(args.out, ids=np.array(ids), features=np.array(feats, np.float32),
-             tags=np.array(tags, np.float32), labels=np.array(labels))
+             tags=np.array(tags, np.float32), labels=np.array(labels), patch_features=patch,
+             patch_starts=(np.arange(n_p) * hop * frame_s).astype(np.float32),
+             patch_seconds=np.float32(n_frames * frame_s))
     print(f"wrote {args.out}: {len(ids)} clips x {len(feats[0])} features ({args.model}, "
           f"{time.perf_counter() - t_start:.0f} s)")
     return 0

@@ -27,7 +27,7 @@ from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
-from ..specfit import SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
+from ..specfit import PatchFeatures, SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
 from .run_cv import parse_model
 
 HERE = Path(__file__).resolve().parent
@@ -45,18 +45,35 @@ def teacher_config(folder: Path, student: ModelConfig) -> ModelConfig:
     return cfg
 
 
-def load_clip_features(path: Path, clips) -> np.ndarray:
-    """``[len(clips), d]`` rows of ``path``'s ``features`` in clip order (matched on ``ids``)."""
+def load_clip_features(path: Path, clips, patches: bool = False) -> np.ndarray | PatchFeatures:
+    """``[len(clips), d]`` rows of ``path``'s ``features`` in clip order (matched on ``ids``); with
+    ``patches``, its time-resolved ``patch_features`` (``musicnn_features --patch-hop``) instead."""
+    keys = ("patch_features", "patch_starts", "patch_seconds") if patches else ("features",)
     try:
         z = np.load(path)
-        ids, f = [str(i) for i in z["ids"]], np.asarray(z["features"], np.float32)
+        ids, f = [str(i) for i in z["ids"]], np.asarray(z[keys[0]], np.float32)
+        extra = [np.asarray(z[k]) for k in keys[1:]]
     except (OSError, KeyError, ValueError) as e:
-        raise SystemExit(f"run_spec: error: {path}: not an npz with ids and features ({e})") from None
+        raise SystemExit(f"run_spec: error: {path}: not an npz with ids and {', '.join(keys)} ({e})"
+                         ) from None
     pos = {i: k for k, i in enumerate(ids)}
     missing = [c.id for c in clips if c.id not in pos]
     if missing:
         raise SystemExit(f"run_spec: error: {path}: no features for {len(missing)} clips (e.g. {missing[0]})")
-    return f[[pos[c.id] for c in clips]]
+    rows = f[[pos[c.id] for c in clips]]
+    if not patches:
+        return rows
+    try:
+        return PatchFeatures(rows, extra[0].astype(np.float64), float(extra[1]))
+    except ValueError as e:
+        raise SystemExit(f"run_spec: error: {path}: {e}") from None
+
+
+def feature_rows(feats: np.ndarray | PatchFeatures, idx) -> np.ndarray | PatchFeatures:
+    """The rows ``idx`` of clip or patch features (a fold's training clips)."""
+    if isinstance(feats, PatchFeatures):
+        return dataclasses.replace(feats, values=feats.values[idx])
+    return feats[idx]
 
 
 def logreg_oof(feats: np.ndarray, y: np.ndarray, folds, c: float = 0.1) -> np.ndarray:
@@ -108,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="npz (ids, features) of a pretrained model's clip embeddings, e.g. from "
                          "train.experiments.musicnn_features: targets of --fit feature_weight=W "
                          "(training clips' rows only)")
+    ap.add_argument("--feature-patches", action="store_true",
+                    help="with --clip-features: regress the file's time-resolved patch_features (each crop "
+                         "its own patches) instead of the clip means")
     ap.add_argument("--clip-teacher", action="store_true",
                     help="with --clip-features and --fit distill=A: the distillation teacher is a logistic "
                          "regression on those features, cross-fitted within each training fold")
@@ -141,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         extra_clips = ex_audio.clips
         extra_mels = cached_mels(build_model(mcfg), list(ex_audio), extra_clips, CACHE)
         log.info("extra training data: %d %s clips", len(extra_clips), name)
-    feats = None
+    feats = pfeats = None
+    if args.feature_patches and not args.clip_features:
+        raise SystemExit("run_spec: error: --feature-patches needs --clip-features")
     if args.clip_features:
         if extra_clips:
             raise SystemExit("run_spec: error: --clip-features does not cover --extra clips")
         feats = load_clip_features(args.clip_features, clips)
+        pfeats = (load_clip_features(args.clip_features, clips, patches=True) if args.feature_patches
+                  else feats)
     elif fcfg.feature_weight > 0 or args.clip_teacher:
         raise SystemExit("run_spec: error: --fit feature_weight and --clip-teacher need --clip-features")
     if args.clip_teacher and (args.teachers or not fcfg.distill):
@@ -203,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             fr = fit_spec(model, [clips[i] for i in tr] + extra_clips, [mels[i] for i in tr] + extra_mels,
                           dataclasses.replace(fcfg, seed=seed), desc=f"fold {k} seed {seed}",
                           on_epoch=curve, teachers=teachers,
-                          clip_features=None if feats is None or not fcfg.feature_weight else feats[tr],
+                          clip_features=(None if pfeats is None or not fcfg.feature_weight
+                                         else feature_rows(pfeats, tr)),
                           clip_probs=cprobs)
             if args.save_models:
                 args.save_models.mkdir(parents=True, exist_ok=True)
@@ -232,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
            "seeds": args.seeds, "seed_offset": args.seed_offset,
            "teachers": [str(d) for d in args.teachers], "extra": args.extra,
            "clip_features": str(args.clip_features or ""), "clip_teacher": args.clip_teacher,
+           "feature_patches": args.feature_patches,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}

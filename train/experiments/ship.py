@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             raise SystemExit(f"ship: error: the recipe regresses clip features: give --clip-features "
                              f"({path})")
-        feats = load_clip_features(path, clips)
-        log.info("clip features %s: %d x %d", path, *feats.shape)
+        feats = load_clip_features(path, clips, patches=bool(res.get("feature_patches")))
+        log.info("clip features %s: %s", path, getattr(feats, "values", feats).shape)
     mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
     for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
