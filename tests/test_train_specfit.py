@@ -521,3 +521,25 @@ def test_probe_features_scores_features_and_blends_in_the_artist_folds(shared_da
     assert a > 0.9 and v > 0.9
     w0 = float(re.search(r"w=0\.0: arousal AUC ([\d.]+)", out).group(1))
     assert w0 == pytest.approx(json.loads(result.read_text())["pooled"]["arousal_auc"], abs=1e-4)
+
+
+def test_report_shared_errors_counts_the_clips_every_result_misjudges(shared_data: Path) -> None:
+    """report --shared-errors on the real clip ids: a result that is right on every clip but two,
+    one that is right on all but those two and three more; the counts follow, and a result over
+    other clips is refused."""
+    from train.data import load_4q
+    from train.experiments.report import shared_errors
+
+    clips = load_4q()
+    y = np.array([[c.arousal_high, c.valence_high] for c in clips], np.float64)
+    a, b = 0.2 + 0.6 * y, 0.2 + 0.6 * y
+    a[[0, 1], 0] = 1 - a[[0, 1], 0]
+    b[[0, 1, 2, 3, 4], 0] = 1 - b[[0, 1, 2, 3, 4], 0]
+    ids = [c.id for c in clips]
+    res = [{"name": "a", "ids": ids, "oof": a.tolist()}, {"name": "b", "ids": ids, "oof": b.tolist()}]
+    got = shared_errors(res)
+    assert got["wrong_in_all"] == 2 and got["wrong_in_half"] == 5 and got["per_result"] == 3.5
+    assert got["wrong_in_none"] == len(clips) - 5
+    assert shared_errors(res, dim=1)["wrong_in_half"] == 0
+    with pytest.raises(SystemExit, match="other clips"):
+        shared_errors([res[0], {"name": "c", "ids": ids[::-1], "oof": a.tolist()}])

@@ -25,7 +25,8 @@ clip's last patch), ``patch_starts`` (``[P]`` seconds) and ``patch_seconds`` (3.
 start every ``--patch-hop`` seconds (default: back to back); ``--patch-hop 1`` gives the
 targets of ``run_spec --feature-patches`` (each training crop regresses the patches inside it,
 not the clip's mean). Audio is decoded by musicnn's own librosa chain at 16 kHz (the teacher's
-input, as it was trained); 716 clips in ~3 min on one thread (printed at the end). ``--time-window N``
+input, as it was trained); 716 clips in ~3 min on one thread (printed at the end), ~15 min
+with ``--patch-hop 1`` (three times the patches). ``--time-window N``
 also times one 6-s window (two patches) on ``--threads``: 42-47 ms on one thread here, the number
 docs/model.md compares with our 0.57 ms. Derived from the data: keep it out of git.
 """

@@ -2,6 +2,9 @@
 
 ``python -m train.experiments.report RESULT[=label] ... [--baseline results/baseline.json] [--stage]``
 
+``--shared-errors`` instead says how far the results' arousal errors are the same clips: how many
+clips land on the wrong side of 0.5 in every result, in at least half of them, and per result.
+
 Every row is recomputed from the result's out-of-fold clip scores with ``metrics.summarize``
 (pooled over all 716 clips) in the artist folds of ``data.artist_folds(k=5, seed=0)``; ``--stage``
 adds a row per result scored on the stage-degraded test audio (``run_spec --stage-test``).
@@ -88,13 +91,36 @@ def baseline_row(path: Path) -> dict[str, dict]:
     return {"features + logistic regression (baseline)": summary_of(np.array(oof, np.float64), clips)}
 
 
+def shared_errors(results: list[dict], dim: int = 0) -> dict[str, float]:
+    """How many clips each share of ``results`` misjudges on dimension ``dim`` (0 arousal, 1
+    valence) at 0.5: errors that every model makes are the labels' or the data's, not a recipe's."""
+    by_id = {c.id: c for c in load_4q()}
+    ids = results[0]["ids"]
+    y = np.array([[c.arousal_high, c.valence_high][dim] for c in (by_id[i] for i in ids)], bool)
+    wrong = []
+    for r in results:
+        if r["ids"] != ids or any(x is None for x in r["oof"]):
+            raise SystemExit(f"report: error: {r.get('name')} has other clips or missing scores")
+        wrong.append((np.array(r["oof"], np.float64)[:, dim] > 0.5) != y)
+    n = np.sum(wrong, axis=0)
+    return {"results": len(results), "clips": len(ids), "wrong_in_all": int((n == len(results)).sum()),
+            "wrong_in_half": int((n >= len(results) / 2).sum()), "wrong_in_none": int((n == 0).sum()),
+            "per_result": float(np.mean([w.sum() for w in wrong]))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("results", nargs="+", help="result name or path, optionally =label")
     ap.add_argument("--baseline", type=Path, help="a mer-train baseline JSON: its row first")
     ap.add_argument("--stage", action="store_true", help="also the stage-test rows")
     ap.add_argument("--short", action="store_true", help="fewer columns (README)")
+    ap.add_argument("--shared-errors", action="store_true",
+                    help="count the clips whose arousal every / half of the results misjudge")
     args = ap.parse_args(argv)
+    if args.shared_errors:
+        got = shared_errors([json.loads(resolve(r.partition("=")[0]).read_text()) for r in args.results])
+        print(", ".join(f"{k} {v:g}" for k, v in got.items()))
+        return 0
     clips = load_4q()
     # every class is equally frequent in 4Q, so "the majority class" is a tie: always Q1 (high, high)
     always_q1 = np.full((len(clips), 2), 0.75)
