@@ -21,7 +21,7 @@ never in the project's::
 Output: an npz with ``ids`` (file stems), ``features`` (``[n, 200]`` float32, the mean over
 patches of the penultimate layer), ``tags`` (``[n, 50]``, mean tag probabilities), ``labels``
 (the tag names), and the time-resolved layer: ``patch_features`` (``[n, P, 200]``, NaN past a
-clip's last patch), ``patch_starts`` (``[P]`` seconds) and ``patch_seconds`` (3.008). Patches
+clip's last patch), ``patch_starts`` (``[P]`` seconds) and ``patch_seconds`` (2.992). Patches
 start every ``--patch-hop`` seconds (default: back to back); ``--patch-hop 1`` gives the
 targets of ``run_spec --feature-patches`` (each training crop regresses the patches inside it,
 not the clip's mean). Audio is decoded by musicnn's own librosa chain at 16 kHz (the teacher's
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-window", type=int, default=0, metavar="N",
                     help="also time N calls on one 6-s window (two 3-s patches) and print the median")
     ap.add_argument("--patch-hop", type=float, default=0.0, metavar="S",
-                    help="seconds between patch starts (default 0: back to back, 3.008 s)")
+                    help="seconds between patch starts (default 0: back to back, 2.992 s)")
     args = ap.parse_args(argv)
     files = sorted(p for p in args.audio.iterdir() if p.suffix.lower() in AUDIO_EXT)
     if not files:

@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                     if teachers else None)
     feature_note = (f"auxiliary regression (weight {fcfg.feature_weight:g}, training only, not exported) "
                     f"onto {args.clip_features or res.get('clip_features')}: musicnn's MSD-trained "
-                    "penultimate layer, mean over 3-s patches (train/experiments/musicnn_features.py)"
-                    if fcfg.feature_weight > 0 else None)
+                    "penultimate layer, " + ("each training crop regressing the 3-s patches inside it"
+                                             if res.get("feature_patches") else "mean over 3-s patches")
+                    + " (train/experiments/musicnn_features.py)" if fcfg.feature_weight > 0 else None)
     metrics = cv_metrics(res, clips)
     card_extra = {
         "description": describe(mcfg, seeds),
