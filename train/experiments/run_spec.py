@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.clip_features:
         if extra_clips:
             raise SystemExit("run_spec: error: --clip-features does not cover --extra clips")
-        feats = load_clip_features(args.clip_features, clips)
-        pfeats = (load_clip_features(args.clip_features, clips, patches=True) if args.feature_patches
-                  else feats)
+        pfeats = load_clip_features(args.clip_features, clips, patches=args.feature_patches)
+        # the clip teacher needs the clip means: a second read only when both are asked for
+        feats = (load_clip_features(args.clip_features, clips) if args.feature_patches and args.clip_teacher
+                 else pfeats)
     elif fcfg.feature_weight > 0 or args.clip_teacher:
         raise SystemExit("run_spec: error: --fit feature_weight and --clip-teacher need --clip-features")
     if args.clip_teacher and (args.teachers or not fcfg.distill):

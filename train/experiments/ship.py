@@ -204,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     teacher_note = (f"{len(teachers)} models fitted on all clips ({', '.join(map(str, args.teachers))}); "
                     f"targets = {1 - fcfg.distill:g} x labels + {fcfg.distill:g} x their mean probability"
                     if teachers else None)
+    feature_targets = ("each training crop regressing the 3-s patches inside it" if res.get("feature_patches")
+                       else "mean over 3-s patches")
     feature_note = (f"auxiliary regression (weight {fcfg.feature_weight:g}, training only, not exported) "
                     f"onto {args.clip_features or res.get('clip_features')}: musicnn's MSD-trained "
-                    "penultimate layer, " + ("each training crop regressing the 3-s patches inside it"
-                                             if res.get("feature_patches") else "mean over 3-s patches")
-                    + " (train/experiments/musicnn_features.py)" if fcfg.feature_weight > 0 else None)
+                    f"penultimate layer, {feature_targets} (train/experiments/musicnn_features.py)"
+                    if fcfg.feature_weight > 0 else None)
     metrics = cv_metrics(res, clips)
     card_extra = {
         "description": describe(mcfg, seeds),
