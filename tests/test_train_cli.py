@@ -270,3 +270,16 @@ def test_pmemo_standin_writes_a_loadable_pmemo_folder(workdir: Path, shared_data
     import soundfile as sf
 
     assert sf.info(str(clips[0].path)).duration == pytest.approx(16.0, abs=0.01)
+
+
+def test_device_reaches_both_recipes_fit_configs() -> None:
+    """``--device`` picks where either recipe trains (the spec recipe too: crops on the CPU, the
+    model on the device); an explicit ``--fit device=`` wins."""
+    from train.cli import build_parser, fit_config
+
+    p = build_parser()
+    for recipe in ("spec", "wave"):
+        args = p.parse_args(["fit", "--recipe", recipe, "--out", "m.onnx", "--device", "cpu"])
+        assert fit_config(args, progress=False).device == "cpu"
+        args = p.parse_args(["fit", "--recipe", recipe, "--out", "m.onnx", "--fit", "device=cuda"])
+        assert fit_config(args, progress=False).device == "cuda"

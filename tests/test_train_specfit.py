@@ -543,3 +543,80 @@ def test_report_shared_errors_counts_the_clips_every_result_misjudges(shared_dat
     assert shared_errors(res, dim=1)["wrong_in_half"] == 0
     with pytest.raises(SystemExit, match="other clips"):
         shared_errors([res[0], {"name": "c", "ids": ids[::-1], "oof": a.tolist()}])
+
+
+def _band_cfg(frontend: str):
+    """A small front end whose band filters learn in cached training (``learn_bands``)."""
+    if frontend == "multires":  # at 8 kHz: fine bins below 600 Hz from a 4x-decimated signal
+        return dataclasses.replace(small_cfg("mel_cnn"), frontend="multires", split_hz=600.0, low_n_fft=128,
+                                   high_n_fft=128, trainable_mel=False, learn_bands=True)
+    return dataclasses.replace(small_cfg("mel_cnn"), trainable_mel=True, learn_bands=True)
+
+
+@pytest.mark.parametrize("frontend", ["multires", "nnaudio"])
+def test_learnt_bands_are_cached_as_bins_and_start_as_the_fixed_filters(frontend: str) -> None:
+    """The cache of a learn_bands front end holds DFT-bin power; the current filters applied to it
+    (``bands_db``) give what the window graph computes (``power_db``), and before training a
+    multires front end's learnt filters are its fixed triangles."""
+    cfg = _band_cfg(frontend)
+    model = build_model(cfg).eval()
+    x = torch.from_numpy(synth_clip(0.7, 0.3, 2.0, SR, seed=3))[None]
+    with torch.no_grad():
+        bins = model.frontend.bins_db(x)
+        want = model.frontend.power_db(x)
+        assert bins.shape[1] > cfg.n_mels and bins.shape[2] == want.shape[2]
+        # float32 dB round trip and the per-bin power floor: well under float16's 0.03 dB in the cache
+        assert (model.frontend.bands_db(bins) - want).abs().max() < 0.01
+        cache = mel_cache(model, [x[0].numpy()])[0]
+    assert cache.shape[0] == bins.shape[1]  # bins, not bands
+    if frontend == "multires":
+        fixed = build_model(dataclasses.replace(cfg, learn_bands=False)).eval()
+        with torch.no_grad():
+            assert (fixed.frontend.power_db(x) - want).abs().max() < 1e-3
+    with pytest.raises(ValueError, match="learn_bands"):
+        dataclasses.replace(small_cfg("mel_cnn"), trainable_mel=False, learn_bands=True)
+
+
+@pytest.mark.parametrize("frontend", ["multires", "nnaudio"])
+def test_fit_spec_learns_the_band_filters_and_exports_them(frontend: str, tmp_path: Path) -> None:
+    """The band filters move in training (the DFT kernels do not), the task is still learnt, and
+    the exported graph (the learnt filters folded into a constant: no Exp left) scores windows as
+    torch does."""
+    import onnx
+
+    from mer_live.model import Model
+    from train.export import export_onnx
+
+    clips, audio = synthetic_clips(24)
+    cfg = _band_cfg(frontend)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    before = {k: v.detach().clone() for k, v in model.frontend.state_dict().items()}
+    mels = mel_cache(model, audio)
+    res = fit_spec(model, clips, mels, SpecFitConfig(epochs=8, batch_size=8, lr=1e-2, crops_per_clip=2,
+                                                     threads=2, progress=False, augs=("eq", "band")))
+    after = res.model.frontend.state_dict()
+    band = "fb_log" if frontend == "multires" else "mel.mel_basis"
+    assert (after[band] - before[band]).abs().max() > 1e-3
+    dft = [k for k in before if k.startswith(("k_", "aa", "mel.stft."))]
+    assert dft and all(torch.equal(before[k], after[k]) for k in dft)
+    m = _unseen_metrics(res.model)
+    assert m["arousal_auc"] > 0.8
+
+    path = export_onnx(res.model, tmp_path / "lb.onnx", sample_rate=SR, window_samples=cfg.window_samples,
+                       name="lb-test", card_extra={"training_data": "synthetic", "protocol": "none"})
+    assert "Exp" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    x = np.stack([synth_clip(0.8, 0.6, 1.0, SR, seed=s) for s in (4, 5)]).astype(np.float32)
+    with torch.no_grad():
+        want = res.model(torch.from_numpy(x)).numpy()
+    got = Model(path, provider="cpu").predict(x)
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_learn_bands_refuses_teachers_that_would_share_the_students_bands() -> None:
+    clips, audio = synthetic_clips(8)
+    cfg = _band_cfg("multires")
+    model, teacher = build_model(cfg), build_model(cfg)
+    with pytest.raises(ValueError, match="learn_bands"):
+        fit_spec(model, clips, mel_cache(model, audio), SpecFitConfig(epochs=1, batch_size=4, progress=False,
+                                                                      distill=0.5), teachers=[teacher])

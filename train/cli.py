@@ -379,6 +379,7 @@ def fit_config(args: argparse.Namespace, progress: bool):
         kw = parse_kv(args.fit, SpecFitConfig, "fit")
         kw.setdefault("threads", args.threads)
         kw.setdefault("progress", progress)
+        kw.setdefault("device", args.device)
         try:
             return SpecFitConfig(**kw)
         except (ValueError, TypeError) as e:
@@ -634,9 +635,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     aug = aug_config(args.aug) if args.recipe == "wave" else None
     metrics, protocol = (card_metrics(args.cv, mcfg.to_dict(), args.recipe) if args.cv is not None
                          else (None, "not measured: fit without --cv"))
-    if args.recipe == "spec" and args.device == "cuda":
-        log.warning("the spec recipe trains on the CPU (cached spectrograms); --device cuda applies "
-                    "to --recipe wave")
 
     import torch
 

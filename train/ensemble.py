@@ -37,7 +37,7 @@ class SharedMelEnsemble(nn.Module):
             for k, v in fixed(m).items():
                 if not torch.equal(v, ref[k]):
                     raise ValueError(f"ensemble members' spectrogram front ends differ ({k}): fit them "
-                                     "with specfit (frozen filters)")
+                                     "with specfit (frozen filters, not learn_bands)")
         self.cfg = first.cfg
         self.mel = first.frontend
         self.members = nn.ModuleList(members)

@@ -53,6 +53,11 @@ class ModelConfig:
     # pattern the 2D CNN can read: a third is the same shift in any key)
     band_scale: str = "mel"
     semitone_lo_hz: float = 250.0
+    # learn the band filters in cached training (specfit): the cache then stores DFT-bin power
+    # and every crop goes through the current filters. multires: a log gain per weight inside
+    # each band's support, starting from the triangles; nnaudio: nnAudio's trainable mel matrix
+    # (needs trainable_mel and a fixed STFT). Either way still one MatMul in the graph
+    learn_bands: bool = False
     # remove the window's mean log level: a live rig's input gain is arbitrary
     level_norm: bool = True
     # mel_cnn: a pulse branch beside the CNN (the autocorrelation of the window's onset envelope
@@ -91,6 +96,9 @@ class ModelConfig:
             raise ValueError(f"unknown band_scale {self.band_scale!r}: use mel or semitone")
         if self.band_scale != "mel" and self.frontend != "multires":
             raise ValueError("band_scale semitone needs frontend multires")
+        nnaudio_fixed = not self.trainable_mel or self.trainable_stft
+        if self.learn_bands and self.frontend == "nnaudio" and nnaudio_fixed:
+            raise ValueError("learn_bands with frontend nnaudio needs trainable_mel and not trainable_stft")
         if self.frontend == "multires" and not 0 < self.split_hz < self.sample_rate / (2 * self.low_decim):
             raise ValueError(f"split_hz {self.split_hz} must be below the decimated Nyquist "
                              f"({self.sample_rate / (2 * self.low_decim):g} Hz)")
@@ -132,11 +140,22 @@ class LogMel(nn.Module):
         self.level_norm = cfg.level_norm
         self.bn = nn.BatchNorm1d(cfg.n_mels)
 
+        self.learns_bands = cfg.learn_bands
+
     def power_db(self, x: torch.Tensor) -> torch.Tensor:
         """Mel power in dB, ``[B, n_mels, frames]`` (what the feature cache stores)."""
         m = self.mel(x)
         # abs: trainable mel filters may go slightly negative; keep the log defined
         return 10.0 * torch.log10(m.abs() + 1e-8)
+
+    def bins_db(self, x: torch.Tensor) -> torch.Tensor:
+        """STFT bin power in dB, ``[B, bins, frames]``: the fixed part below trainable mel filters."""
+        spec = self.mel.stft(x, output_format="Magnitude") ** self.mel.power
+        return 10.0 * torch.log10(spec + 1e-8)
+
+    def bands_db(self, bins_db: torch.Tensor) -> torch.Tensor:
+        """``bins_db`` -> mel dB through the current (trainable) filters: ``power_db`` in two steps."""
+        return 10.0 * torch.log10(torch.matmul(self.mel.mel_basis, 10 ** (bins_db / 10)).abs() + 1e-8)
 
     def normalize(self, db: torch.Tensor) -> torch.Tensor:
         """dB mel -> level-free, per-bin normalised features ``[B, 1, n_mels, frames]``."""
@@ -267,9 +286,19 @@ class MultiResLogMel(nn.Module):
         if empty.any():
             near = (m[None, :] - ce).abs().argmin(dim=1)
             tri[empty, near[empty]] = 1.0
-        self.register_buffer("fb", (tri / tri.sum(dim=1, keepdim=True)).float(), persistent=True)
+        fb = (tri / tri.sum(dim=1, keepdim=True)).float()
+        self.learns_bands = cfg.learn_bands
+        if cfg.learn_bands:  # fixed support and start, learnt shape: fb0 * exp(fb_log)
+            self.register_buffer("fb0", fb, persistent=True)
+            self.fb_log = nn.Parameter(torch.zeros_like(fb))
+        else:
+            self.register_buffer("fb", fb, persistent=True)
         self.level_norm = cfg.level_norm
         self.bn = nn.BatchNorm1d(cfg.n_mels)
+
+    def bands(self) -> torch.Tensor:
+        """The band filter matrix ``[n_mels, bins]`` (low bins, then high) as it is now."""
+        return self.fb0 * torch.exp(self.fb_log.clamp(-6.0, 6.0)) if self.learns_bands else self.fb
 
     @property
     def support(self) -> int:
@@ -310,19 +339,49 @@ class MultiResLogMel(nn.Module):
         y = self._framed_matmul(F.pad(x, (half, half), mode="reflect"), w, K * P, P, out_blocks)
         return y.reshape(x.shape[0], -1)[:, :n_out]
 
-    def _mel_part(self, x: torch.Tensor, k: torch.Tensor, fb: torch.Tensor, n_fft: int, hop: int,
-                  frames: int) -> torch.Tensor:
-        """``[B, frames, n_mels]``: mel power of the frames centred on j * hop (reflect-padded ends)
-        from one DFT branch; ``fb`` is that branch's slice of the mel matrix."""
+    def _bin_power(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
+        """``[B, frames, bins]``: DFT bin power of the frames centred on j * hop (reflect-padded
+        ends) from one branch."""
         xp = F.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
         y = self._framed_matmul(xp, k[:, 0, :].t(), n_fft, hop, frames)  # [B, T, (re | im) x bins]
         b, t, _ = y.shape
-        power = (y * y).reshape(b, t, 2, -1).sum(dim=2)
-        return power @ fb.t()
+        return (y * y).reshape(b, t, 2, -1).sum(dim=2)
+
+    def _mel_part(self, x: torch.Tensor, k: torch.Tensor, fb: torch.Tensor, n_fft: int, hop: int,
+                  frames: int) -> torch.Tensor:
+        """``[B, frames, n_mels]``: mel power of one DFT branch; ``fb`` is that branch's slice of
+        the mel matrix."""
+        return self._bin_power(x, k, n_fft, hop, frames) @ fb.t()
+
+    def bin_power(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, frames, bins]``: both branches' bin power on one axis (low bins, then high), the
+        high branch's sub-frames averaged: what the band filters sum."""
+        frames = x.shape[-1] // self.hop + 1
+        low = self._bin_power(self._decimate(x), self.k_lo, self.low_n, self.hop // self.decim, frames)
+        s = self.subframes
+        if s == 1:
+            high = self._bin_power(x, self.k_hi, self.high_n, self.hop, frames)
+        else:
+            sub = self.hop // s
+            half = (s - 1) * sub // 2
+            xs = F.pad(x[:, None, :], (half, half), mode="reflect")[:, 0] if half else x
+            hp = self._bin_power(xs, self.k_hi, self.high_n, sub, frames * s)
+            high = hp.reshape(hp.shape[0], frames, s, -1).mean(dim=2)
+        return torch.cat([low, high], dim=2)
+
+    def bins_db(self, x: torch.Tensor) -> torch.Tensor:
+        """Bin power in dB, ``[B, bins, frames]``: what cached training stores when bands learn."""
+        return 10.0 * torch.log10(self.bin_power(x).transpose(1, 2) + 1e-8)
+
+    def bands_db(self, bins_db: torch.Tensor) -> torch.Tensor:
+        """``bins_db`` -> band dB through the current filters: ``power_db`` in two steps."""
+        return 10.0 * torch.log10(torch.matmul(self.bands(), 10 ** (bins_db / 10)) + 1e-8)
 
     def power_db(self, x: torch.Tensor) -> torch.Tensor:
         """Mel power in dB, ``[B, n_mels, frames]``; frame j centred on sample j * hop.
         A sinusoid has the same bin power in both branches, so their mel parts simply add."""
+        if self.learns_bands:
+            return 10.0 * torch.log10((self.bin_power(x) @ self.bands().t()).transpose(1, 2) + 1e-8)
         frames = x.shape[-1] // self.hop + 1
         low = self._decimate(x)
         lo, hi = self.fb[:, : self.n_lo], self.fb[:, self.n_lo :]

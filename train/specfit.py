@@ -176,11 +176,14 @@ def cached_mels(model: EmotionModel, audio: Sequence[np.ndarray], clips: Sequenc
 @torch.no_grad()
 def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float = 60.0) -> list[torch.Tensor]:
     """Mel power in dB ``[n_mels, frames]`` (float16) of each whole clip, by the model's own
-    (frozen) front end; frame ``j`` is centred on sample ``j * hop``, as in a window.
+    (frozen) front end; frame ``j`` is centred on sample ``j * hop``, as in a window. A front end
+    that learns its bands (``learn_bands``) gives its DFT-bin power instead, ``[bins, frames]``:
+    ``fit_spec`` puts every crop through the current filters (``bands_db``).
 
     Long clips go through in chunks that overlap by the STFT's reach, so the result equals one pass
     over the whole clip (no seams)."""
     fe = model.frontend
+    spec = fe.bins_db if learns_bands(model) else fe.power_db
     sr, hop, n_fft = model.cfg.sample_rate, model.cfg.hop, model.cfg.n_fft
     step = max(1, int(chunk_s * sr) // hop) * hop
     reach = -(-getattr(fe, "support", n_fft) // hop) + 1  # frames whose support crosses a chunk edge
@@ -189,7 +192,7 @@ def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float =
         x = torch.from_numpy(np.asarray(x, np.float32))
         n_frames = len(x) // hop + 1
         if len(x) <= step:
-            out.append(fe.power_db(x[None])[0, :, :n_frames].to(torch.float16))
+            out.append(spec(x[None])[0, :, :n_frames].to(torch.float16))
             continue
         parts = []
         for i in range(0, len(x), step):
@@ -197,7 +200,7 @@ def mel_cache(model: EmotionModel, audio: Sequence[np.ndarray], chunk_s: float =
             seg = x[lo : i + step + reach * hop]
             first = (i - lo) // hop
             want = min(step // hop, n_frames - i // hop)
-            parts.append(fe.power_db(seg[None])[0, :, first : first + want])
+            parts.append(spec(seg[None])[0, :, first : first + want])
         out.append(torch.cat(parts, dim=1).to(torch.float16))
     return out
 
@@ -213,14 +216,27 @@ def frontend_key(cfg: Any) -> str:
     import hashlib
 
     d = cfg.to_dict()
-    return hashlib.sha1(repr([(k, d[k]) for k in FRONTEND_FIELDS]).encode()).hexdigest()[:12]
+    items = [(k, d[k]) for k in FRONTEND_FIELDS]
+    if d.get("learn_bands"):  # only then: every earlier key (and cache file) stays what it was
+        items.append(("learn_bands", True))
+    return hashlib.sha1(repr(items).encode()).hexdigest()[:12]
+
+
+def learns_bands(model: EmotionModel) -> bool:
+    """Whether cached training learns ``model``'s band filters (the cache then holds bin power)."""
+    return bool(getattr(model.frontend, "learns_bands", False))
+
+
+#: the front-end parameters that learn when its bands do (multires, nnAudio)
+BAND_PARAMS = ("fb_log", "mel.mel_basis")
 
 
 def freeze_frontend(model: EmotionModel) -> None:
-    """Fix the spectrogram filters (the cache depends on them); the per-bin BatchNorm still learns."""
+    """Fix the spectrogram filters (the cache depends on them); the per-bin BatchNorm still
+    learns, and so do the band filters of a front end with ``learn_bands`` (the DFT stays fixed)."""
+    keep = ("bn.",) + (BAND_PARAMS if learns_bands(model) else ())
     for name, p in model.frontend.named_parameters():
-        if not name.startswith("bn."):
-            p.requires_grad_(False)
+        p.requires_grad_(name.startswith(keep))
 
 
 def _smooth_curve(b: int, nf: int, db: float, g: torch.Generator) -> torch.Tensor:
@@ -315,7 +331,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
              clip_features: np.ndarray | PatchFeatures | None = None,
              clip_probs: np.ndarray | None = None) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
-    one-cycle schedule (no early stopping: nothing of the training artists is spent on it).
+    one-cycle schedule (no early stopping: nothing of the training artists is spent on it). With
+    ``learn_bands`` the cache holds bin power and the band filters learn with the rest.
 
     ``teachers`` (models fitted on the same clips, same front end) make it a distillation: with
     ``cfg.distill`` = a, the arousal/valence targets are (1 - a) x labels + a x the teachers' mean
@@ -342,6 +359,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     model.to(device)
     torch.manual_seed(cfg.seed)
     freeze_frontend(model)
+    bins = learns_bands(model)
+    if bins and teachers:
+        raise ValueError("teachers share the student's spectrogram: not with learn_bands")
     nt = math.ceil(model.cfg.window_samples / model.cfg.hop) + 1  # frames per window (center=True)
     frame_rate = model.cfg.sample_rate / model.cfg.hop
     src = int(math.ceil(nt * (1 + cfg.stretch_max))) if "stretch" in cfg.augs else nt
@@ -398,8 +418,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     for t in teachers:
         t.to(device).eval()
     # averaged: everything but the frozen filters (kept bit-exact, so members still share them)
+    learnt = ("frontend.bn.",) + (tuple(f"frontend.{n}" for n in BAND_PARAMS) if bins else ())
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()
-           if not k.startswith("frontend.") or k.startswith("frontend.bn.")} if cfg.ema else None
+           if not k.startswith("frontend.") or k.startswith(learnt)} if cfg.ema else None
     res = SpecFitResult(model=model)
     bar = tqdm(range(cfg.epochs), desc=desc, unit="ep", disable=not cfg.progress, leave=False)
     pool = cfg.clip_pool
@@ -415,7 +436,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 st = int(torch.randint(0, data[i].shape[1] - src + 1, (1,), generator=g))
                 crops.append(data[i][:, st : st + src])
                 starts.append(st)
-            db = augment_db(torch.stack(crops).float(), cfg, frame_rate, g)
+            db = torch.stack(crops).float()
+            if bins:  # bin power -> bands through the filters being learnt (autograd crosses devices)
+                db = model.frontend.bands_db(db.to(device)).cpu()
+            db = augment_db(db, cfg, frame_rate, g)
             yb, qb = y[ci], F.one_hot(q[ci], 4).float()
             tb = tags[ci] if tags is not None else None
             fb = ftarget[ci].to(device) if ftarget is not None else None
