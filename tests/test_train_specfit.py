@@ -580,8 +580,7 @@ def test_learnt_bands_are_cached_as_bins_and_start_as_the_fixed_filters(frontend
 @pytest.mark.parametrize("frontend", ["multires", "nnaudio"])
 def test_fit_spec_learns_the_band_filters_and_exports_them(frontend: str, tmp_path: Path) -> None:
     """The band filters move in training (the DFT kernels do not), the task is still learnt, and
-    the exported graph (the learnt filters folded into a constant: no Exp left) scores windows as
-    torch does."""
+    the exported graph scores windows as torch does."""
     import onnx
 
     from mer_live.model import Model
@@ -605,7 +604,8 @@ def test_fit_spec_learns_the_band_filters_and_exports_them(frontend: str, tmp_pa
 
     path = export_onnx(res.model, tmp_path / "lb.onnx", sample_rate=SR, window_samples=cfg.window_samples,
                        name="lb-test", card_extra={"training_data": "synthetic", "protocol": "none"})
-    assert "Exp" not in {n.op_type for n in onnx.load(str(path)).graph.node}
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "MatMul" in ops and "Conv" in ops
     x = np.stack([synth_clip(0.8, 0.6, 1.0, SR, seed=s) for s in (4, 5)]).astype(np.float32)
     with torch.no_grad():
         want = res.model(torch.from_numpy(x)).numpy()
