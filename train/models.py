@@ -347,27 +347,27 @@ class MultiResLogMel(nn.Module):
         b, t, _ = y.shape
         return (y * y).reshape(b, t, 2, -1).sum(dim=2)
 
-    def _mel_part(self, x: torch.Tensor, k: torch.Tensor, fb: torch.Tensor, n_fft: int, hop: int,
-                  frames: int) -> torch.Tensor:
-        """``[B, frames, n_mels]``: mel power of one DFT branch; ``fb`` is that branch's slice of
-        the mel matrix."""
-        return self._bin_power(x, k, n_fft, hop, frames) @ fb.t()
+    def _low_bin_power(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``[B, frames, low bins]``: the decimated branch's bin power."""
+        return self._bin_power(self._decimate(x), self.k_lo, self.low_n, self.hop // self.decim, frames)
 
-    def bin_power(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, frames, bins]``: both branches' bin power on one axis (low bins, then high), the
-        high branch's sub-frames averaged: what the band filters sum."""
-        frames = x.shape[-1] // self.hop + 1
-        low = self._bin_power(self._decimate(x), self.k_lo, self.low_n, self.hop // self.decim, frames)
+    def _high_bin_power(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """``[B, frames, high bins]``: the full-rate branch's bin power; with sub-frames, ``s``
+        frames hop/s apart, centred on j * hop as a group, averaged."""
         s = self.subframes
         if s == 1:
-            high = self._bin_power(x, self.k_hi, self.high_n, self.hop, frames)
-        else:
-            sub = self.hop // s
-            half = (s - 1) * sub // 2
-            xs = F.pad(x[:, None, :], (half, half), mode="reflect")[:, 0] if half else x
-            hp = self._bin_power(xs, self.k_hi, self.high_n, sub, frames * s)
-            high = hp.reshape(hp.shape[0], frames, s, -1).mean(dim=2)
-        return torch.cat([low, high], dim=2)
+            return self._bin_power(x, self.k_hi, self.high_n, self.hop, frames)
+        sub = self.hop // s
+        half = (s - 1) * sub // 2  # odd s: offsets -half..half; even s: +-sub/2, +-3sub/2, ...
+        xs = F.pad(x[:, None, :], (half, half), mode="reflect")[:, 0] if half else x
+        hp = self._bin_power(xs, self.k_hi, self.high_n, sub, frames * s)
+        return hp.reshape(hp.shape[0], frames, s, -1).mean(dim=2)
+
+    def bin_power(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, frames, bins]``: both branches' bin power on one axis (low bins, then high):
+        what the band filters sum."""
+        frames = x.shape[-1] // self.hop + 1
+        return torch.cat([self._low_bin_power(x, frames), self._high_bin_power(x, frames)], dim=2)
 
     def bins_db(self, x: torch.Tensor) -> torch.Tensor:
         """Bin power in dB, ``[B, bins, frames]``: what cached training stores when bands learn."""
@@ -382,19 +382,10 @@ class MultiResLogMel(nn.Module):
         A sinusoid has the same bin power in both branches, so their mel parts simply add."""
         if self.learns_bands:
             return 10.0 * torch.log10((self.bin_power(x) @ self.bands().t()).transpose(1, 2) + 1e-8)
+        # fixed filters: each branch's slice of the matrix (the graph the shipped model was exported as)
         frames = x.shape[-1] // self.hop + 1
-        low = self._decimate(x)
         lo, hi = self.fb[:, : self.n_lo], self.fb[:, self.n_lo :]
-        m = self._mel_part(low, self.k_lo, lo, self.low_n, self.hop // self.decim, frames)
-        s = self.subframes
-        if s == 1:
-            m = m + self._mel_part(x, self.k_hi, hi, self.high_n, self.hop, frames)
-        else:  # s frames hop/s apart, centred on j * hop as a group, averaged
-            sub = self.hop // s
-            half = (s - 1) * sub // 2  # odd s: offsets -half..half; even s: +-sub/2, +-3sub/2, ...
-            xs = F.pad(x[:, None, :], (half, half), mode="reflect")[:, 0] if half else x
-            hp = self._mel_part(xs, self.k_hi, hi, self.high_n, sub, frames * s)
-            m = m + hp.reshape(hp.shape[0], frames, s, -1).mean(dim=2)
+        m = self._low_bin_power(x, frames) @ lo.t() + self._high_bin_power(x, frames) @ hi.t()
         return 10.0 * torch.log10(m.transpose(1, 2) + 1e-8)
 
     def normalize(self, db: torch.Tensor) -> torch.Tensor:
