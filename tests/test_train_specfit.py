@@ -620,3 +620,35 @@ def test_learn_bands_refuses_teachers_that_would_share_the_students_bands() -> N
     with pytest.raises(ValueError, match="learn_bands"):
         fit_spec(model, clips, mel_cache(model, audio), SpecFitConfig(epochs=1, batch_size=4, progress=False,
                                                                       distill=0.5), teachers=[teacher])
+
+
+def test_self_distillation_softens_targets_the_model_disagrees_with() -> None:
+    """self_distill mixes the model's previous-epoch opinion of each clip into its targets, rising
+    from 0: on clips whose arousal label is wrong (a quarter, flipped), the model memorises the
+    wrong label less than without it, and it still learns the task."""
+    clips, audio = synthetic_clips(24)
+    flip = set(range(0, 24, 4))  # 6 clips, 3 of each arousal class
+    swap = {1: 4, 4: 1, 2: 3, 3: 2}  # the same valence, the other arousal
+    noisy = [dataclasses.replace(c, quadrant=swap[c.quadrant], arousal_high=None, valence_high=None)
+             if i in flip else c
+             for i, c in enumerate(clips)]
+    cfg = spec_cfg()
+    mels = mel_cache(build_model(cfg), audio)
+    fit = dict(epochs=25, batch_size=8, lr=1e-2, crops_per_clip=4, augs=(), aux_weight=0.0, seed=0)
+    plain, _ = _fit_seeded(noisy, mels, cfg, **fit)
+    soft, res = _fit_seeded(noisy, mels, cfg, self_distill=0.8, **fit)
+    alphas = [h["self_distill"] for h in res.history]
+    assert alphas[0] == 0 and alphas[-1] == pytest.approx(0.8) and alphas == sorted(alphas)
+    wrong = np.array([noisy[i].arousal_high for i in sorted(flip)], np.float64)
+    flipped_audio = [audio[i] for i in sorted(flip)]
+
+    def pull(model) -> float:  # how far the model followed the wrong labels (0: not at all)
+        p = predict_clips(model, flipped_audio, hop_seconds=0.5)[:, 0]
+        return float(np.mean(1 - np.abs(p - wrong)))
+
+    assert pull(soft) < pull(plain)
+    assert _unseen_metrics(soft)["arousal_auc"] > 0.8
+    with pytest.raises(ValueError, match="not with mixup"):
+        SpecFitConfig(self_distill=0.5, augs=("mixup",))
+    with pytest.raises(ValueError, match="self_distill must be in"):
+        SpecFitConfig(self_distill=1.5)

@@ -112,6 +112,11 @@ class SpecFitConfig:
     # outputs, trained against the clip's label (as the clip is scored: a mean over its windows),
     # so a crop that does not carry the clip's mood is not forced to; 1 = one label per crop
     clip_pool: int = 1
+    # progressive self-distillation (PS-KD, Kim et al. 2021): the arousal/valence targets become
+    # (1 - a) x labels + a x the model's own mean probability for the clip in the previous epoch,
+    # a rising linearly from 0 to this value over the epochs. Song-level tags mislabel some
+    # clips; the model's earlier, still smooth opinion softens the targets it would memorise
+    self_distill: float = 0.0
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
@@ -137,6 +142,10 @@ class SpecFitConfig:
             raise ValueError("feature_weight must be >= 0")
         if self.clip_pool < 1 or self.batch_size % self.clip_pool:
             raise ValueError("clip_pool must be >= 1 and divide batch_size")
+        if not 0 <= self.self_distill <= 1:
+            raise ValueError("self_distill must be in [0, 1]")
+        if self.self_distill and "mixup" in self.augs:
+            raise ValueError("self_distill needs one clip per crop: not with mixup")
 
 
 @dataclass
@@ -421,6 +430,9 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     learnt = ("frontend.bn.",) + (tuple(f"frontend.{n}" for n in BAND_PARAMS) if bins else ())
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()
            if not k.startswith("frontend.") or k.startswith(learnt)} if cfg.ema else None
+    # self-distillation: each clip's mean probability over its crops in the previous epoch
+    # (its label until a step has drawn it)
+    prev = y.clone().float()
     res = SpecFitResult(model=model)
     bar = tqdm(range(cfg.epochs), desc=desc, unit="ep", disable=not cfg.progress, leave=False)
     pool = cfg.clip_pool
@@ -429,6 +441,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
         model.train()
         order = torch.randperm(n_items // pool, generator=g) % len(clips)
         tot, ftot = 0.0, 0.0
+        alpha = cfg.self_distill * epoch / max(1, cfg.epochs - 1)  # 0 in the first epoch
+        seen, nseen = torch.zeros(len(clips), 2), torch.zeros(len(clips))
         for s in range(steps):
             ci = order[s * per_step : (s + 1) * per_step].repeat_interleave(pool).tolist()
             crops, starts = [], []
@@ -452,6 +466,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 yb = yb * (1 - 2 * cfg.label_smoothing) + cfg.label_smoothing
             if cfg.distill and cprob is not None:  # a clip-level teacher: one opinion per clip
                 yb = (1 - cfg.distill) * yb + cfg.distill * cprob[ci]
+            if alpha:
+                yb = (1 - alpha) * yb + alpha * prev[ci]
             if "mixup" in cfg.augs:  # partners and weights per clip group (k crops mix alike)
                 ng = len(ci) // pool
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
@@ -504,6 +520,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 if feat_head is not None:
                     fl = F.mse_loss(_pooled(feat_head(h), pool), _pooled(fb, pool))
                     loss = loss + cfg.feature_weight * fl
+            if cfg.self_distill:
+                idx = torch.tensor(ci)
+                seen.index_add_(0, idx, torch.sigmoid(av.detach()).cpu())
+                nseen.index_add_(0, idx, torch.ones(len(ci)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -522,6 +542,10 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             if feat_head is not None:
                 ftot += float(fl.detach())
         rec = {"epoch": epoch + 1, "loss": tot / steps, "lr": sched.get_last_lr()[0]}
+        if cfg.self_distill:
+            got = nseen > 0  # a clip no step drew this epoch keeps its older opinion
+            prev[got] = seen[got] / nseen[got, None]
+            rec["self_distill"] = alpha
         if feat_head is not None:  # of the standardised targets: 1.0 = no better than their mean
             rec["feature_mse"] = ftot / steps
         if on_epoch is not None:
