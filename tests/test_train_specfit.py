@@ -652,3 +652,18 @@ def test_self_distillation_softens_targets_the_model_disagrees_with() -> None:
         SpecFitConfig(self_distill=0.5, augs=("mixup",))
     with pytest.raises(ValueError, match="self_distill must be in"):
         SpecFitConfig(self_distill=1.5)
+
+
+def test_artist_subset_keeps_whole_artists_of_the_training_fold() -> None:
+    from train.experiments.run_spec import artist_subset
+
+    clips = [Clip(id=f"c{i}", artist=f"a{i // 3}", path=Path(f"c{i}.wav"), quadrant=1 + i % 4)
+             for i in range(60)]  # 20 artists, 3 clips each
+    tr = np.arange(6, 60)  # 18 artists
+    half = artist_subset(clips, tr, 0.5, seed=3)
+    artists = {clips[i].artist for i in half}
+    assert len(artists) == 9 and set(half) <= set(tr.tolist())
+    assert all(clips[i].artist in artists for i in half) and len(half) == 27  # every clip of each artist
+    assert np.array_equal(half, artist_subset(clips, tr, 0.5, seed=3))
+    assert not np.array_equal(half, artist_subset(clips, tr, 0.5, seed=4))
+    assert np.array_equal(artist_subset(clips, tr, 1.0, seed=0), tr)

@@ -99,6 +99,16 @@ def clip_teacher_probs(feats: np.ndarray, clips, c: float = 0.1, k: int = 5) -> 
     return logreg_oof(feats, targets(clips), artist_folds(clips, k=k, seed=1), c)
 
 
+def artist_subset(clips, tr: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The clips of ``tr`` whose artists are in a seeded random ``fraction`` of its artists (at
+    least one): a learning curve's smaller training sets, still whole artists, so what the
+    curve shows is how the scores grow with artists heard, not with more clips of the same ones."""
+    artists = sorted({clips[i].artist for i in tr})
+    n = max(1, round(fraction * len(artists)))
+    keep = set(np.random.default_rng(seed).permutation(artists)[:n].tolist())
+    return np.array([i for i in tr if clips[i].artist in keep], dtype=np.asarray(tr).dtype)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
@@ -131,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-teacher", action="store_true",
                     help="with --clip-features and --fit distill=A: the distillation teacher is a logistic "
                          "regression on those features, cross-fitted within each training fold")
+    ap.add_argument("--train-artists", type=float, default=1.0,
+                    help="fit each fold on this fraction of its training artists (seeded per fold; the "
+                         "test fold is unchanged): a point of a learning curve")
     ap.add_argument("--curve-every", type=int, default=0,
                     help="score the test fold every N epochs for a training-curve plot (never for selection)")
     args = ap.parse_args(argv)
@@ -173,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                  else pfeats)
     elif fcfg.feature_weight > 0 or args.clip_teacher:
         raise SystemExit("run_spec: error: --fit feature_weight and --clip-teacher need --clip-features")
+    if not 0 < args.train_artists <= 1:
+        raise SystemExit(f"run_spec: error: --train-artists {args.train_artists} must be in (0, 1]")
     if args.clip_teacher and (args.teachers or not fcfg.distill):
         raise SystemExit("run_spec: error: --clip-teacher needs --fit distill=A and no --teachers")
     folds = artist_folds(clips, k=args.k, seed=0)
@@ -190,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     per_fold, secs, histories, stage_folds = [], [], [], []
     for k in only:
         tr, te = folds[k]
+        if args.train_artists < 1:
+            tr = artist_subset(clips, tr, args.train_artists, seed=k)
+            log.info("fold %d: %d training clips of %d artists kept", k, len(tr),
+                     len({clips[i].artist for i in tr}))
         scores, stage_scores = [], []
         stage_audio = [stage_all[i] for i in te] if args.stage_test else []
         t1 = time.time()
@@ -258,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
            "seeds": args.seeds, "seed_offset": args.seed_offset,
            "teachers": [str(d) for d in args.teachers], "extra": args.extra,
            "clip_features": str(args.clip_features or ""), "clip_teacher": args.clip_teacher,
-           "feature_patches": args.feature_patches,
+           "feature_patches": args.feature_patches, "train_artists": args.train_artists,
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
