@@ -642,7 +642,7 @@ def test_self_distillation_softens_targets_the_model_disagrees_with() -> None:
     wrong = np.array([noisy[i].arousal_high for i in sorted(flip)], np.float64)
     flipped_audio = [audio[i] for i in sorted(flip)]
 
-    def pull(model) -> float:  # how far the model followed the wrong labels (0: not at all)
+    def pull(model) -> float:  # how far the model followed the wrong labels (1: exactly, 0.5: undecided)
         p = predict_clips(model, flipped_audio, hop_seconds=0.5)[:, 0]
         return float(np.mean(1 - np.abs(p - wrong)))
 
