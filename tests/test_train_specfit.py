@@ -667,3 +667,19 @@ def test_artist_subset_keeps_whole_artists_of_the_training_fold() -> None:
     assert np.array_equal(half, artist_subset(clips, tr, 0.5, seed=3))
     assert not np.array_equal(half, artist_subset(clips, tr, 0.5, seed=4))
     assert np.array_equal(artist_subset(clips, tr, 1.0, seed=0), tr)
+
+
+def test_learning_curve_sizes_and_trend() -> None:
+    from train.experiments.learning_curve import training_sizes, trend
+
+    clips = [Clip(id=f"c{i}", artist=f"a{i // 3}", path=Path(f"c{i}.wav"), quadrant=1 + i % 4)
+             for i in range(60)]  # 20 artists, 3 clips each: 16 training artists per fold
+    assert training_sizes({}, clips) == [48] * 5  # a run without --train-artists used them all
+    assert training_sizes({"train_artists": 0.5}, clips) == [24] * 5  # 8 whole artists of 3 clips
+    # a metric rising exactly 0.01 per doubling, 0.95 at 500 clips: the line meets 0.965 at 500 * 2**1.5
+    pts = [{"clips": n, "pooled": {"arousal AUC": 0.95 + 0.01 * np.log2(n / 500)}} for n in (125, 250, 500)]
+    slope, last, at = trend(pts, "arousal AUC")
+    assert slope == pytest.approx(0.01) and last == pytest.approx(0.95)
+    assert at == pytest.approx(500 * 2 ** 1.5, rel=1e-6)
+    flat = [{"clips": n, "pooled": {"arousal AUC": 0.96 - 0.001 * i}} for i, n in enumerate((100, 200))]
+    assert trend(flat, "arousal AUC")[2] == float("inf")  # a falling line never reaches the floor
