@@ -670,7 +670,7 @@ def test_artist_subset_keeps_whole_artists_of_the_training_fold() -> None:
 
 
 def test_learning_curve_sizes_and_trend() -> None:
-    from train.experiments.learning_curve import training_sizes, trend
+    from train.experiments.learning_curve import means, training_sizes, trend
 
     clips = [Clip(id=f"c{i}", artist=f"a{i // 3}", path=Path(f"c{i}.wav"), quadrant=1 + i % 4)
              for i in range(60)]  # 20 artists, 3 clips each: 16 training artists per fold
@@ -683,3 +683,8 @@ def test_learning_curve_sizes_and_trend() -> None:
     assert at == pytest.approx(500 * 2 ** 1.5, rel=1e-6)
     flat = [{"clips": n, "pooled": {"arousal AUC": 0.96 - 0.001 * i}} for i, n in enumerate((100, 200))]
     assert trend(flat, "arousal AUC")[2] == float("inf")  # a falling line never reaches the floor
+    seeds = [{"name": n, "fraction": 0.5, "clips": 24.0, "pooled": {"arousal AUC": a, "valence AUC": 0.8,
+                                                                  "quadrant macro-F1": 0.6}}
+             for n, a in (("s1", 0.94), ("s2", 0.96))]
+    (m,) = means(seeds)
+    assert m["runs"] == 2 and m["pooled"]["arousal AUC"] == pytest.approx(0.95) and m["name"] == "s1+s2"

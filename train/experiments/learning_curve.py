@@ -59,8 +59,21 @@ def curve_points(results: list[dict]) -> list[dict]:
     return sorted(pts, key=lambda p: p["clips"])
 
 
+def means(pts: list[dict]) -> list[dict]:
+    """The points of one training fraction (seeds of one size) merged: mean clips and mean pooled
+    metrics (the mean of single models' scores, not the score of their ensemble)."""
+    out = []
+    for f in sorted({p["fraction"] for p in pts}):
+        grp = [p for p in pts if p["fraction"] == f]
+        out.append({"name": "+".join(p["name"] for p in grp), "fraction": f, "runs": len(grp),
+                    "clips": float(np.mean([p["clips"] for p in grp])),
+                    "pooled": {lab: float(np.mean([p["pooled"][lab] for p in grp])) for lab in FLOORS}})
+    return out
+
+
 def trend(pts: list[dict], label: str) -> tuple[float, float, float]:
-    """(per doubling, value at the largest point, clips where the line meets the floor; inf if never)."""
+    """(per doubling, value at the largest point, clips where the line meets the floor; inf if never),
+    the line fitted through every run (seeds of one size are points at the same x)."""
     x = np.log2([p["clips"] for p in pts])
     y = np.array([p["pooled"][label] for p in pts])
     slope, icpt = np.polyfit(x, y, 1)
@@ -80,7 +93,10 @@ def plot(pts: list[dict], path: Path) -> None:
         for p in pts:
             ax.scatter(p["fold_clips"], p["folds"][label], s=12, color="0.6", zorder=2)
         xs = [p["clips"] for p in pts]
-        ax.plot(xs, [p["pooled"][label] for p in pts], "o-", color="C0", label="pooled CV", zorder=3)
+        ax.scatter(xs, [p["pooled"][label] for p in pts], s=14, color="C0", zorder=3)
+        mp = means(pts)
+        ax.plot([m["clips"] for m in mp], [m["pooled"][label] for m in mp], "o-", color="C0",
+                label="pooled CV (line: mean of seeds)", zorder=3)
         slope, _, _ = trend(pts, label)
         grid = np.geomspace(min(xs), max(xs) * 4, 50)
         a = np.polyfit(np.log2(xs), [p["pooled"][label] for p in pts], 1)
@@ -111,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | training artists | training clips per fold (mean) | "
           + " | ".join(FLOORS) + " |")
     print("|---|---:|---:|" + "---:|" * len(FLOORS))
-    for p in pts:
-        print(f"| `{p['name']}` | {p['fraction']:.0%} | {p['clips']:.0f} | "
+    rows = pts + [m for m in means(pts) if m["runs"] > 1]
+    for p in sorted(rows, key=lambda p: (p["clips"], p.get("runs", 1))):
+        name = f"mean of {p['runs']} seeds" if p.get("runs", 1) > 1 else f"`{p['name']}`"
+        print(f"| {name} | {p['fraction']:.0%} | {p['clips']:.0f} | "
               + " | ".join(f"{p['pooled'][lab]:.3f}" for lab in FLOORS) + " |")
     for label in FLOORS:
         slope, last, at = trend(pts, label)
