@@ -158,3 +158,44 @@ def test_pulse_branch_finds_the_beat_period_and_exports() -> None:
         export_onnx(m, Path(d) / "pulse.onnx", sample_rate=SR, window_samples=c.window_samples, name="pulse")
     with pytest.raises(ValueError, match="rhythm"):
         ModelConfig(arch="crnn", rhythm=True)
+
+
+@pytest.mark.parametrize("n_fft,hop,out", [(128, 64, 16), (256, 200, 192), (256, 800, 210), (100, 30, 8)])
+@pytest.mark.parametrize("extra", [-37, 0, 411])
+def test_framed_matmul_equals_multiplying_every_frame(n_fft: int, hop: int, out: int, extra: int) -> None:
+    """Frame j is x[j*hop : j*hop + n_fft] (zeros past the end), whichever way the product is cut
+    (shifted input views, or whole blocks multiplied and the product shifted)."""
+    frames = 9
+    fe = build_model(cfg()).frontend
+    gen = torch.Generator().manual_seed(n_fft + hop + extra)
+    x = torch.randn(2, (frames - 1) * hop + n_fft + extra, generator=gen)
+    w = torch.randn(n_fft, out, generator=gen)
+    xz = F.pad(x, (0, n_fft))
+    want = torch.stack([xz[:, j * hop : j * hop + n_fft] for j in range(frames)], dim=1) @ w
+    got = fe._framed_matmul(x, w, n_fft, hop, frames)
+    assert got.shape == (2, frames, out)
+    assert float((got - want).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("n", [32000, 32003, 31999])
+def test_each_branch_bin_power_equals_a_centred_stft(n: int) -> None:
+    """The one reflect pad that also reaches the blocks' tail leaves every frame as torch.stft's
+    (centre=True, reflect) frames: bin power of both branches, for lengths on and off the hop."""
+    fe = build_model(cfg()).eval().frontend
+    x = torch.randn(1, n, generator=torch.Generator().manual_seed(n)).double()
+    frames = n // fe.hop + 1
+    hi = fe._high_bin_power(x.float(), frames)
+    xd = fe._decimate(x.float()).double()
+    lo = fe._low_bin_power(x.float(), frames)
+    branches = ((hi, x, fe.high_n, fe.hop, fe.k_hi), (lo, xd, fe.low_n, fe.hop // fe.decim, fe.k_lo))
+    for got, sig, n_fft, hop, k in branches:
+        win = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        spec = torch.stft(sig[0], n_fft, hop, window=win, center=True, pad_mode="reflect",
+                          return_complex=True).abs() ** 2  # [bins, frames]
+        nb = k.shape[0] // 2
+        angle = torch.atan2(-k[nb:, 0, 1].double(), k[:nb, 0, 1].double())  # 2 pi bin / n_fft
+        bins = torch.round(angle * n_fft / (2 * torch.pi))
+        bins = torch.remainder(bins, n_fft).long()  # the DFT bin each row pair computes
+        want = spec[bins, :frames].t()
+        assert got.shape == (1, frames, nb)
+        assert float(((got[0].double() - want).abs() / (want.abs().max() + 1e-12)).max()) < 1e-4

@@ -313,16 +313,28 @@ class MultiResLogMel(nn.Module):
         No frame matrix is built: ``x`` is reshaped into hop-long blocks and each hop-long slice
         of ``w`` multiplies a shifted view of the blocks. Plain MatMuls on reshapes run several
         times faster in onnxruntime than the same product as a 1-channel strided Conv (im2col).
+        A shifted view is a copy in the graph, so where the product is narrower than a block
+        (the decimator: 16 outputs per 64-sample block) every block is multiplied and the
+        product is shifted instead.
         """
         parts = -(-n_fft // hop)
-        need = (frames + parts - 1) * hop
-        x = F.pad(x, (0, need - x.shape[-1])) if x.shape[-1] < need else x[:, :need]
-        blocks = x.reshape(x.shape[0], frames + parts - 1, hop)
+        rows = frames + parts - 1
+        need = rows * hop
+        if x.shape[-1] < need:
+            x = F.pad(x, (0, need - x.shape[-1]))
+        elif x.shape[-1] > need:  # (a slice to the full length would still copy in the graph)
+            x = x[:, :need]
+        blocks = x.reshape(x.shape[0], rows, hop)
         out = None
         for i in range(parts):
             width = min(hop, n_fft - i * hop)
-            view = blocks[:, i : i + frames] if width == hop else blocks[:, i : i + frames, :width]
-            y = view @ w[i * hop : i * hop + width]
+            wi = w[i * hop : i * hop + width]
+            if width == hop and w.shape[1] < hop:
+                y = blocks @ wi
+                y = y if rows == frames else y[:, i : i + frames]
+            else:
+                view = blocks if rows == frames else blocks[:, i : i + frames]
+                y = (view if width == hop else view[..., :width]) @ wi
             out = y if out is None else out + y
         return out
 
@@ -337,15 +349,23 @@ class MultiResLogMel(nn.Module):
         out_blocks = -(-n_out // self.poly_out)
         w = self.aa.permute(2, 1, 0).reshape(K * P, self.poly_out)  # [(k, r), s]
         y = self._framed_matmul(F.pad(x, (half, half), mode="reflect"), w, K * P, P, out_blocks)
-        return y.reshape(x.shape[0], -1)[:, :n_out]
+        y = y.reshape(x.shape[0], -1)
+        return y if y.shape[-1] == n_out else y[:, :n_out]
+
+    def _dft(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
+        """``[B, frames, 2 x bins]``: the real parts, then the imaginary parts, of the DFT of the
+        frames centred on j * hop (reflect-padded ends) from one branch."""
+        # the blocks _framed_matmul cuts may reach past the last frame: pad that far at once (what
+        # lies beyond the last frame's reach is multiplied by nothing, so it may be reflected too)
+        half, rows = n_fft // 2, frames + -(-n_fft // hop) - 1
+        xp = F.pad(x, (half, max(half, rows * hop - half - x.shape[-1])), mode="reflect")
+        return self._framed_matmul(xp, k[:, 0, :].t(), n_fft, hop, frames)
 
     def _bin_power(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
-        """``[B, frames, bins]``: DFT bin power of the frames centred on j * hop (reflect-padded
-        ends) from one branch."""
-        xp = F.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
-        y = self._framed_matmul(xp, k[:, 0, :].t(), n_fft, hop, frames)  # [B, T, (re | im) x bins]
-        b, t, _ = y.shape
-        return (y * y).reshape(b, t, 2, -1).sum(dim=2)
+        """``[B, frames, bins]``: DFT bin power (re² + im²) of ``_dft``'s frames."""
+        y = self._dft(x, k, n_fft, hop, frames)
+        p, n = y * y, y.shape[-1] // 2
+        return p[..., :n] + p[..., n:]
 
     def _low_bin_power(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """``[B, frames, low bins]``: the decimated branch's bin power."""
