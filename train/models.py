@@ -229,6 +229,12 @@ def _lowpass(taps: int, cutoff: float) -> torch.Tensor:
     return (h / h.sum()).float()[None, None, :]
 
 
+def _n(x: torch.Tensor) -> int:
+    """The length of ``x``'s last axis as a plain int: an exported graph then holds it as a
+    constant (a window's length is fixed) instead of recomputing it from the input's shape."""
+    return int(x.shape[-1])
+
+
 class MultiResLogMel(nn.Module):
     """Log-mel spectrogram from two DFT resolutions, at a fraction of one long STFT's cost.
 
@@ -320,11 +326,11 @@ class MultiResLogMel(nn.Module):
         parts = -(-n_fft // hop)
         rows = frames + parts - 1
         need = rows * hop
-        if x.shape[-1] < need:
-            x = F.pad(x, (0, need - x.shape[-1]))
-        elif x.shape[-1] > need:  # (a slice to the full length would still copy in the graph)
+        if _n(x) < need:
+            x = F.pad(x, (0, need - _n(x)))
+        elif _n(x) > need:  # (a slice to the full length would still copy in the graph)
             x = x[:, :need]
-        blocks = x.reshape(x.shape[0], rows, hop)
+        blocks = x.reshape(-1, rows, hop)
         out = None
         for i in range(parts):
             width = min(hop, n_fft - i * hop)
@@ -342,15 +348,15 @@ class MultiResLogMel(nn.Module):
         """Low-pass and keep every ``decim``-th sample: ``[B, N] -> [B, ceil(N / decim)]``, output
         m centred on input sample m * decim (reflect-padded ends). A polyphase FIR: each output
         block of P / d samples is a fixed linear map of K consecutive P-sample input blocks."""
-        n = x.shape[-1]
+        n = _n(x)
         half = (self.aa_taps - 1) // 2
         P, K = self.poly_in, self.aa.shape[-1]
         n_out = -(-n // self.decim)
         out_blocks = -(-n_out // self.poly_out)
         w = self.aa.permute(2, 1, 0).reshape(K * P, self.poly_out)  # [(k, r), s]
         y = self._framed_matmul(F.pad(x, (half, half), mode="reflect"), w, K * P, P, out_blocks)
-        y = y.reshape(x.shape[0], -1)
-        return y if y.shape[-1] == n_out else y[:, :n_out]
+        y = y.reshape(-1, out_blocks * self.poly_out)
+        return y if _n(y) == n_out else y[:, :n_out]
 
     def _dft(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
         """``[B, frames, 2 x bins]``: the real parts, then the imaginary parts, of the DFT of the
@@ -358,13 +364,13 @@ class MultiResLogMel(nn.Module):
         # the blocks _framed_matmul cuts may reach past the last frame: pad that far at once (what
         # lies beyond the last frame's reach is multiplied by nothing, so it may be reflected too)
         half, rows = n_fft // 2, frames + -(-n_fft // hop) - 1
-        xp = F.pad(x, (half, max(half, rows * hop - half - x.shape[-1])), mode="reflect")
+        xp = F.pad(x, (half, max(half, rows * hop - half - _n(x))), mode="reflect")
         return self._framed_matmul(xp, k[:, 0, :].t(), n_fft, hop, frames)
 
     def _bin_power(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
         """``[B, frames, bins]``: DFT bin power (re² + im²) of ``_dft``'s frames."""
         y = self._dft(x, k, n_fft, hop, frames)
-        p, n = y * y, y.shape[-1] // 2
+        p, n = y * y, _n(y) // 2
         return p[..., :n] + p[..., n:]
 
     def _low_bin_power(self, x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -386,7 +392,7 @@ class MultiResLogMel(nn.Module):
     def bin_power(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, frames, bins]``: both branches' bin power on one axis (low bins, then high):
         what the band filters sum."""
-        frames = x.shape[-1] // self.hop + 1
+        frames = _n(x) // self.hop + 1
         return torch.cat([self._low_bin_power(x, frames), self._high_bin_power(x, frames)], dim=2)
 
     def bins_db(self, x: torch.Tensor) -> torch.Tensor:
@@ -403,7 +409,7 @@ class MultiResLogMel(nn.Module):
         if self.learns_bands:
             return 10.0 * torch.log10((self.bin_power(x) @ self.bands().t()).transpose(1, 2) + 1e-8)
         # fixed filters: each branch's slice of the matrix (the graph the shipped model was exported as)
-        frames = x.shape[-1] // self.hop + 1
+        frames = _n(x) // self.hop + 1
         lo, hi = self.fb[:, : self.n_lo], self.fb[:, self.n_lo :]
         m = self._low_bin_power(x, frames) @ lo.t() + self._high_bin_power(x, frames) @ hi.t()
         return 10.0 * torch.log10(m.transpose(1, 2) + 1e-8)
