@@ -364,7 +364,9 @@ class MultiResLogMel(nn.Module):
         # the blocks _framed_matmul cuts may reach past the last frame: pad that far at once (what
         # lies beyond the last frame's reach is multiplied by nothing, so it may be reflected too)
         half, rows = n_fft // 2, frames + -(-n_fft // hop) - 1
-        xp = F.pad(x, (half, max(half, rows * hop - half - _n(x))), mode="reflect")
+        right = max(half, rows * hop - half - _n(x))
+        right = right if right < _n(x) else half  # (reflect needs a longer input; _framed_matmul zero-fills)
+        xp = F.pad(x, (half, right), mode="reflect")
         return self._framed_matmul(xp, k[:, 0, :].t(), n_fft, hop, frames)
 
     def _bin_power(self, x: torch.Tensor, k: torch.Tensor, n_fft: int, hop: int, frames: int) -> torch.Tensor:
