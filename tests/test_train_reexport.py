@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx")
 
 from train.ensemble import SharedMelEnsemble  # noqa: E402
 from train.experiments import reexport  # noqa: E402
-from train.export import export_onnx  # noqa: E402
+from train.export import export_onnx, run_ort  # noqa: E402
 from train.models import ModelConfig, build_model  # noqa: E402
 
 SR = 16000
@@ -41,16 +41,12 @@ def shipped_like(tmp_path):
     return path, cfg
 
 
-def scores(path, x: np.ndarray) -> np.ndarray:
-    return reexport.score(path, x)
-
-
 def test_reexport_keeps_the_function_and_the_card(tmp_path) -> None:
     path, cfg = shipped_like(tmp_path)
     out = tmp_path / "new" / "m.onnx"
     assert reexport.main(["--model", str(path), "--out", str(out)]) == 0
     x = np.random.default_rng(5).standard_normal((4, cfg.window_samples)).astype(np.float32) * 0.2
-    old, new = scores(path, x), scores(out, x)
+    old, new = run_ort(path, x), run_ort(out, x)
     assert float(np.abs(old).max()) > 0 and float(np.std(old)) > 1e-4  # the probe tells models apart
     assert float(np.abs(old - new).max()) < 1e-5
     card = json.loads(out.with_suffix(".json").read_text())

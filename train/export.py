@@ -64,7 +64,8 @@ def count_flops(model: torch.nn.Module, window_samples: int) -> int | None:
         return None
 
 
-def _run_ort(path: Path, x: np.ndarray) -> np.ndarray:
+def run_ort(path: Path, x: np.ndarray) -> np.ndarray:
+    """``path``'s output for ``x`` in a one-thread CPU onnxruntime session."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -158,8 +159,8 @@ def export_onnx(
                    "end in a sigmoid")
 
     actual_opset = _torch_export(m, torch.from_numpy(x[:2]).clone(), path, opset, dynamo)
-    got = _run_ort(path, x)
-    single = _run_ort(path, x[3:4])  # batch 1 too: the runtime usually runs one window
+    got = run_ort(path, x)
+    single = run_ort(path, x[3:4])  # batch 1 too: the runtime usually runs one window
     diff = float(max(np.abs(got - ref).max(), np.abs(single - ref[3:4]).max()))
     if not diff <= tol:
         raise fail(f"onnxruntime differs from torch by {diff:.3g} (> {tol:g})")
