@@ -71,12 +71,17 @@ def means(pts: list[dict]) -> list[dict]:
     return out
 
 
+def _fit(pts: list[dict], label: str) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line of ``label`` against log2(training clips)."""
+    slope, icpt = np.polyfit(np.log2([p["clips"] for p in pts]), [p["pooled"][label] for p in pts], 1)
+    return float(slope), float(icpt)
+
+
 def trend(pts: list[dict], label: str) -> tuple[float, float, float]:
     """(per doubling, value at the largest point, clips where the line meets the floor; inf if never),
     the line fitted through every run (seeds of one size are points at the same x)."""
+    slope, icpt = _fit(pts, label)
     x = np.log2([p["clips"] for p in pts])
-    y = np.array([p["pooled"][label] for p in pts])
-    slope, icpt = np.polyfit(x, y, 1)
     floor = FLOORS[label][3]
     at = float(2 ** ((floor - icpt) / slope)) if slope > 0 else float("inf")
     return float(slope), float(icpt + slope * x[-1]), at
@@ -97,10 +102,9 @@ def plot(pts: list[dict], path: Path) -> None:
         mp = means(pts)
         ax.plot([m["clips"] for m in mp], [m["pooled"][label] for m in mp], "o-", color="C0",
                 label="pooled CV (line: mean of seeds)", zorder=3)
-        slope, _, _ = trend(pts, label)
+        slope, icpt = _fit(pts, label)
         grid = np.geomspace(min(xs), max(xs) * 4, 50)
-        a = np.polyfit(np.log2(xs), [p["pooled"][label] for p in pts], 1)
-        ax.plot(grid, np.polyval(a, np.log2(grid)), ":", color="C0",
+        ax.plot(grid, icpt + slope * np.log2(grid), ":", color="C0",
                 label=f"log trend ({slope:+.3f} per doubling)")
         ax.axhline(FLOORS[label][3], ls="--", color="C3", label="issue #3 floor")
         ax.set_xscale("log", base=2)
