@@ -1,11 +1,14 @@
-"""The record the pipeline publishes once per hop to its sinks (OSC sender, dashboard, terminal).
+"""The records the pipeline publishes to its sinks (OSC sender, dashboard, terminal, recorder).
 
-Data flows one way: the pipeline creates an ``Estimate`` and hands it to each sink; sinks never
-call back into the pipeline. An ``Estimate`` is immutable, so sharing it across threads is safe.
+Data flows one way: the pipeline creates an ``Estimate`` once per hop and an ``Event`` the moment
+an analyser detects something (a beat, an onset, a section change), and hands them to each sink;
+sinks never call back into the pipeline. Both are immutable, so sharing them across threads is
+safe.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 #: Russell quadrants, as numbered by the 4Q set and used on OSC ``/mer/quadrant i``.
@@ -44,7 +47,31 @@ class Estimate:
     latency_ms: float  #: from the window's last sample reaching the ring to this estimate
     overflows: int  #: input overflows reported by PortAudio plus frames lost in the ring, total
     hops_skipped: int  #: hops dropped because the pipeline fell behind, total
+    #: music is playing and the model's values are live: False before the first music, while the
+    #: input is silent or lost, and during talk, applause or noise (values held or drifting to
+    #: neutral, quadrant 0)
+    music: bool = True
+    music_prob: float = math.nan  #: the music-presence model's probability for the newest window
+    bpm: float = 0.0  #: the beat tracker's smoothed tempo in beats per minute (0: not known)
+    beats: int = 0  #: beats detected since the source started
 
     @property
     def quadrant(self) -> int:
-        return quadrant_of(self.arousal, self.valence)
+        """Russell quadrant 1..4 of the smoothed values while music plays, else 0 (no emotion)."""
+        return quadrant_of(self.arousal, self.valence) if self.music else 0
+
+
+#: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count).
+EVENT_KINDS = ("beat", "onset", "section", "drop")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something an analyser detected at one instant, published at once (not on the hop clock)."""
+
+    kind: str  #: one of EVENT_KINDS
+    count: int  #: running count of this kind since the source started (1 for the first)
+    t: float  #: stream time of the event in seconds since the source started
+    wall: float  #: time.monotonic() when it was detected
+    bpm: float = 0.0  #: beats: the tempo estimate at this beat (0: not known yet)
+    strength: float = math.nan  #: detector-specific salience (novelty, onset strength), if any
