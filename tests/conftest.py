@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,24 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+def in_ci() -> bool:
+    """True on CI (``CI=true``), where every system part is installed by .ci/run."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(why: str) -> None:
+    """A system part a test needs is absent: skip here, but FAIL on CI, where .ci/run installs
+    everything, so a broken install can never turn the suite green by skipping."""
+    if in_ci():
+        pytest.fail(f"CI must have this: {why}")
+    pytest.skip(why)
+
+
+def need_tool(name: str, package: str | None = None) -> str:
+    """The path of command ``name``, or ``missing()`` naming the Debian package that brings it."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not installed (Debian: {package or name})")
+    return str(path)
