@@ -26,8 +26,9 @@ import numpy as np
 
 from mer_live import __version__
 from mer_live.estimate import quadrant_of
+from mer_live.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig, frame_windows, hop_samples, prepare_offline
+from mer_live.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 

@@ -233,7 +233,7 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     """
     from mer_live.capture import DeviceSource
     from mer_live.filesource import FileSource
-    from mer_live.pipeline import hop_samples
+    from mer_live.framing import hop_samples
 
     src = cfg.source
     if src.input is not None:
