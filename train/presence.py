@@ -218,7 +218,8 @@ def load_negatives(
 ) -> list[Item]:
     """``negatives.bank`` (cached under ``cache_dir/presence-neg-*``: generating takes minutes),
     each through the runtime's clean-up chain at 16 kHz (DC blocker), folds by group."""
-    from mer_live.pipeline import PipelineConfig, prepare_offline
+    from mer_live.framing import prepare_offline
+    from mer_live.pipeline import PipelineConfig
 
     from . import negatives
 
@@ -254,7 +255,8 @@ def alsa_voice() -> list[tuple[str, np.ndarray]]:
     through the runtime's chain at 16 kHz: ``[(name, audio)]``; empty when alsa-utils is absent."""
     import soundfile as sf
 
-    from mer_live.pipeline import PipelineConfig, prepare_offline
+    from mer_live.framing import prepare_offline
+    from mer_live.pipeline import PipelineConfig
 
     out = []
     for p in sorted(ALSA_DIR.glob("*.wav")):
