@@ -68,6 +68,9 @@ class LiveApp:
         osc: Any | None = None,
         device: str | int | None = None,
         extra_sinks: Iterable[Sink] = (),
+        presence: Any | None = None,
+        gate: Any | None = None,
+        analysers: Iterable[Any] = (),
     ) -> None:
         self.model = model
         self.config = pipeline_config.validate()
@@ -80,7 +83,8 @@ class LiveApp:
         if osc is not None:
             sinks.append(osc)
         sinks.extend(extra_sinks)
-        self.pipeline = Pipeline(self.source, model, self.config, sinks)
+        self.pipeline = Pipeline(self.source, model, self.config, sinks, presence=presence, gate=gate,
+                                 analysers=analysers)
         self._lock = threading.Lock()
         self._stopped = False
 

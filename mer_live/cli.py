@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--provider", choices=("auto", "cuda", "cpu"), default=S, help="execution provider")
     e.add_argument("--require-gpu", action="store_const", const=True, default=S, help="fail unless CUDA runs")
     e.add_argument("--threads", type=int, default=S, metavar="N", help="onnxruntime threads (0: all)")
+    e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
+                   help="estimate emotion for every sound, not only music (test tones, sound checks)")
     o = p.add_argument_group("OSC")
     o.add_argument("--osc", action="append", default=S, metavar="HOST:PORT",
                    help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)")
@@ -136,6 +138,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "provider": ("model", "provider", None),
         "require_gpu": ("model", "require_gpu", None),
         "threads": ("model", "threads", None),
+        "no_music_gate": ("model", "music_gate", lambda v: not v),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
@@ -213,6 +216,27 @@ def load_model(cfg: Any) -> Any:
                      require_gpu=cfg.model.require_gpu)
     except ModelError as e:
         raise CliError(str(e), EXIT_USAGE) from None
+
+
+def load_presence(cfg: Any) -> tuple[Any, Any]:
+    """``(PresenceModel, MusicGate)`` for the music gate, or ``(None, None)`` without one.
+
+    An explicit ``[model] presence`` path that cannot be loaded is an error (exit 2); a missing
+    shipped model is a warning, and every audible window then counts as music."""
+    if not cfg.model.music_gate:
+        return None, None
+    from mer_live.model import ModelError
+    from mer_live.presence import MusicGate, PresenceModel, default_presence_path
+
+    path = cfg.model.presence
+    if path is None and not default_presence_path().is_file():
+        log.warning("the music-presence model is not installed in this version: every sound counts as "
+                    "music (pass [model] presence = PATH, or --no-music-gate to silence this)")
+        return None, None
+    try:
+        return PresenceModel(path, provider="cpu", threads=1), MusicGate()
+    except ModelError as e:
+        raise CliError(f"music-presence model: {e}", EXIT_USAGE) from None
 
 
 def _no_input_devices() -> bool:
@@ -415,9 +439,10 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     osc = make_osc(cfg)
     printer = TerminalPrinter() if headless else None
     pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
+    presence, gate = load_presence(cfg)
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
-                      extra_sinks=[printer] if printer else [])
+                      extra_sinks=[printer] if printer else [], presence=presence, gate=gate)
         app.start()
     except (DeviceError, SourceError) as e:
         if stopper.event.is_set():

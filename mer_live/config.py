@@ -56,6 +56,9 @@ class ModelConfig:
     provider: Literal["auto", "cuda", "cpu"] = "auto"
     require_gpu: bool = False  #: refuse to start unless CUDA is really active
     threads: int = 1  #: onnxruntime intra-op threads (1 keeps the live path predictable)
+    #: judge music first: silence, talk, applause and line checks between songs send no emotion
+    music_gate: bool = True
+    presence: Path | None = None  #: the music-presence model (None: the shipped one)
 
 
 @dataclass(frozen=True)
