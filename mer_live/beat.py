@@ -28,53 +28,12 @@ from typing import Any
 import numpy as np
 
 from mer_live.estimate import Event
+from mer_live.showconfig import check as _check
+from mer_live.showconfig import config_from_dict, pow2
 
 #: aubio's onset detection functions (the tempo tracker runs on one of them too).
 AUBIO_METHODS = ("default", "energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl",
                  "specflux")
-
-
-class ShowConfigError(ValueError):
-    """A [beat] / [sections] / [lighting] problem; the message is one line naming the key."""
-
-
-def _check(ok: bool, section: str, key: str, what: str, value: Any) -> None:
-    if not ok:
-        raise ShowConfigError(f"[{section}] {key} must be {what}, got {value!r}")
-
-
-def _pow2(v: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0 and v & (v - 1) == 0
-
-
-def config_from_dict(cls: type, data: dict[str, Any] | None, section: str) -> Any:
-    """``cls(**data)`` with one-line errors: unknown keys and wrong types name the key.
-
-    The dataclass's own ``__post_init__`` checks ranges (``ShowConfigError``). Used for the
-    ``[beat]``, ``[sections]`` and ``[lighting]`` tables of the TOML file.
-    """
-    import dataclasses
-
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ShowConfigError(f"[{section}] unknown key {unknown[0]!r} (known: {', '.join(sorted(fields))})")
-    for k, v in data.items():
-        default = fields[k].default
-        if default is dataclasses.MISSING or isinstance(default, (list, tuple)):
-            continue
-        if isinstance(default, bool):
-            _check(isinstance(v, bool), section, k, "true or false", v)
-        elif isinstance(default, int):
-            _check(isinstance(v, int) and not isinstance(v, bool), section, k, "an integer", v)
-        elif isinstance(default, float):
-            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-                   section, k, "a number", v)
-            data[k] = float(v)
-        elif isinstance(default, str):
-            _check(isinstance(v, str), section, k, "a string", v)
-    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -100,9 +59,9 @@ class BeatConfig:
         _check(self.method in AUBIO_METHODS, s, "method", f"one of {', '.join(AUBIO_METHODS)}", self.method)
         _check(self.onset_method in AUBIO_METHODS, s, "onset_method", f"one of {', '.join(AUBIO_METHODS)}",
                self.onset_method)
-        _check(self.hop == 0 or (_pow2(self.hop) and 32 <= self.hop <= 8192), s, "hop",
+        _check(self.hop == 0 or (pow2(self.hop) and 32 <= self.hop <= 8192), s, "hop",
                "0 or a power of 2 in 32..8192", self.hop)
-        _check(self.window == 0 or (_pow2(self.window) and 64 <= self.window <= 16384), s, "window",
+        _check(self.window == 0 or (pow2(self.window) and 64 <= self.window <= 16384), s, "window",
                "0 or a power of 2 in 64..16384", self.window)
         _check(self.window == 0 or self.hop == 0 or self.window >= self.hop, s, "window",
                f">= hop ({self.hop})", self.window)
