@@ -100,18 +100,19 @@ def groove(bpm: float, seconds: float, sr: int, *, swing: float = 0.0, fills: bo
     return (gain * out / max(1e-6, float(np.max(np.abs(out))))).astype(np.float32), beats
 
 
-def pad(seconds: float, sr: int, *, seed: int = 0, chord_s: float = 4.0, gain: float = 0.5) -> np.ndarray:
+def pad(seconds: float, sr: int, *, seed: int = 0, chord_s: float = 1.0, gain: float = 0.5) -> np.ndarray:
     """Sustained detuned chords with slow swells and a shaker-free texture: a timbre unlike a groove."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     t = np.arange(n) / sr
     out = np.zeros(n, dtype=np.float32)
     chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7)]
-    for c0 in np.arange(0.0, seconds, chord_s):
-        chord = chords[int(rng.integers(len(chords)))]
+    first = int(rng.integers(len(chords)))
+    for k, c0 in enumerate(np.arange(0.0, seconds, chord_s)):  # a fixed progression, looped
+        chord = chords[(first + k) % len(chords)]
         i, j = int(c0 * sr), min(n, int((c0 + chord_s) * sr))
         tt = t[i:j] - c0
-        swell = np.sin(np.pi * np.clip(tt / chord_s, 0, 1)) ** 0.5
+        swell = 0.75 + 0.25 * np.sin(np.pi * np.clip(tt / chord_s, 0, 1))  # chords swell, never stop
         for f in chord:
             for det in (0.997, 1.003):
                 out[i:j] += (np.sin(2 * np.pi * f * det * tt) * swell / 6).astype(np.float32)
