@@ -16,13 +16,13 @@ stamped at the change (the kernel's centre); it is known ``kernel_s`` + a frame 
 half that is mostly silence is not a section (the music stopped: the pipeline's music flag says
 that); music starting after silence is one (a new song).
 
-``drop``: the bass jumps (by ``drop_db``: each frame of the half second after the cut against
-the two seconds before it), the whole gets no quieter (3 dB slack: a build's risers are often as
-loud as the drop) and the bass then is a main part of the sound (within 10 dB of it), after at
-least ``drop_build_s`` of music (a build, not a song's start), at most one per
-``drop_spacing_s``; with ``drop_min_arousal`` > 0 only while the last arousal seen by
-``observe(estimate)`` (a sink-side hook; data flows one way) is at least that. Known 0.5-0.75 s
-after the drop.
+``drop``: after ``drop_build_s`` of music (a build, not silence: not a song's start) whose bass
+was 10 dB or more under its whole (a breakdown), the bass jumps: each frame of the half second
+after the cut is ``drop_db`` over the build's bass, and the bass is a main part of the sound
+again (within 10 dB of the whole). Loudness alone is not used: a build's risers are often as
+loud as the drop. At most one per ``drop_spacing_s``; with ``drop_min_arousal`` > 0 only while
+the last arousal seen by ``observe(estimate)`` (a sink-side hook; data flows one way) is at least
+that. Known 0.5-0.75 s after the drop.
 
 Cost: one FFT per ~46 ms and a 32 x 32 distance matrix four times a second, well under 1 % of a
 core (bench/bench_show_cost.py).
@@ -243,8 +243,7 @@ class SectionDetector:
     def _drop(self, wall: float) -> Event | None:
         c = self.config
         after_n = max(1, round(0.5 / self.frame_dt))  # the half second after the cut
-        before_n = max(1, round(2.0 / self.frame_dt))  # the two seconds before it
-        build_n = max(before_n, round(c.drop_build_s / self.frame_dt))
+        build_n = max(2, round(c.drop_build_s / self.frame_dt))  # the build before it
         if len(self._loud) < after_n + 1 + build_n:
             return None
         loud = np.array(self._loud)
@@ -253,16 +252,15 @@ class SectionDetector:
         def mean_db(v: np.ndarray) -> float:
             return 10.0 * math.log10(float(np.mean(10.0 ** (v / 10.0))) + 1e-12)
 
-        # one frame between before and after: the one the cut falls into
+        # one frame between the build and the after: the one the cut falls into
         a_loud, a_bass = mean_db(loud[-after_n:]), mean_db(bass[-after_n:])
-        b_loud = mean_db(loud[-after_n - 1 - before_n:-after_n - 1])
-        b_bass = mean_db(bass[-after_n - 1 - before_n:-after_n - 1])
         build = loud[-after_n - 1 - build_n:-after_n - 1]
+        b_loud, b_bass = mean_db(build), mean_db(bass[-after_n - 1 - build_n:-after_n - 1])
         t_drop = self._ftimes[-after_n - 1] - self.frame_dt / 2  # the middle of the frame of the cut
-        # every frame after the cut is loud in the bass, the whole gets no quieter (3 dB slack), the bass
-        # is a main part of the sound again (within 10 dB of the whole)
-        if not (a_bass - b_bass >= c.drop_db and float(np.min(bass[-after_n:])) - b_bass >= c.drop_db
-                and a_loud - b_loud >= -3.0 and a_bass >= a_loud - 10.0):
+        # the build had no bass to speak of (10 dB under its whole), every frame after the cut is
+        # drop_db louder in the bass than the build, and the bass is a main part of the sound again
+        if not (b_bass <= b_loud - 10.0 and a_bass - b_bass >= c.drop_db
+                and float(np.min(bass[-after_n:])) - b_bass >= c.drop_db and a_bass >= a_loud - 10.0):
             return None
         if np.mean(build < c.silence_db) > 0.1:  # silence before: a song starting, not a drop
             return None
