@@ -9,7 +9,7 @@ detector (aubio, LedFx's maintained build ``aubio-ledfx``) hop by hop and return
 moment aubio reports them: ``beat`` (a running counter, with the tempo at that beat) and
 ``onset``. The tempo it publishes (``state().bpm``) is not aubio's raw period, which flips
 between octaves (60 / 120 / 240) and wanders through breaks, but ``TempoSmoother``'s: the median
-of the recent inter-beat intervals, folded into ``[bpm_min, bpm_max)`` next to the current tempo,
+of the recent inter-beat intervals, folded into ``[bpm_min, bpm_max]`` next to the current tempo,
 smoothed in log-tempo, held through dropouts, and switched to a new tempo only after it has
 persisted for ``switch_s`` (a new song). ``BeatState.phase(wall)`` gives the beat phase 0..1 at
 any instant from the last beat and the period, for chases between beats.
@@ -45,7 +45,7 @@ class BeatConfig:
     onset_method: str = "hfc"  #: aubio's onset function for /mer/onset
     window: int = 0  #: FFT size in samples at the device rate (power of 2; 0: 2 x hop)
     hop: int = 0  #: samples between analyses (power of 2; 0: ~11 ms, 512 at 44.1/48 kHz)
-    bpm_min: float = 70.0  #: the published tempo is folded by octaves into [bpm_min, bpm_max)
+    bpm_min: float = 70.0  #: the published tempo is folded by octaves into [bpm_min, bpm_max]
     bpm_max: float = 180.0
     silence_db: float = -60.0  #: no beats or onsets below this level (dBFS)
     onset_threshold: float = 0.3  #: aubio's peak-picking threshold (higher: fewer onsets)
@@ -91,15 +91,15 @@ def hop_for(samplerate: int, config: BeatConfig) -> tuple[int, int]:
 
 
 def fold_bpm(bpm: float, lo: float, hi: float, near: float | None = None) -> float:
-    """``bpm`` moved by octaves into [lo, hi); of several candidates, the one nearest ``near``
+    """``bpm`` moved by octaves into [lo, hi]; of several candidates, the one nearest ``near``
     (log scale), or ``bpm`` itself when it already lies in range and no ``near`` is given."""
     if not (bpm > 0 and math.isfinite(bpm)):
         return 0.0
-    cands = [bpm * 2.0**k for k in range(-4, 5) if lo <= bpm * 2.0**k < hi]
+    cands = [bpm * 2.0**k for k in range(-4, 5) if lo * 0.999 <= bpm * 2.0**k <= hi * 1.001]
     if not cands:
         return min(max(bpm, lo), hi)
     if near is None or near <= 0:
-        return bpm if lo <= bpm < hi else cands[0]
+        return bpm if bpm in cands else cands[0]
     return min(cands, key=lambda c: abs(math.log(c / near)))
 
 
