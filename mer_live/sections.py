@@ -54,7 +54,7 @@ class SectionConfig:
     min_spacing_s: float = 8.0  #: at most one section per this many seconds
     silence_db: float = -60.0  #: frames quieter than this (dBFS) count as silence
     drops: bool = True
-    drop_db: float = 9.0  #: bass jump needed for a drop
+    drop_db: float = 12.0  #: bass jump (dB) over the build needed for a drop
     drop_build_s: float = 4.0  #: music needed before a drop
     drop_spacing_s: float = 15.0
     drop_min_arousal: float = 0.0  #: > 0: drops only while the observed arousal is at least this
