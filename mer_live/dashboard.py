@@ -33,6 +33,7 @@ DIM = "#8a94a6"
 AROUSAL_COLOR = "#ff9f1c"
 VALENCE_COLOR = "#2ec4ff"
 GOOD, WARN, BAD = "#3ddc84", "#ffd23f", "#ff3b3b"
+BEAT_FLASH_S = 0.12  #: how long the beat lamp stays lit after a beat
 #: Quadrant tints (Q1 happy: gold, Q2 tense: red, Q3 sad: blue, Q4 calm: green).
 QUADRANT_COLORS = {1: (255, 196, 0), 2: (235, 50, 60), 3: (70, 110, 255), 4: (40, 200, 120)}
 NO_MUSIC_COLOR = (150, 156, 168)  #: quadrant 0: no music (between songs, talk, applause)
@@ -360,6 +361,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self._last_key: tuple[float, float] | None = None
         self._last_status = 0.0
         self._clip_until = 0.0
+        self._beats_seen, self._beat_until = 0, 0.0
         self.frames_drawn = 0
         self._stopped = False
         self.setWindowTitle("mer-live")
@@ -489,7 +491,8 @@ class DashboardWindow(QtWidgets.QMainWindow):
         top.addWidget(self.level_text, 1)
         self.clip_lamp, self.silent_lamp = _lamp("CLIP"), _lamp("SILENT")
         self.noinput_lamp, self.music_lamp = _lamp("NO INPUT"), _lamp("MUSIC")
-        for lamp in (self.music_lamp, self.clip_lamp, self.silent_lamp, self.noinput_lamp):
+        self.beat_lamp = _lamp("BEAT –")  # flashes on each beat, with the tempo
+        for lamp in (self.beat_lamp, self.music_lamp, self.clip_lamp, self.silent_lamp, self.noinput_lamp):
             top.addWidget(lamp)
         lay.addLayout(top)
         self.meter = LevelMeter()
@@ -561,6 +564,10 @@ class DashboardWindow(QtWidgets.QMainWindow):
         _set_lamp(self.silent_lamp, latest.silent, WARN)
         _set_lamp(self.noinput_lamp, not latest.input_ok, BAD)
         _set_lamp(self.music_lamp, latest.music, GOOD)
+        if latest.beats != self._beats_seen:
+            self._beats_seen, self._beat_until = latest.beats, now + BEAT_FLASH_S
+        self.beat_lamp.setText(f"BEAT {latest.bpm:.0f}" if latest.bpm > 0 else "BEAT –")
+        _set_lamp(self.beat_lamp, latest.music and now < self._beat_until, FG)
         sl = self.status_labels
         sl["latency"].setText(f"{latest.latency_ms:.0f} ms")
         sl["overflows"].setText(str(latest.overflows))

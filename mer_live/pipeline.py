@@ -15,6 +15,9 @@ Policies (documented choices):
 * Live (a paced source), when more than one boundary is pending the pipeline evaluates only the
   newest and counts the rest in ``hops_skipped``; an unpaced file evaluates every boundary, so its
   values equal ``mer-analyze``'s over the same audio.
+* Analysers' events (beats, onsets, sections, drops) go to the sinks only while music plays (the
+  latest estimate's ``music``): talk, applause and line checks between songs drive no chases.
+  The analysers keep listening, so the counters run on and a beat is locked when a song starts.
 * No audio at all for ``lost_after_s`` (a stalled or vanished device): the pipeline keeps
   publishing an estimate every hop of wall time with ``input_ok=False``, so the lights can relax
   and OSC receivers see the input is gone.
@@ -433,7 +436,8 @@ class Pipeline:
             for ev in events:
                 if ev.kind == "beat":
                     self._bpm, self._beats = ev.bpm, ev.count
-                self._publish_event(ev)
+                if self.latest is not None and self.latest.music:  # talk or applause drive no lights
+                    self._publish_event(ev)
 
     # -- estimates ----------------------------------------------------------------------------
     def _evaluate(self, b: Boundary) -> None:
