@@ -273,8 +273,16 @@ class UdpListener:
 
 
 def default_models() -> list[Path]:
-    """Every model shipped in models/ (an .onnx with its card)."""
-    return sorted(p for p in (ROOT / "models").glob("*.onnx") if p.with_suffix(".json").is_file())
+    """Every emotion model shipped in models/ (an .onnx with its card). The presence model (card
+    outputs ["music"]) is not one: bench_presence times it beside the emotion model."""
+    import json
+
+    out = []
+    for p in sorted((ROOT / "models").glob("*.onnx")):
+        card = p.with_suffix(".json")
+        if card.is_file() and json.loads(card.read_text()).get("outputs", ["arousal"])[:1] == ["arousal"]:
+            out.append(p)
+    return out
 
 
 def fourq_clips(n: int) -> list[Path]:

@@ -64,13 +64,14 @@ class GateConfig:
     """Hysteresis of the music gate. Music starts when the probability has been at least
     ``on_prob`` for ``on_s`` seconds, and ends when it has been below ``off_prob`` for ``off_s``
     seconds (or at once when the input is silent); in between the state holds. The defaults were
-    chosen on cross-validated streams (docs/presence.md): music is declared ~1.4 s after it starts
-    (the 2-s window must fill first), talk or applause after music is declared within ~2.5 s."""
+    chosen on cross-validated streams (docs/presence.md): music is declared a median 1.7 s
+    (p90 2.7 s) after it starts, talk, applause or a crowd after music a median 2.0 s (p90 2.7 s)
+    after the music ends; the 2-s window has to fill with the new sound first."""
 
-    on_prob: float = 0.6
+    on_prob: float = 0.8
     off_prob: float = 0.35
     on_s: float = 0.5
-    off_s: float = 1.2
+    off_s: float = 0.8
 
     def validate(self) -> GateConfig:
         """Raise ValueError (one line) for values the gate cannot use; return self."""

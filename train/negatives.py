@@ -290,7 +290,8 @@ def synthesize_many(texts: Sequence[str], sr: int, engine: str, voice: str, rate
                 raise ToolMissing("festival is not installed (Debian: festival festvox-kallpc16k)")
             lines = [f"(voice_{voice})", f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})"]
             for t, w in zip(texts, wavs, strict=True):
-                safe = t.replace('"', "").replace("\\", "")
+                # (festival's Italian voices fail on a question mark)
+                safe = t.replace('"', "").replace("\\", "").replace("?", ".")
                 lines.append(f'(utt.save.wave (SynthText "{safe}") "{w}" \'riff)')
             scm = Path(d) / "u.scm"
             scm.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -643,6 +644,10 @@ def bank(sr: int = 16000, seconds: float = 30.0, seed: int = 0, counts: dict[str
                 log.warning("negatives: %s skipped: %s", kind, e)
                 bar.update(counts[kind] - i)
                 break
+            except RuntimeError as e:  # one voice or render failing must not stop the bank
+                log.warning("negatives: %s item %d skipped: %s", kind, i, e)
+                bar.update(1)
+                continue
             out.append(Negative(kind=kind, group=group, name=f"{kind}-{s}", audio=x, sr=sr))
             bar.update(1)
     bar.close()

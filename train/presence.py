@@ -161,15 +161,33 @@ def group_folds(groups: Sequence[str], k: int = 5, seed: int = 0) -> np.ndarray:
     return fold
 
 
-def quiet_version(x: np.ndarray, seed: int) -> np.ndarray:
+def quiet_version(x: np.ndarray, floor: np.ndarray, seed: int) -> np.ndarray:
     """Music at a low level over a room's noise floor (an intro, a quiet venue): the clip at
-    -50..-35 dBFS RMS with room tone 10..20 dB below it (the waveform, for evaluation)."""
-    from .negatives import at_db, room_tone
+    -50..-35 dBFS RMS with ``floor`` (a room-tone recording, repeated to length) 10..20 dB below
+    it. Made as a waveform, for evaluation."""
+    from .negatives import at_db
 
     rng = np.random.default_rng(seed)
     lvl = rng.uniform(-50, -35)
-    floor = room_tone(len(x) / SR + 0.01, SR, seed)[: len(x)]
-    return (at_db(x, lvl) + at_db(floor, lvl - rng.uniform(10, 20))).astype(np.float32)
+    fl = np.resize(np.asarray(floor, np.float32), len(x))
+    return (at_db(x, lvl) + at_db(fl, lvl - rng.uniform(10, 20))).astype(np.float32)
+
+
+def add_quiet(items: list[Item]) -> list[Item]:
+    """A ``4q-quiet`` item for each 4Q clip, its floor a ``room_tone`` negative of the same fold
+    (held out alike), chosen by the clip's id."""
+    floors: dict[int, list[Item]] = {}
+    for it in items:
+        if it.kind == "room_tone":
+            floors.setdefault(it.fold, []).append(it)
+    out = []
+    for it in items:
+        if it.kind == "4q" and floors.get(it.fold):
+            s = _id_seed(it.name)
+            fl = floors[it.fold][s % len(floors[it.fold])]
+            q = quiet_version(it.wave(), fl.wave(), s).astype(np.float16)
+            out.append(Item("4q-quiet", it.group, it.name, 1, q, it.fold))
+    return items + out
 
 
 def _id_seed(s: str) -> int:
@@ -177,8 +195,8 @@ def _id_seed(s: str) -> int:
 
 
 def load_music(cache_dir: Path, emopia_limit: int = 240, k: int = 5, progress: bool = True) -> list[Item]:
-    """4Q clean, stage-degraded and quiet versions (folds by artist, the emotion model's folds) and
-    EMOPIA renders (folds by song)."""
+    """4Q clean and stage-degraded (folds by artist, the emotion model's folds) and EMOPIA renders
+    (folds by song)."""
     from .cache import load_audio, load_stage_audio
     from .data import artist_folds, load_4q
     from .midi import load_emopia
@@ -195,9 +213,6 @@ def load_music(cache_dir: Path, emopia_limit: int = 240, k: int = 5, progress: b
         g = f"4q:{c.artist.strip().casefold()}"
         items.append(Item("4q", g, c.id, 1, x, int(f)))
         items.append(Item("4q-stage", g, c.id, 1, np.asarray(y, np.float16), int(f)))
-        items.append(
-            Item("4q-quiet", g, c.id, 1, quiet_version(x, _id_seed(c.id)).astype(np.float16), int(f))
-        )
     if emopia_limit:
         em = load_emopia(cache_dir, limit=emopia_limit, seed=0)
         ea = load_audio(em, SR, cache_dir, workers=1, progress=progress)
@@ -297,7 +312,7 @@ def features(model: PresenceNet, audio: Sequence[np.ndarray], progress: bool = F
 class PresenceFitConfig:
     """How the presence model is fitted on cached spectrograms."""
 
-    epochs: int = 16
+    epochs: int = 12
     steps: int = 150  #: batches per epoch
     batch_size: int = 64
     lr: float = 3e-3
@@ -620,13 +635,22 @@ def kind_metrics(
         d[f"{name}_after_gate"] = gated_err / max(1, n_gated)
         if lab:
             fin = np.array(declare)
-            d["declare_s_median"] = float(np.median(fin)) if len(fin) else None
-            d["declare_s_p90"] = float(np.quantile(fin, 0.9)) if len(fin) else None
+            d["declare_s_median"] = quantile(fin, 0.5)
+            d["declare_s_p90"] = quantile(fin, 0.9)
             d["never_declared"] = int(np.isinf(fin).sum())
         else:
             d["streams_with_music"] = anyflag
         out[kind] = d
     return out
+
+
+def quantile(v: np.ndarray, q: float) -> float | None:
+    """An observed value at quantile ``q`` (``inverted_cdf``: never interpolates towards an
+    infinite "never happened"); None when that value is infinite."""
+    if len(v) == 0:
+        return None
+    x = float(np.quantile(np.asarray(v, float), q, method="inverted_cdf"))
+    return x if math.isfinite(x) else None
 
 
 def transition_metrics(trans: Sequence[Transition], gate: Any) -> dict[str, Any]:
@@ -649,14 +673,13 @@ def transition_metrics(trans: Sequence[Transition], gate: Any) -> dict[str, Any]
 
     def summ(r: list[tuple[float, float, float]]) -> dict[str, Any]:
         a = np.array(r)
-        q = lambda v, x: float(np.quantile(v, x)) if np.isfinite(v).all() else float(np.quantile(v, x))  # noqa: E731
         return {
             "streams": len(a),
-            "off_s_median": q(a[:, 0], 0.5),
-            "off_s_p90": q(a[:, 0], 0.9),
+            "off_s_median": quantile(a[:, 0], 0.5),
+            "off_s_p90": quantile(a[:, 0], 0.9),
             "never_off": int(np.isinf(a[:, 0]).sum()),
-            "on_s_median": q(a[:, 1], 0.5),
-            "on_s_p90": q(a[:, 1], 0.9),
+            "on_s_median": quantile(a[:, 1], 0.5),
+            "on_s_p90": quantile(a[:, 1], 0.9),
             "never_on": int(np.isinf(a[:, 1]).sum()),
             "false_music_after_off": float(a[:, 2].mean()),
         }
@@ -706,7 +729,12 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
                         }
                     )
     ok = [
-        r for r in rows if r["on_s_median"] is not None and r["on_s_median"] <= 2.0 and r["off_s_p90"] <= 3.0
+        r
+        for r in rows
+        if r["on_s_median"] is not None
+        and r["on_s_median"] <= 2.0
+        and r["off_s_p90"] is not None
+        and r["off_s_p90"] <= 3.0
     ]
     best = min(ok or rows, key=lambda r: r["missed"] + r["false"])
     return GateConfig(**best["gate"]), rows
@@ -739,7 +767,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = presence_config(args.window)
     fit = PresenceFitConfig(epochs=args.epochs, steps=args.steps, threads=args.threads, seed=args.seed)
     t0 = time.time()
-    items = load_music(cache, emopia_limit=args.emopia) + load_negatives(cache, seed=args.seed)
+    items = add_quiet(load_music(cache, emopia_limit=args.emopia) + load_negatives(cache, seed=args.seed))
     if args.limit:  # a quick look: every kind, fewer items
         rng = np.random.default_rng(0)
         keep = []
@@ -897,6 +925,69 @@ def _plot_transitions(trans: Sequence[Transition], gate: Any, path: Path) -> Non
     plt.close(fig)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The CV results of a results JSON as the tables of docs/presence.md."""
+    cv = result["cv"]
+    g = cv["gate"]
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f} %"
+
+    def sec(v: float | None) -> str:
+        return "never" if v is None else f"{v:.1f}"
+
+    lines = [
+        f"Window AUC (music vs. not, every 0.1-s window of every test item): {cv['window_auc']:.4f}. "
+        f"Gate: on_prob {g['on_prob']}, off_prob {g['off_prob']}, on_s {g['on_s']}, off_s {g['off_s']}.",
+        "",
+        "| kind | items | windows | error per window (p >= 0.5) | error after the gate | "
+        "declared after (median / p90 s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    order = list(MUSIC_KINDS) + [
+        "silence",
+        "room_tone",
+        "hum",
+        "applause",
+        "crowd",
+        "speech",
+        "tuning",
+        "line_check",
+    ]
+    pk = cv["per_kind"]
+    for k in [k for k in order if k in pk]:
+        d = pk[k]
+        if d["label"] == "music":
+            err = (d["missed_music_per_window"], d["missed_music_after_gate"])
+            dec = f"{sec(d['declare_s_median'])} / {sec(d['declare_s_p90'])} ({d['never_declared']} never)"
+            lab = f"{k} (music: missed)"
+        else:
+            err = (d["false_music_per_window"], d["false_music_after_gate"])
+            dec = f"{d['streams_with_music']} of {d['items']} streams ever flagged"
+            lab = f"{k} (false music)"
+        lines.append(f"| {lab} | {d['items']} | {d['windows']} | {pct(err[0])} | {pct(err[1])} | {dec} |")
+    a = cv.get("alsa_real_voice") or {}
+    if a.get("folds"):
+        lines.append(
+            f"| alsa real voice (false music; all 5 fold models) | 8 files | | "
+            f"{pct(a['false_music_per_window'])} | {pct(a['false_music_after_gate'])} | "
+            f"max probability {a['max_prob']:.2f} |"
+        )
+    lines += [
+        "",
+        "| music -> X -> music | streams | off delay median / p90 s (never) | on delay median / p90 s "
+        "(never) | false music in X after off |",
+        "|---|---|---|---|---|",
+    ]
+    for k, d in cv["transitions"].items():
+        lines.append(
+            f"| {k} | {d['streams']} | {sec(d['off_s_median'])} / {sec(d['off_s_p90'])} ({d['never_off']}) | "
+            f"{sec(d['on_s_median'])} / {sec(d['on_s_p90'])} ({d['never_on']}) | "
+            f"{pct(d['false_music_after_off'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.presence", description=__doc__.split("\n")[0])
     ap.add_argument("--cv", action="store_true", help="5 held-out folds, results JSON")
@@ -914,7 +1005,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=str(ROOT / "cache"))
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument(
+        "--table", metavar="JSON", help="print a results JSON's tables (docs/presence.md) and exit"
+    )
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(Path(args.table).read_text())))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if not (args.cv or args.ship):
         ap.error("nothing to do: give --cv and/or --ship")
