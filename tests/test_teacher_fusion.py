@@ -110,3 +110,22 @@ def test_cadence_features_pick_the_patches_the_runtime_would_run() -> None:
     assert fusion.cadence_features(pf, starts, "15s")[:, 0].tolist() == [7.5, 7.5]
     assert fusion.cadence_features(pf, starts, "1p")[:, 0].tolist() == [13.0, 9.0]
     assert fusion.cadence_features(pf, starts, "1p", phase=100)[:, 0].tolist() == [27.0, 19.0]
+
+
+def test_paired_bootstrap_sees_a_real_gain_and_no_gain() -> None:
+    clips, y, _, p_cnn, _ = synthetic(seed=5)
+    q = np.array([c.quadrant for c in clips])
+    artists = [c.artist for c in clips]
+    same = fusion.paired_bootstrap(y, q, p_cnn, p_cnn, artists, n=50)
+    assert all(v == [0.0, 0.0, 0.0] for v in same.values())
+    better = np.clip(p_cnn + 0.3 * (y - 0.5), 0, 1)  # scores that lean towards the labels
+    got = fusion.paired_bootstrap(y, q, better, p_cnn, artists, n=200)
+    assert got["arousal_auc"][1] > 0 and got["valence_auc"][1] > 0  # the whole interval above 0
+    assert got["arousal_auc"][1] <= got["arousal_auc"][0] <= got["arousal_auc"][2]
+    # its interval is centred on the metrics module's own numbers for the whole set
+    from train.metrics import auc as ref_auc
+    from train.metrics import macro_f1, quadrant_of
+    gain = ref_auc(y[:, 0], better[:, 0]) - ref_auc(y[:, 0], p_cnn[:, 0])
+    assert abs(got["arousal_auc"][0] - gain) < 1e-4
+    f1 = [macro_f1(q, quadrant_of(s[:, 0], s[:, 1]), (1, 2, 3, 4)) for s in (better, p_cnn)]
+    assert abs(got["quadrant_macro_f1"][0] - (f1[0] - f1[1])) < 1e-4
