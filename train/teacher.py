@@ -386,6 +386,9 @@ def build(out: Path, model: str = MODEL) -> dict:
             "mel), power, Slaney mel (96 bands, 0-8 kHz), the "
             "float16 cast of musicnn's batch_data, log10(10000 x + 1)."),
         "licence": "ISC",
+        **({} if model.startswith("MSD") else {"licence_note": (
+            "weights trained on MagnaTagATune (Magnatune audio, CC BY-NC-SA): research probe only, "
+            "never shipped nor distilled into a shipped model")}),
         "licence_text": LICENCE,
         "copyright": "Music Technology Group, Universitat Pompeu Fabra 2019 (Jordi Pons)",
         "provenance": {
@@ -496,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="convert musicnn (TF venv) and write models/musicnn-msd.onnx + card")
     b.add_argument("--out", type=Path, default=ONNX_PATH)
+    b.add_argument("--model", default=MODEL, choices=("MSD_musicnn", "MTT_musicnn"),
+                   help="MTT_musicnn: a probe only (non-commercial training data); --out under cache/")
     p = sub.add_parser("parity", help="compare with TF + librosa on real 4Q clips; writes into the card")
     p.add_argument("--onnx", type=Path, default=ONNX_PATH)
     p.add_argument("--clips", type=int, default=24)
@@ -505,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.cmd == "build":
-        card = build(args.out)
+        if args.model != MODEL and args.out.resolve().parent == ONNX_PATH.parent:
+            print("teacher: error: MTT_musicnn's weights may be probed, never shipped: --out under cache/",
+                  file=sys.stderr)
+            return 2
+        card = build(args.out, args.model)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {card['sha256'][:12]}...) "
               f"in {card['provenance']['conversion_seconds']} s")
     elif args.cmd == "parity":
