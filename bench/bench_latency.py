@@ -317,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     why = missing_tools()
     if why:
         raise RuntimeError(f"cannot measure through a device here: {why}")
+    from mer_live.framing import hop_samples
     from mer_live.model import Model
-    from mer_live.pipeline import hop_samples
 
     model_path = pick_model(args.model)
     model = Model(model_path, provider="cpu", threads=1)

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--provider", choices=("auto", "cuda", "cpu"), default=S, help="execution provider")
     e.add_argument("--require-gpu", action="store_const", const=True, default=S, help="fail unless CUDA runs")
     e.add_argument("--threads", type=int, default=S, metavar="N", help="onnxruntime threads (0: all)")
+    e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
+                   help="estimate emotion for every sound, not only music (test tones, sound checks)")
     o = p.add_argument_group("OSC")
     o.add_argument("--osc", action="append", default=S, metavar="HOST:PORT",
                    help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)")
@@ -94,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("display and run")
     g.add_argument("--headless", action="store_const", const=True, default=S, help="no window: print values")
     g.add_argument("--duration", type=float, default=S, metavar="S", help="stop after S seconds")
+    g.add_argument("--record", default=S, metavar="FILE",
+                   help="append one row per estimate to FILE (.csv or .jsonl): a record of the show")
+    g.add_argument("--no-beat", action="store_const", const=True, default=S,
+                   help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -136,8 +142,11 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "provider": ("model", "provider", None),
         "require_gpu": ("model", "require_gpu", None),
         "threads": ("model", "threads", None),
+        "no_music_gate": ("model", "music_gate", lambda v: not v),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
+        "record": ("run", "record", None),
+        "no_beat": ("beat", "enabled", lambda v: not v),
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
         "log_file": ("log", "file", None),
         "osc": ("osc", "targets", None),
@@ -215,6 +224,27 @@ def load_model(cfg: Any) -> Any:
         raise CliError(str(e), EXIT_USAGE) from None
 
 
+def load_presence(cfg: Any) -> tuple[Any, Any]:
+    """``(PresenceModel, MusicGate)`` for the music gate, or ``(None, None)`` without one.
+
+    An explicit ``[model] presence`` path that cannot be loaded is an error (exit 2); a missing
+    shipped model is a warning, and every audible window then counts as music."""
+    if not cfg.model.music_gate:
+        return None, None
+    from mer_live.model import ModelError
+    from mer_live.presence import MusicGate, PresenceModel, default_presence_path
+
+    path = cfg.model.presence
+    if path is None and not default_presence_path().is_file():
+        log.warning("the music-presence model is not installed in this version: every sound counts as "
+                    "music (pass [model] presence = PATH, or --no-music-gate to silence this)")
+        return None, None
+    try:
+        return PresenceModel(path, provider="cpu", threads=1), MusicGate()
+    except ModelError as e:
+        raise CliError(f"music-presence model: {e}", EXIT_USAGE) from None
+
+
 def _no_input_devices() -> bool:
     """True when PortAudio is missing or lists no input device at all (then the demo runs)."""
     from mer_live.capture import DeviceError, list_devices
@@ -233,7 +263,7 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     """
     from mer_live.capture import DeviceSource
     from mer_live.filesource import FileSource
-    from mer_live.pipeline import hop_samples
+    from mer_live.framing import hop_samples
 
     src = cfg.source
     if src.input is not None:
@@ -395,6 +425,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.app import LiveApp
     from mer_live.capture import DeviceError
     from mer_live.filesource import SourceError
+    from mer_live.record import RecordError
     from mer_live.terminal import TerminalPrinter
 
     # 3. the window or the terminal
@@ -415,14 +446,20 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     osc = make_osc(cfg)
     printer = TerminalPrinter() if headless else None
     pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
+    presence, gate = load_presence(cfg)
+    analysers, hooks = make_analysers(cfg)
+    outputs = make_outputs(cfg)
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
-                      extra_sinks=[printer] if printer else [])
+                      extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
+                      analysers=analysers, outputs=outputs)
         app.start()
     except (DeviceError, SourceError) as e:
         if stopper.event.is_set():
             return EXIT_OK  # stopped while waiting for the device
         raise CliError(str(e)) from None
+    except (RecordError, OSError) as e:  # the record file or the lighting socket
+        raise CliError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
     notice(f"input: {app.source.message or app.source_name}")
     if osc is not None:
         notice(f"OSC: {describe_osc(cfg)}")
@@ -455,6 +492,41 @@ def make_osc(cfg: Any) -> Any:
         return OscSender(cfg.osc)
     except (OSError, ValueError) as e:
         raise CliError(f"cannot start OSC: {e}") from None
+
+
+def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
+    """The block analysers ``[beat]`` and ``[sections]`` enable, and the sinks that feed them
+    back the estimates they may use (the section detector's arousal gate for drops)."""
+    analysers: list[Any] = []
+    hooks: list[Any] = []
+    if cfg.beat.enabled:
+        try:
+            from mer_live.beat import BeatTracker
+        except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
+            log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
+        else:
+            analysers.append(BeatTracker(cfg.beat))
+    if cfg.sections.enabled:
+        from mer_live.sections import SectionDetector
+
+        sections = SectionDetector(cfg.sections)
+        analysers.append(sections)
+        hooks.append(sections.observe)
+    return analysers, hooks
+
+
+def make_outputs(cfg: Any) -> list[Any]:
+    """Sinks with a life of their own (``start``/``stop``): the show record and the DMX output."""
+    outputs: list[Any] = []
+    if cfg.run.record is not None:
+        from mer_live.record import Recorder
+
+        outputs.append(Recorder(cfg.run.record))
+    if cfg.lighting.enabled:
+        from mer_live.lighting import LightingOutput
+
+        outputs.append(LightingOutput(cfg.lighting))
+    return outputs
 
 
 def describe_osc(cfg: Any) -> str:

@@ -96,10 +96,14 @@ def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> 
     av = osc_server.values("/mer/av")
     assert len(arousal) >= 20, osc_server.messages[:5]
     assert all(0.0 <= a <= 1.0 and 0.0 <= v <= 1.0 for a, v in av)
-    assert all(q[0] in (1, 2, 3, 4) for q in osc_server.values("/mer/quadrant"))
+    quads = [q[0] for q in osc_server.values("/mer/quadrant")]
+    music = [m[0] for m in osc_server.values("/mer/music")]
+    assert len(quads) == len(music) and set(music) == {0, 1}
+    assert all((q in (1, 2, 3, 4)) == (m == 1) for q, m in zip(quads, music, strict=True))  # 0: no music
+    assert music[0] == 0 and music[-1] == 1  # level-only ticks before the first window
     assert len(osc_server.values("/mer/heartbeat")) >= 2
     # the test model's arousal follows loudness: quiet first, loud at the end
-    first = [a for a in arousal[: len(arousal) // 4] if a != 0.5]  # 0.5 = neutral before the first window
+    first = [a for a, m in zip(arousal, music, strict=True) if m][:3]  # neutral 0.5 before the first window
     assert first and max(first) < 0.3
     assert max(arousal[-5:]) > 0.6
     # the terminal printer: plain lines when stdout is not a TTY

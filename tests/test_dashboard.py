@@ -136,7 +136,11 @@ def test_gui_settings_from_any_object_and_validation() -> None:
 
 
 def test_point_moves_up_when_the_audio_gets_louder(qtbot, window, live) -> None:
+    # before the first full window the point sits at neutral (0.5, 0.5) with "neutral" shown
     qtbot.waitUntil(lambda: _point(window) is not None, timeout=8000)
+    if _point(window) == (0.5, 0.5):
+        assert window.quadrant.text() == "neutral"
+    qtbot.waitUntil(lambda: _point(window) not in (None, (0.5, 0.5)), timeout=8000)
     quiet = _point(window)
     assert quiet is not None and quiet[1] < 0.3, quiet
     qtbot.waitUntil(lambda: (_point(window) or (0, 0))[1] > 0.7, timeout=10000)

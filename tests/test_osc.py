@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
@@ -161,7 +162,7 @@ def test_bundle_mode_immediate_timetag(receiver: Receiver) -> None:
     finally:
         s.stop()
     assert receiver.dgrams and all(d.startswith(b"#bundle\0") for d in receiver.dgrams)
-    b = OscBundle(receiver.dgrams[0])
+    b = next(OscBundle(d) for d in receiver.dgrams if b"/mer/av" in d)  # the heartbeat has its own
     assert b.dgram[8:16] == b"\0\0\0\0\0\0\0\1"  # OSC "immediately"
     addrs = {c.address for c in b}
     assert {"/mer/arousal", "/mer/valence", "/mer/av", "/mer/quadrant", "/mer/input"} <= addrs
@@ -428,3 +429,62 @@ def test_new_estimate_goes_out_at_once_unless_fixed_rate(receiver: Receiver, on_
     else:
         assert max(lags) > 0.15, lags  # waited for the fixed tick at least once
     assert 2 <= repeats <= 5  # between estimates: the 2 Hz tick repeats the latest value
+
+
+def _feed_estimates(sender: OscSender, hop_s: float, seconds: float, stop: threading.Event) -> None:
+    """A pipeline stand-in: an estimate every ``hop_s`` on an anchored clock, each 0-20 ms late as
+    live estimates are (PulseAudio delivers audio in ~20-ms bursts, so the boundary's audio comes
+    at varied times after the boundary)."""
+    rng = np.random.default_rng(3)
+    t0 = time.monotonic()
+    k = 0
+    while not stop.is_set() and k * hop_s < seconds:
+        sender(est(0.5 + 0.001 * k, 0.5))
+        k += 1
+        stop.wait(max(0.0, t0 + k * hop_s + rng.uniform(0.0, 0.02) - time.monotonic()))
+
+
+def test_heartbeat_has_its_own_one_second_clock(receiver: Receiver) -> None:
+    """Heartbeats come every 1.00 s on their own clock, not on the value ticks (a 7.3 Hz tick
+    would put them up to 0.137 s late), and the first one at start."""
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=7.3, send_on_estimate=False))
+    s(est())
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/heartbeat", 5), timeout=10.0)
+    finally:
+        s.stop()
+    sent = list(s.heartbeats)
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert len(gaps) >= 4
+    assert abs(sum(gaps) / len(gaps) - 1.0) < 0.003, gaps  # anchored: no drift
+    assert sorted(abs(g - 1.0) for g in gaps)[len(gaps) // 2] < 0.01, gaps
+    assert [p[0] for p in receiver.values("/mer/heartbeat")][:5] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("rate", [30.0, 20.0])
+def test_value_rate_is_the_configured_one_with_estimates_every_hop(receiver: Receiver, rate: float) -> None:
+    """Estimates every 0.1 s go out at once AND the rate stays what the config says (it was ~31.3
+    sends a second for 30: the tick after each estimate's jitter added an extra send)."""
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=rate))
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed_estimates, args=(s, 0.1, 4.2, stop))
+    s.start()
+    feeder.start()
+    t_start = time.monotonic()
+    arrivals: list[float] = []
+    try:
+        while time.monotonic() - t_start < 4.0:
+            try:
+                d = receiver.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if OscMessage(d).address == "/mer/arousal":
+                arrivals.append(time.monotonic())
+    finally:
+        stop.set()
+        feeder.join(2)
+        s.stop()
+    span = [a for a in arrivals if t_start + 1.0 <= a < t_start + 4.0]  # 3 s after a settling second
+    assert abs(len(span) / 3.0 - rate) <= 1.0, (len(span), rate)
+    assert s.stats()["rate_hz"] == pytest.approx(rate, abs=1.0)
