@@ -190,6 +190,8 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     root.setLevel(level)
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(_Fmt())
+    h.setLevel(level)  # a log file may lower the root's level; the terminal keeps -v's
+    h.addFilter(lambda r: not getattr(r, "notice", False))  # notice() has printed it already
     root.addHandler(h)
     if log_file is not None:
         try:
@@ -205,7 +207,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
 def notice(msg: str) -> None:
     """A one-line status message on stderr (and in the log file)."""
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
-    logging.getLogger("mer_live.cli").debug(msg)
+    logging.getLogger("mer_live.cli").debug(msg, extra={"notice": True})
 
 
 def load_model(cfg: Any) -> Any:
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(ns)
     except CliError as e:
         if verbosity >= 2:
-            logging.getLogger("mer_live.cli").exception("error")
+            logging.getLogger("mer_live.cli").debug("traceback of the error below:", exc_info=True)
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return e.code
     except KeyboardInterrupt:
