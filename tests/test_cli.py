@@ -17,6 +17,8 @@ import soundfile as sf
 import tomllib
 from pythonosc.osc_packet import OscPacket
 
+from tests.conftest import need_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -267,7 +269,7 @@ def test_demo_fallback_without_input_devices(loudness_model) -> None:
 
 @pytest.mark.gui
 def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model) -> None:
-    pytest.importorskip("PySide6")
+    need_module("PySide6", "cpu")  # a default dependency
     r = run_cli("--input", str(quiet_then_loud), "--duration", "2", "--no-osc",
                 "--model", str(loudness_model), env=env(QT_QPA_PLATFORM="offscreen"), timeout=90)
     assert r.returncode == 0, r.stderr
