@@ -121,7 +121,7 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
 
 def _exit_cases(model: Path, f: dict[str, Path]) -> list[tuple[str, list[str]]]:
     """(README's item, the flags that make that case happen for real)."""
-    m = ["--model", str(model), "--headless", "--no-osc"]
+    m = ["--model", str(model), "--headless", "--no-osc", "--no-music-gate"]
     return [
         ("--duration", ["--demo", "--duration", "0.3", *m]),
         ("flags", ["--hop", "0", *m]),
@@ -253,7 +253,7 @@ def test_device_from_the_config_file_yields_to_demo(loudness_model, tmp_path) ->
     cfg = tmp_path / "show.toml"
     cfg.write_text('[capture]\ndevice = "Scarlett"\n')
     r = run_cli("--config", str(cfg), "--demo", "--headless", "--no-osc", "--duration", "0.5",
-                "--model", str(loudness_model))
+                "--model", str(loudness_model), "--no-music-gate")
     assert r.returncode == 0, r.stderr
     assert "mer-live: input: playing demo" in r.stderr
 
@@ -278,7 +278,7 @@ def test_start_and_stop_notices_read_right(loudness_model) -> None:
     counts = set()
     for hop, duration in (("0.5", "0.75"), ("0.1", "0.65")):  # about 1 estimate, then about 6
         r = run_cli("--demo", "--headless", "--no-osc", "--hop", hop, "--duration", duration,
-                    "--model", str(loudness_model))
+                    "--model", str(loudness_model), "--no-music-gate")
         assert r.returncode == 0, r.stderr
         assert "input: input:" not in r.stderr and "mer-live: input: playing demo" in r.stderr
         stop = [ln for ln in r.stderr.splitlines() if "stopped after" in ln]
