@@ -243,7 +243,8 @@ def test_pick_zero_is_a_plain_one_line_error(pick, loudness_model, tmp_path) -> 
 
 @pytest.mark.parametrize("other", [["--demo"], ["--input", "x.wav"]])
 def test_device_with_demo_or_input_is_an_error(other, loudness_model) -> None:
-    r = run_cli("--device", "2", *other, "--headless", "--no-osc", "--model", str(loudness_model))
+    r = run_cli("--device", "2", *other, "--headless", "--no-osc", "--duration", "1", "--model",
+                str(loudness_model), "--no-music-gate")
     assert r.returncode == 2
     assert r.stderr.strip() == f"mer-live: error: --device and {other[0]} cannot be used together"
 
