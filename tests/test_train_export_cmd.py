@@ -114,6 +114,7 @@ def test_export_of_a_checkpoint_dir_last_pt_best_and_last(tmp_path: Path) -> Non
     last_pt = tmp_path / "ck" / "last.pt"
     ck = torch.load(last_pt, weights_only=True)
     best_state, last_state = ck["best_model"], ck["model"]
+    assert ck["best_epoch"] < ck["epoch"], "the best epoch is the last: best and last would look alike"
     for which, state in (("best", best_state), ("last", last_state)):
         r = mer_train("export", str(last_pt), "--weights", which, "--out", f"{which}.onnx", cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
