@@ -47,6 +47,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mer_live.osc import OscConfig
+    from mer_live.pipeline import PipelineConfig
+
+    pd, od = PipelineConfig(), OscConfig()  # --help shows their defaults, never a copy of them
     p = _Parser(
         prog=PROG,
         description="Real-time music emotion recognition: arousal and valence of the input, "
@@ -72,9 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--loop", action="store_const", const=True, default=S, help="loop --input")
     a.add_argument("--demo", action="store_const", const=True, default=S, help="run on the bundled demo")
     e = p.add_argument_group("estimation")
-    e.add_argument("--hop", type=float, default=S, metavar="S", help="seconds between estimates")
-    e.add_argument("--attack", type=float, default=S, metavar="S", help="smoothing time for rising values")
-    e.add_argument("--release", type=float, default=S, metavar="S", help="smoothing time for falling values")
+    e.add_argument("--hop", type=float, default=S, metavar="S",
+                   help=f"seconds between estimates (default {pd.hop_s:g})")
+    e.add_argument("--attack", type=float, default=S, metavar="S",
+                   help=f"smoothing time for rising values (default {pd.attack_s:g})")
+    e.add_argument("--release", type=float, default=S, metavar="S",
+                   help=f"smoothing time for falling values (default {pd.release_s:g})")
     e.add_argument("--on-silence", choices=("hold", "neutral"), default=S, help="on silence: hold or drift")
     e.add_argument("--model", default=S, metavar="PATH", help="ONNX model (default: the shipped one)")
     e.add_argument("--provider", choices=("auto", "cuda", "cpu"), default=S, help="execution provider")
@@ -86,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--osc", action="append", default=S, metavar="HOST:PORT",
                    help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)")
     o.add_argument("--osc-prefix", default=S, metavar="/mer", help="address prefix")
-    o.add_argument("--osc-rate", type=float, default=S, metavar="HZ", help="sends per second")
+    o.add_argument("--osc-rate", type=float, default=S, metavar="HZ",
+                   help=f"sends per second (default {od.rate_hz:g})")
     o.add_argument("--range", choices=("01", "pm1"), default=S, help="values on the wire: 0..1 or -1..1")
     o.add_argument("--bundle", action="store_const", const=True, default=S, help="one OSC bundle per tick")
     o.add_argument("--osc-fixed-rate", action="store_const", const=True, default=S,
@@ -115,6 +123,8 @@ def _pick(text: str) -> tuple[int, ...]:
         raise CliError(f"--pick must be 1-based channel numbers like 1,2, got {text!r}", EXIT_USAGE) from None
     if not chans:
         raise CliError("--pick must name at least one channel", EXIT_USAGE)
+    if min(chans) < 1:
+        raise CliError(f"--pick must be 1-based channel numbers like 1,2, got {text!r}", EXIT_USAGE)
     return chans
 
 
@@ -186,6 +196,8 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     root.setLevel(level)
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(_Fmt())
+    h.setLevel(level)  # a log file may lower the root's level; the terminal keeps -v's
+    h.addFilter(lambda r: not getattr(r, "notice", False))  # notice() has printed it already
     root.addHandler(h)
     if log_file is not None:
         try:
@@ -201,7 +213,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
 def notice(msg: str) -> None:
     """A one-line status message on stderr (and in the log file)."""
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
-    logging.getLogger("mer_live.cli").debug(msg)
+    logging.getLogger("mer_live.cli").debug(msg, extra={"notice": True})
 
 
 def load_model(cfg: Any) -> Any:
@@ -365,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(ns)
     except CliError as e:
         if verbosity >= 2:
-            logging.getLogger("mer_live.cli").exception("error")
+            logging.getLogger("mer_live.cli").debug("traceback of the error below:", exc_info=True)
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return e.code
     except KeyboardInterrupt:
@@ -393,6 +405,9 @@ def _main(ns: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_USAGE) from None
     if cfg.source.input is not None and cfg.source.demo:
         raise CliError("--input and --demo cannot be used together", EXIT_USAGE)
+    if "device" in vars(ns) and (cfg.source.demo or cfg.source.input is not None):
+        other = "--demo" if cfg.source.demo else "--input"
+        raise CliError(f"--device and {other} cannot be used together", EXIT_USAGE)
     setup_logging(cfg.log.verbosity, cfg.log.file)
     if ns.print_config:
         print(dumps_toml(cfg), end="")
@@ -460,7 +475,14 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         raise CliError(str(e)) from None
     except (RecordError, OSError) as e:  # the record file or the lighting socket
         raise CliError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
-    notice(f"input: {app.source.message or app.source_name}")
+    said = app.source.message or app.source_name
+    notice(said if said.startswith("input: ") else f"input: {said}")
+    duration = getattr(app.source, "duration_s", None)
+    if cfg.source.input is not None and duration is not None and duration < model.card.window_seconds:
+        notice(f"note: {app.source_name} ({duration:.1f} s) is shorter than the model's "
+               f"{model.card.window_seconds:g}-s window: "
+               + ("no emotion estimate until it has looped to a full window" if cfg.source.loop
+                  else "one estimate, on a zero-padded window at its end (--loop fills a window)"))
     if osc is not None:
         notice(f"OSC: {describe_osc(cfg)}")
     started = time.monotonic()
@@ -475,8 +497,9 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         if printer is not None:
             printer.stop()
     st = app.pipeline.stats
+    hops = st.get("hops", 0)
     notice(
-        f"stopped after {time.monotonic() - started:.1f} s: {st.get('hops', 0)} estimates, "
+        f"stopped after {time.monotonic() - started:.1f} s: {hops} estimate{'' if hops == 1 else 's'}, "
         f"{st.get('hops_skipped', 0)} skipped"
     )
     return rc

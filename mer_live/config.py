@@ -133,6 +133,7 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("capture", "samplerate"): (lambda v: 1000 <= v <= 384000, "an integer sample rate in 1000..384000"),
     ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: PortAudio's choice)"),
     ("capture", "channels"): (lambda v: 1 <= v <= 64, "an integer in 1..64"),
+    ("pipeline", "pick"): (lambda v: len(v) > 0 and min(v) >= 1, "a list of 1-based channels like [1, 2]"),
 }
 
 
@@ -241,7 +242,8 @@ def _build_section(
         flag = where.get((section, key))
         who = flag if flag is not None else f"{source}: [{section}] {key}"
         if key not in names:
-            raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(names)})")
+            known = ["enabled", *names] if section == "osc" else names  # [osc] enabled: read by build_config
+            raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(known)})")
         tp = hints[key]
         check = RANGES.get((section, key))
         want = check[1] if check is not None else _describe(tp)

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from mer_live.analyze import analyze_array, analyze_file, main
 from mer_live.model import Model
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"file", "duration", "arousal", "valence", "quadrant", "music", "timeline"}
@@ -108,7 +109,7 @@ def test_hop_flag_changes_the_timeline(files, loudness_model, capsys) -> None:
 
 def test_mp3_and_folder_recursion(files, loudness_model, capsys) -> None:
     if "mp3" not in files:
-        pytest.skip("ffmpeg is not installed")
+        need_tool("ffmpeg")
     folder = files["loud"].parent
     rc, out, _ = run_main([str(folder / "sub"), "--model", str(loudness_model), "--no-music-gate"], capsys)
     assert rc == 0

@@ -264,34 +264,58 @@ def test_set_targets_swaps_while_running() -> None:
 
 
 def test_broadcast_is_opt_in(caplog) -> None:
+    """To the subnet's broadcast address (read from this machine's interface): refused without
+    ``broadcast`` (one warning that says why, nothing arrives), delivered with it. A receiver bound
+    to 0.0.0.0 gets the kernel's local copy of the broadcast, so the datagram is seen ARRIVING."""
+    from tests.conftest import missing
+    from tests.net import broadcast_addresses
+
+    found = broadcast_addresses()
+    if not found:
+        missing("no network interface with an IPv4 address and a broadcast address")
+    iface, _addr, brd = found[0]
     caplog.set_level(logging.WARNING, logger="mer_live.osc")
     r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     r.bind(("0.0.0.0", 0))
+    r.settimeout(0.05)
     port = r.getsockname()[1]
-    r.close()
-    target = f"255.255.255.255:{port}"
-    s = OscSender(OscConfig(targets=[target], rate_hz=50))
-    s(est())
-    s.start()
+    target = f"{brd}:{port}"
+
+    def received(seconds: float) -> list[OscMessage]:
+        got, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                got.extend(m.message for m in OscPacket(r.recv(65536)).messages)
+            except TimeoutError:
+                pass
+        return got
+
     try:
-        deadline = time.monotonic() + 5
-        while s.stats()["per_target"][target]["errors"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        s = OscSender(OscConfig(targets=[target], rate_hz=50))
+        s(est(0.8, 0.3))
+        s.start()
+        try:
+            deadline = time.monotonic() + 5
+            while s.stats()["per_target"][target]["errors"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            late = received(0.3)
+        finally:
+            s.stop()
+        assert s.stats()["per_target"][target]["sent"] == 0
+        assert late == [], "a broadcast went out without broadcast = true"
+        assert any("broadcast = true" in rec.getMessage() for rec in caplog.records)
+        s = OscSender(OscConfig(targets=[target], rate_hz=50, broadcast=True))
+        s(est(0.8, 0.3))
+        s.start()
+        try:
+            got = received(1.0)
+        finally:
+            s.stop()
     finally:
-        s.stop()
-    assert s.stats()["per_target"][target]["sent"] == 0
-    assert any("broadcast = true" in rec.getMessage() for rec in caplog.records)
-    s = OscSender(OscConfig(targets=[target], rate_hz=50, broadcast=True))
-    s(est())
-    s.start()
-    try:
-        deadline = time.monotonic() + 5
-        while s.stats()["per_target"][target]["sent"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        s.stop()
-    if s.stats()["per_target"][target]["sent"] == 0:
-        pytest.skip(f"no broadcast route here: {s.stats()['per_target'][target]['last_error']}")
+        r.close()
+    arousal = [m.params[0] for m in got if m.address == "/mer/arousal"]
+    assert arousal, f"nothing arrived from the broadcast to {target} ({iface}): {s.stats()['per_target']}"
+    assert arousal[0] == pytest.approx(0.8)
 
 
 # -- the examples (they double as docs, so they must work) -------------------------------------
