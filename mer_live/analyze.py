@@ -27,6 +27,7 @@ import numpy as np
 from mer_live import __version__
 from mer_live.estimate import quadrant_of
 from mer_live.framing import frame_windows, hop_samples, prepare_offline
+from mer_live.fusion import Fusion
 from mer_live.model import Model, ModelError, default_model_path
 from mer_live.pipeline import PipelineConfig
 
@@ -148,11 +149,31 @@ def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, ho
     return music_flags(probs, hop, silent)
 
 
+def teacher_of(x: np.ndarray, ends: np.ndarray, music: np.ndarray, rate: int,
+               fusion: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fused model's teacher over one recording: ``(patch ends in samples, [P, 2] logits)`` for
+    the patches ``fusion.patch_starts`` places that end in music (the window ending at or right
+    after a patch's end says so); empty when none does."""
+    starts = fusion.patch_starts(len(x), rate)
+    patch = fusion.window_samples - 256
+    p_ends = starts + patch
+    idx = np.minimum(np.searchsorted(ends, p_ends), len(ends) - 1) if len(ends) else np.zeros(0, int)
+    keep = np.asarray(music, bool)[idx] if len(ends) else np.zeros(len(starts), bool)
+    if not keep.any():
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    return p_ends[keep], fusion.logits(fusion.patches(x, starts[keep]))
+
+
 def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float,
-              music: np.ndarray | None = None) -> dict[str, Any]:
+              music: np.ndarray | None = None, teacher: tuple[np.ndarray, np.ndarray] | None = None,
+              fusion: Any | None = None) -> dict[str, Any]:
     """The record of one recording from its per-window outputs: means over the music windows,
     quadrant, the fraction of windows with music, the timeline ``[t, arousal, valence, music]``.
 
+    For a fused model (``teacher`` = its patch ends and logits, ``fusion`` = the ``Fusion``) the
+    recording's values are the CNN's mean over its music windows fused with the mean of the
+    teacher's logits (as docs/teacher.md cross-validated); each timeline point is its window
+    fused with the newest teacher patch that ended at or before it (the first, before any).
     A recording without music gets ``null`` arousal, valence and quadrant and a ``note``: the
     model's output on silence, talk or applause is not an emotion of music."""
     av = np.clip(av, 0.0, 1.0)
@@ -160,8 +181,17 @@ def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float,
     times = np.asarray(ends, dtype=np.float64) / rate
     share = round(float(m.mean()), 4) if len(m) else 0.0
     rec: dict[str, Any] = {"duration": round(duration, 3), "music": share}
+    fused = fusion is not None and teacher is not None and len(teacher[0]) > 0
+    line = av
+    if fused:
+        p_ends, z = teacher
+        k = np.clip(np.searchsorted(p_ends, ends, side="right") - 1, 0, len(p_ends) - 1)
+        line = np.clip(fusion.fuse(av, z[k]), 0.0, 1.0)
     if m.any():
-        a_mean, v_mean = (float(x) for x in av[m].mean(axis=0))
+        mean = av[m].mean(axis=0)
+        if fused:
+            mean = fusion.fuse(mean, teacher[1].mean(axis=0))
+        a_mean, v_mean = (float(x) for x in mean)
         rec.update(arousal=round(a_mean, 4), valence=round(v_mean, 4),
                    quadrant=f"Q{quadrant_of(a_mean, v_mean)}")
     else:
@@ -169,7 +199,7 @@ def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float,
                    note="no music detected (silence, speech, applause or noise): no emotion to report")
     rec["timeline"] = [
         [round(float(t), 3), round(float(a), 4), round(float(v), 4), int(f)]
-        for t, (a, v), f in zip(times, av, m, strict=True)
+        for t, (a, v), f in zip(times, line, m, strict=True)
     ]
     return rec
 
@@ -182,6 +212,7 @@ def analyze_array(
     batch: int = DEFAULT_BATCH,
     _resampled: bool = False,
     presence: Any | None = None,
+    fusion: Any | None = None,
 ) -> dict[str, Any]:
     """Arousal/valence of one recording: means, quadrant and the per-window timeline.
 
@@ -197,7 +228,9 @@ def analyze_array(
     ends, windows = windows_of(x, model, hop)
     outs = [model.predict(windows[i : i + batch]) for i in range(0, len(windows), batch)]
     music = music_of(x, ends, windows, model.sample_rate, hop, presence)
-    rec = summarize(np.concatenate(outs, axis=0), ends, model.sample_rate, n_in / float(sr), music)
+    teacher = teacher_of(x, ends, music, model.sample_rate, fusion) if fusion is not None else None
+    rec = summarize(np.concatenate(outs, axis=0), ends, model.sample_rate, n_in / float(sr), music,
+                    teacher, fusion)
     return _with_short_note(rec, len(x), model)
 
 
@@ -211,11 +244,12 @@ def _with_short_note(rec: dict[str, Any], n: int, model: Model) -> dict[str, Any
 
 def analyze_file(
     path: str | Path, model: Model, hop: float = DEFAULT_HOP_S, batch: int = DEFAULT_BATCH,
-    presence: Any | None = None,
+    presence: Any | None = None, fusion: Any | None = None,
 ) -> dict[str, Any]:
     """``{"file": path as given, ...analyze_array...}``; raises ``AnalyzeError`` on a bad file."""
     x, duration = decode(path, model.sample_rate)
-    rec = analyze_array(x, model.sample_rate, model, hop=hop, batch=batch, _resampled=True, presence=presence)
+    rec = analyze_array(x, model.sample_rate, model, hop=hop, batch=batch, _resampled=True, presence=presence,
+                        fusion=fusion)
     rec["duration"] = round(duration, 3)
     return {"file": str(path), **rec}
 
@@ -295,6 +329,7 @@ class _Job:
         self.n = 0 if windows is None else int(windows.shape[0])
         self.av = np.zeros((self.n, 2), np.float32)
         self.music: np.ndarray | None = None
+        self.teacher: tuple[np.ndarray, np.ndarray] | None = None
         self.samples = 0  # model-rate samples of the file (a short file gets a note)
         self.queued_from = 0  # windows before this index are in a batch already
         self.filled = 0  # windows with outputs
@@ -308,8 +343,9 @@ class _Batches:
     every file before it is ready; a model error fails the files of that batch only.
     """
 
-    def __init__(self, model: Model, batch: int, hop: float, presence: Any | None = None) -> None:
-        self.model, self.batch, self.hop, self.presence = model, batch, hop, presence
+    def __init__(self, model: Model, batch: int, hop: float, presence: Any | None = None,
+                 fusion: Any | None = None) -> None:
+        self.model, self.batch, self.hop, self.presence, self.fusion = model, batch, hop, presence, fusion
         self.jobs: deque[_Job] = deque()  # input order; the front is written first
         self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
         self.queued = 0
@@ -319,6 +355,8 @@ class _Batches:
         ends, windows = windows_of(x, self.model, self.hop)
         job = _Job(path, ends=ends, windows=windows, duration=duration)
         job.music = music_of(x, ends, windows, self.model.sample_rate, self.hop, self.presence)
+        if self.fusion is not None:
+            job.teacher = teacher_of(x, ends, job.music, self.model.sample_rate, self.fusion)
         job.samples = len(x)
         self.jobs.append(job)
         self.todo.append(job)
@@ -370,7 +408,8 @@ class _Batches:
         while self.jobs:
             job = self.jobs[0]
             if job.record is None and job.filled == job.n:
-                rec = summarize(job.av, job.ends, self.model.sample_rate, job.duration, job.music)
+                rec = summarize(job.av, job.ends, self.model.sample_rate, job.duration, job.music,
+                                job.teacher, self.fusion)
                 job.record = {"file": job.path, **_with_short_note(rec, job.samples, self.model)}
             # a failed file still waits for its windows to leave the queue (they are skipped)
             if job.record is None or job.queued_from < job.n:
@@ -391,6 +430,7 @@ def run(
     progress: bool = False,
     decoders: int | None = None,
     presence: Any | None = None,
+    fusion: Any | None = None,
 ) -> int:
     """Analyse ``paths`` and write one record per file; return the number that failed.
 
@@ -411,7 +451,7 @@ def run(
 
         bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
     failed = 0
-    batches = _Batches(model, batch or default_batch(model), hop, presence)
+    batches = _Batches(model, batch or default_batch(model), hop, presence, fusion)
 
     def emit(rec: dict[str, Any]) -> None:
         nonlocal failed
@@ -471,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"windows per model call, across files (default {DEFAULT_BATCH}; CUDA {GPU_BATCH})")
     p.add_argument("--csv", action="store_true", help="write a CSV table (one row per file) instead of JSON")
     p.add_argument("--timeline-csv", type=Path, metavar="FILE", help="also write every window to FILE as CSV")
+    p.add_argument("--no-teacher", action="store_true",
+                   help="a fused model's CNN alone, without its pretrained teacher (faster, less accurate)")
     p.add_argument("--no-music-gate", action="store_true",
                    help="score every audible window, not only music (default: silence, talk, applause "
                    "and noise are left out of a file's summary)")
@@ -545,9 +587,10 @@ def main(argv: list[str] | None = None) -> int:
             if not paths:
                 raise AnalyzeError("no audio files to analyse")
             presence = None if args.no_music_gate else load_presence()
+            fusion = None if args.no_teacher else Fusion.of(model, threads=threads)
             progress = args.progress or (len(paths) > 3 and sys.stderr.isatty())
             failed = run(paths, model, hop=args.hop, batch=args.batch, csv_out=args.csv,
-                         timeline_csv=tl, progress=progress, presence=presence)
+                         timeline_csv=tl, progress=progress, presence=presence, fusion=fusion)
         finally:
             if tl is not None:
                 tl.close()

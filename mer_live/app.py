@@ -72,6 +72,7 @@ class LiveApp:
         gate: Any | None = None,
         analysers: Iterable[Any] = (),
         outputs: Iterable[Any] = (),
+        teacher: Any | None = None,
     ) -> None:
         self.model = model
         self.config = pipeline_config.validate()
@@ -87,7 +88,7 @@ class LiveApp:
         self.outputs = list(outputs)  #: sinks with start()/stop(): the show record, DMX lighting
         sinks.extend(self.outputs)
         self.pipeline = Pipeline(self.source, model, self.config, sinks, presence=presence, gate=gate,
-                                 analysers=analysers)
+                                 analysers=analysers, teacher=teacher)
         self._lock = threading.Lock()
         self._stopped = False
 

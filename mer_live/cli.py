@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--provider", choices=("auto", "cuda", "cpu"), default=S, help="execution provider")
     e.add_argument("--require-gpu", action="store_const", const=True, default=S, help="fail unless CUDA runs")
     e.add_argument("--threads", type=int, default=S, metavar="N", help="onnxruntime threads (0: all)")
+    e.add_argument("--no-teacher", action="store_const", const=True, default=S,
+                   help="a fused model's CNN alone, without its pretrained teacher (less CPU)")
     e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
                    help="estimate emotion for every sound, not only music (test tones, sound checks)")
     o = p.add_argument_group("OSC")
@@ -153,6 +155,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "require_gpu": ("model", "require_gpu", None),
         "threads": ("model", "threads", None),
         "no_music_gate": ("model", "music_gate", lambda v: not v),
+        "no_teacher": ("model", "teacher", lambda v: not v),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
         "record": ("run", "record", None),
@@ -255,6 +258,25 @@ def load_presence(cfg: Any) -> tuple[Any, Any]:
         return PresenceModel(path, provider="cpu", threads=1), MusicGate()
     except ModelError as e:
         raise CliError(f"music-presence model: {e}", EXIT_USAGE) from None
+
+
+def load_teacher(cfg: Any, model: Any) -> Any:
+    """A fused model's teacher on its own thread (``fusion.TeacherThread``), or None: a plain
+    model, or ``--no-teacher``. A broken teacher file is an error (exit 2), like a broken model."""
+    if not cfg.model.teacher:
+        return None
+    from mer_live.fusion import Fusion, TeacherThread
+    from mer_live.model import ModelError
+
+    try:
+        fusion = Fusion.of(model)
+    except ModelError as e:
+        raise CliError(f"teacher model: {e}", EXIT_USAGE) from None
+    if fusion is None:
+        return None
+    notice(f"teacher {fusion.name}: a {fusion.window_samples / model.sample_rate:.1f}-s patch every "
+           f"{fusion.spec.live_every_s:g} s of music, fused at weight {fusion.w:g}")
+    return TeacherThread(fusion)
 
 
 def _no_input_devices() -> bool:
@@ -462,12 +484,13 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     printer = TerminalPrinter() if headless else None
     pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
     presence, gate = load_presence(cfg)
+    teacher = load_teacher(cfg, model)
     analysers, hooks = make_analysers(cfg)
     outputs = make_outputs(cfg)
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
                       extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
-                      analysers=analysers, outputs=outputs)
+                      analysers=analysers, outputs=outputs, teacher=teacher)
         app.start()
     except (DeviceError, SourceError) as e:
         if stopper.event.is_set():

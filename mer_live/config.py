@@ -62,6 +62,8 @@ class ModelConfig:
     #: judge music first: silence, talk, applause and line checks between songs send no emotion
     music_gate: bool = True
     presence: Path | None = None  #: the music-presence model (None: the shipped one)
+    #: a fused model's pretrained teacher on its own thread (false: the CNN alone, less CPU)
+    teacher: bool = True
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@
 2. the music-presence gate (``presence``: a small model and a hysteresis, ``mer_live.presence``):
    talk, applause, room tone or a line check between songs is not music;
 3. the emotion model on the window, only for music (a model error or non-finite output counts as
-   "not trusted" and is warned about, throttled);
+   "not trusted" and is warned about, throttled); for a fused model (``mer_live.fusion``) a patch
+   goes to the teacher's thread every ``live_every_s`` of music and the CNN's output is fused
+   with the teacher's recent logits;
 4. the smoother: trusted values move the outputs; otherwise they hold or drift to neutral
    (``on_silence``), and before any music they stay neutral (0.5, 0.5).
 
@@ -45,8 +47,10 @@ class Estimator:
     """Presence gate -> emotion model -> smoother, one boundary at a time (the pipeline thread)."""
 
     def __init__(self, model: Model, smoother: Smoother, presence: Any | None = None,
-                 gate: Any | None = None) -> None:
+                 gate: Any | None = None, teacher: Any | None = None) -> None:
         self.model = model
+        self.rate = int(model.sample_rate)
+        self.teacher = teacher  #: a fusion.TeacherThread or None (a plain CNN)
         self.smoother = smoother
         self.presence = presence  #: a PresenceModel (``predict(windows) -> probs``) or None: no gate
         self.gate = gate  #: a MusicGate (``update(prob, dt, silent) -> bool``, ``reset()``)
@@ -58,8 +62,20 @@ class Estimator:
     def reset(self) -> None:
         """A new source: the gate forgets, the outputs keep their last values (no jump)."""
         self._last_raw = np.full(2, 0.5)
+        self._next_patch_t = 0.0
         if self.gate is not None:
             self.gate.reset()
+        if self.teacher is not None:
+            self.teacher.reset()
+
+    def start(self) -> None:
+        """Start the teacher's thread (a fused model); the pipeline calls it as it starts."""
+        if self.teacher is not None:
+            self.teacher.start()
+
+    def stop(self) -> None:
+        if self.teacher is not None:
+            self.teacher.stop()
 
     def judge(self, b: Boundary, input_ok: bool, dt: float) -> Judgement:
         """The judgement for boundary ``b``, ``dt`` seconds after the previous one."""
@@ -80,7 +96,7 @@ class Estimator:
             if av is None:
                 music = False
             else:
-                self._last_raw = av
+                self._last_raw = av if self.teacher is None else self._fused(b, av)
         smooth = self.smoother.update(self._last_raw, dt, silent=not music)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),
                          (float(smooth[0]), float(smooth[1])), music, prob, model_ms)
@@ -92,6 +108,14 @@ class Estimator:
         smooth = self.smoother.update(self._last_raw, dt, silent=True)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),
                          (float(smooth[0]), float(smooth[1])), False, 0.0, 0.0)
+
+    def _fused(self, b: Boundary, av: np.ndarray) -> np.ndarray:
+        """Hand the teacher a patch when one is due; fuse with what it has heard recently."""
+        th, t = self.teacher, b.end / self.rate
+        if t >= self._next_patch_t:
+            th.submit(b.window[-th.fusion.window_samples :], t)
+            self._next_patch_t = t + th.fusion.spec.live_every_s
+        return np.clip(th.fusion.fuse(av, th.recent(t)), 0.0, 1.0)
 
     def _presence_prob(self, w: np.ndarray) -> float:
         try:

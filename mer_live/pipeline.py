@@ -139,7 +139,8 @@ class Pipeline:
     ``done`` is set when the thread ends: after ``stop()``, or by itself once a non-looping file
     source is finished and all its audio is processed. A Pipeline can be started again after
     it ended (its source restarts too). ``presence`` and ``gate`` (``mer_live.presence``) make
-    it judge music first; without them every audible full window counts as music.
+    it judge music first; without them every audible full window counts as music. ``teacher`` (a
+    ``fusion.TeacherThread``) makes it a two-rate fusion.
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class Pipeline:
         presence: Any | None = None,
         gate: Any | None = None,
         analysers: Iterable[Analyser] = (),
+        teacher: Any | None = None,
     ) -> None:
         self.config = (config or PipelineConfig()).validate()
         self.model = model
@@ -166,7 +168,7 @@ class Pipeline:
             self.add_sink(s)
         cfg = self.config
         smoother = Smoother(cfg.attack_s, cfg.release_s, cfg.on_silence, cfg.neutral_s)
-        self.estimator = Estimator(model, smoother, presence, gate)
+        self.estimator = Estimator(model, smoother, presence, gate, teacher)
         self.analysers = list(analysers)
         self.latest: Estimate | None = None
         self.done = threading.Event()
@@ -209,6 +211,7 @@ class Pipeline:
             self.done.set()
             raise
         self.message = f"running: {self.source.name}"
+        self.estimator.start()
         self._thread = threading.Thread(target=self._run, name="mer-pipeline", daemon=True)
         self._thread.start()
 
@@ -226,6 +229,7 @@ class Pipeline:
         for s in (pending, self.source):
             if s is not None:
                 self._stop_source(s)
+        self.estimator.stop()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the pipeline thread ends; True when it has (or never started)."""

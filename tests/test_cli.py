@@ -88,7 +88,7 @@ def quiet_then_loud(tmp_path_factory) -> Path:
 def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> None:
     r = run_cli(
         "--input", str(quiet_then_loud), "--headless", "--duration", "3.5", "--model", str(loudness_model),
-        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-rate", "20", "--attack", "0.1",
+        "--no-music-gate", "--osc", f"127.0.0.1:{osc_server.port}", "--osc-rate", "20", "--attack", "0.1",
     )
     time.sleep(0.2)  # the last datagrams in flight
     assert r.returncode == 0, r.stderr
@@ -117,7 +117,7 @@ def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> 
 def test_range_pm1_and_prefix(quiet_then_loud, loudness_model, osc_server) -> None:
     r = run_cli(
         "--input", str(quiet_then_loud), "--headless", "--duration", "1.5", "--model", str(loudness_model),
-        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-prefix", "/show", "--range", "pm1",
+        "--no-music-gate", "--osc", f"127.0.0.1:{osc_server.port}", "--osc-prefix", "/show", "--range", "pm1",
     )
     time.sleep(0.2)
     assert r.returncode == 0, r.stderr
