@@ -511,4 +511,5 @@ def test_value_rate_is_the_configured_one_with_estimates_every_hop(receiver: Rec
         s.stop()
     span = [a for a in arrivals if t_start + 1.0 <= a < t_start + 4.0]  # 3 s after a settling second
     assert abs(len(span) / 3.0 - rate) <= 1.0, (len(span), rate)
-    assert s.stats()["rate_hz"] == pytest.approx(rate, abs=1.0)
+    # the sender's own measure spans its first second too, before the estimates' rhythm is known
+    assert s.stats()["rate_hz"] == pytest.approx(rate, abs=2.0)
