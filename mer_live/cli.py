@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="append one row per estimate to FILE (.csv or .jsonl): a record of the show")
     g.add_argument("--no-beat", action="store_const", const=True, default=S,
                    help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
+    g.add_argument("--no-sections", action="store_const", const=True, default=S,
+                   help="no section-change or drop detection (/mer/section, /mer/drop)")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -160,6 +162,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "duration": ("run", "duration", None),
         "record": ("run", "record", None),
         "no_beat": ("beat", "enabled", lambda v: not v),
+        "no_sections": ("sections", "enabled", lambda v: not v),
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
         "log_file": ("log", "file", None),
         "osc": ("osc", "targets", None),
