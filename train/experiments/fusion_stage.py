@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         "teacher features and CNN scores (stage_oof) from augment.stage_degrade audio"})
         (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=1))
         pooled = row["pooled"]
-        print(f"{name}: arousal AUC {pooled['arousal']['auc']:.4f} valence AUC "
-              f"{pooled['valence']['auc']:.4f} macro-F1 {pooled['quadrant']['macro_f1']:.4f}")
+        print(f"{name}: arousal AUC {pooled['arousal_auc']:.4f} valence AUC "
+              f"{pooled['valence_auc']:.4f} macro-F1 {pooled['quadrant_macro_f1']:.4f}")
     return 0
 
 
