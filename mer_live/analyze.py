@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             if not paths:
                 raise AnalyzeError("no audio files to analyse")
             presence = None if args.no_music_gate else load_presence()
-            fusion = None if args.no_teacher else Fusion.of(model, threads=threads)
+            fusion = None if args.no_teacher else Fusion.of(model, threads=threads)  # model's provider
             progress = args.progress or (len(paths) > 3 and sys.stderr.isatty())
             failed = run(paths, model, hop=args.hop, batch=args.batch, csv_out=args.csv,
                          timeline_csv=tl, progress=progress, presence=presence, fusion=fusion)

@@ -278,7 +278,8 @@ def load_teacher(cfg: Any, model: Any) -> Any:
     if fusion is None:
         return None
     notice(f"teacher {fusion.name}: a {fusion.window_samples / model.sample_rate:.1f}-s patch every "
-           f"{fusion.spec.live_every_s:g} s of music, fused at weight {fusion.w:g}")
+           f"{fusion.spec.live_every_s:g} s of music, fused at weight {fusion.w:g}, "
+           f"on {fusion.active_provider}")
     return TeacherThread(fusion)
 
 

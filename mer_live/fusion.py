@@ -72,18 +72,24 @@ class FusionSpec:
 class Fusion:
     """The teacher of a fused model: patches in, fused outputs out (live and offline)."""
 
-    def __init__(self, spec: FusionSpec, threads: int = 1) -> None:
+    def __init__(self, spec: FusionSpec, threads: int = 1, provider: str = "cpu") -> None:
         self.spec = spec
-        self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads)
+        self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads, provider=provider)
+        self.active_provider = self.teacher.session.get_providers()[0]
         self.w = self.teacher.head.w
         self.window_samples = self.teacher.window_samples
         self.name = spec.teacher.stem
 
     @classmethod
-    def of(cls, model: Any, threads: int = 1) -> Fusion | None:
-        """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken)."""
+    def of(cls, model: Any, threads: int = 1, provider: str | None = None) -> Fusion | None:
+        """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken).
+        ``provider`` None: the provider the model really runs on (CUDA when the model got it)."""
         spec = FusionSpec.from_card(model)
-        return None if spec is None else cls(spec, threads)
+        if spec is None:
+            return None
+        if provider is None:
+            provider = "cuda" if getattr(model, "active_provider", "") == "CUDAExecutionProvider" else "cpu"
+        return cls(spec, threads, provider)
 
     def fuse(self, p_cnn: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         return np.asarray(p_cnn, np.float64) if z is None else fuse(p_cnn, z, self.w)
