@@ -63,7 +63,15 @@ def make_app(model_path: Path, osc_port: int | None):
         from mer_live.osc import OscConfig, OscSender
 
         osc = OscSender(OscConfig(targets=[f"127.0.0.1:{osc_port}"]))
-    return LiveApp(Model(model_path, provider="cpu"), PipelineConfig(), factory, osc=osc)
+    from mer_live.cli import load_presence, load_teacher, make_analysers
+    from mer_live.config import build_config
+
+    cfg = build_config({})  # what mer-live runs by default: music gate, teacher, beat, sections
+    model = Model(model_path, provider="cpu")
+    presence, gate = load_presence(cfg)
+    analysers, hooks = make_analysers(cfg)
+    return LiveApp(model, PipelineConfig(), factory, osc=osc, extra_sinks=hooks, presence=presence, gate=gate,
+                   analysers=analysers, teacher=load_teacher(cfg, model))
 
 
 def measure(app, seconds: float, run: Callable[[float], None]) -> dict[str, float]:

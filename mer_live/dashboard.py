@@ -487,7 +487,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         cap.setObjectName("bigcap")
         top.addWidget(cap)
         self.level_text = QtWidgets.QLabel("RMS – dBFS   peak – dBFS")
-        self.level_text.setStyleSheet("font-size: 18px; font-weight: 700;")
+        self.level_text.setStyleSheet("font-size: 15px; font-weight: 700;")
         top.addWidget(self.level_text, 1)
         self.clip_lamp, self.silent_lamp = _lamp("CLIP"), _lamp("SILENT")
         self.noinput_lamp, self.music_lamp = _lamp("NO INPUT"), _lamp("MUSIC")
@@ -556,7 +556,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
             self.quadrant.setStyleSheet(f"color: rgb({r},{g},{b});")
         self.meter.set_levels(latest.level_rms_db, latest.level_peak_db)
         self.level_text.setText(
-            f"RMS {latest.level_rms_db:6.1f} dBFS    peak {latest.level_peak_db:6.1f} dBFS")
+            f"RMS {latest.level_rms_db:.1f}  peak {latest.level_peak_db:.1f} dBFS")
         now = now if now is not None else 0.0
         if latest.clipping:
             self._clip_until = now + CLIP_HOLD_S

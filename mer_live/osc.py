@@ -319,7 +319,9 @@ class OscSender:
       that would fall within half a period before the next expected estimate is left out (the
       estimate takes that slot). A hop that is a whole number of periods (the default 0.1 s at
       30 Hz) thus gives exactly ``rate_hz`` evenly spaced sends a second; a hop shorter than the
-      period sends every estimate.
+      period sends every estimate. A budget of sends (``rate_hz`` a second; an estimate right after
+      a tick makes the next tick wait) keeps the average at the rate when estimates come at
+      irregular times (a paced file's blocks), where the slot cannot be predicted.
     * the heartbeat, every ``heartbeat_s`` on its own clock, whatever the values do.
     * events (``/beat``, ``/onset``, ``/section``, ``/drop`` with their counters) the moment the
       pipeline reports them (``event``).
@@ -411,7 +413,8 @@ class OscSender:
             self.realtime_active = promote_or_warn("OSC sender", DEFAULT_PRIORITY - 1)
         cfg = self.config
         period = 1.0 / cfg.rate_hz
-        next_tick = next_hb = time.monotonic()
+        next_tick = next_hb = credit_at = time.monotonic()
+        credit = 1.0  #: sends owed: rate_hz a second, at most two banked; every value send costs one
         while not self._stop.is_set():
             self._wake.clear()
             now = time.monotonic()
@@ -427,19 +430,25 @@ class OscSender:
                     if ev.kind == "beat" and ev.bpm > 0:
                         self._last_beat = (ev.wall, ev.bpm)
                     self._send([event_message(ev, cfg.prefix)], now)
+                credit = min(2.0, credit + (now - credit_at) * cfg.rate_hz)
+                credit_at = now
                 if self._new:
                     self._new = False
                     if self._last_est is not None:
                         self._intervals.append(now - self._last_est)
                     self._last_est = now
                     self._send_values(now)
+                    credit = max(-1.0, credit - 1.0)  # owe at most one tick
                     next_tick = now + period
                 elif now >= next_tick:
                     exp = self._expected_estimate(period)
                     if exp is not None and exp - period / 2 < next_tick and now < exp + period / 2:
                         next_tick = exp + period / 2  # the estimate's slot; a tick if it is that late
+                    elif credit < 1.0:  # estimates took the ticks' share (a late one): wait for it
+                        next_tick = now + (1.0 - credit) / cfg.rate_hz
                     else:
                         self._send_values(now)
+                        credit -= 1.0
                         next_tick = next_tick + period if now - next_tick < period else now + period
             except Exception as e:  # the sender must outlive any one bad tick
                 log.warning("OSC send failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -326,3 +326,27 @@ def test_demo_under_xvfb_exits_cleanly_without_qt_warnings(loudness_model: Path,
     assert not qt_lines, qt_lines
     other = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("mer-live: ")]
     assert not other, other  # everything on stderr is mer-live's own one-line notices
+
+
+def test_no_music_and_the_beat_are_shown(qtbot, window, tmp_path) -> None:
+    """Between songs: grey point, "NO MUSIC" on the plane, "no music" as the quadrant, the MUSIC
+    lamp off; with music: the lamp on, the quadrant named; a beat flashes the BEAT lamp with the
+    tempo on it."""
+    base = dict(wall=0.0, arousal_raw=0.7, valence_raw=0.2, arousal=0.7, valence=0.2, level_rms_db=-25.0,
+                level_peak_db=-10.0, silent=False, clipping=False, input_ok=True, bad_samples=0,
+                model_ms=1.0, latency_ms=20.0, overflows=0, hops_skipped=0)
+    window.timer.stop()
+    window.draw([Estimate(t=1.0, **base, music=False, bpm=0.0)], now=10.0)
+    assert window.quadrant.text() == "no music"
+    assert window.plane.no_music.isVisible() and not window.plane.no_input.isVisible()
+    assert "background" not in window.music_lamp.styleSheet()
+    window.grab().save(str(tmp_path / "no-music.png"))
+    window.draw([Estimate(t=1.1, **base, music=True, bpm=128.0, beats=5)], now=10.1)
+    assert window.quadrant.text() == "Q2 tense / angry" and not window.plane.no_music.isVisible()
+    assert "background" in window.music_lamp.styleSheet()
+    assert window.beat_lamp.text() == "BEAT 128" and "background" in window.beat_lamp.styleSheet()
+    window.draw([Estimate(t=1.2, **base, music=True, bpm=128.0, beats=5)], now=10.5)
+    assert "background" not in window.beat_lamp.styleSheet()  # the flash is over, no new beat
+    neutral = {**base, "arousal_raw": 0.5, "valence_raw": 0.5, "arousal": 0.5, "valence": 0.5}
+    window.draw([Estimate(t=0.1, **neutral, music=False)], now=11.0)
+    assert window.quadrant.text() == "neutral"
