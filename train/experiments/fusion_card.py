@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="mer-analyze: patch starts every S s (0: one, the middle)")
     ap.add_argument("--memory", type=float, default=12.0, help="live: average the patches of the last S s")
     ap.add_argument("--card", type=Path, default=CARD)
+    ap.add_argument("--stage", type=float, default=15.0, help="the stage-test row's cadence")
     args = ap.parse_args(argv)
     card = json.loads(args.card.read_text())
     cad = "1p" if args.analyze <= 0 else f"{args.analyze:g}s"
@@ -53,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         "cv": {"protocol": "artist_folds(clips, 5, 0), pooled over 716 out-of-fold clips; the head fitted on "
                            "each fold's training clips; the CNN's out-of-fold clip scores (run_spec); "
                            f"mer-analyze's placement ({cad})", "rows": cv},
+        "budget": {"measured": "2026-12-03, 2-core AMD EPYC, CPU build of onnxruntime (docs/benchmarks.md)",
+                   "mer_live_headless_device_pct_of_a_core": 9.1, "mer_live_headless_file_pct": 6.0,
+                   "start_to_first_osc_s": 0.31, "low_latency_p99_ms": 4.77,
+                   "mer_analyze_s_per_30s_clip_2_cores": 0.0847, "vibenet_same_run_s": 0.0895,
+                   "cuda": "not measured: no GPU was lent; the teacher runs on the provider the CNN got"},
         "command": "python -m train.experiments.fusion_card --live "
                    f"{args.live:g} --analyze {args.analyze:g} --memory {args.memory:g}",
     }
