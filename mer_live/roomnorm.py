@@ -51,6 +51,8 @@ class RoomNormConfig:
     taps: int = 511  #: FIR length (odd: linear phase, (taps - 1) / 2 samples of delay)
     update_blocks: int = 8  #: the filter is recomputed every this many blocks (0.5 s)
     smooth_bands: int = 1  #: gains averaged over +-this many neighbouring bands
+    #: the range (Hz) whose mean level is matched: any PA and microphone pass it
+    anchor: tuple[float, float] = (250.0, 4000.0)
 
     def validate(self) -> RoomNormConfig:
         if self.block < 64 or self.block & (self.block - 1):
@@ -67,6 +69,9 @@ class RoomNormConfig:
             raise ValueError("roomnorm: taps must be odd and >= 31")
         if self.update_blocks < 1 or not 0 <= self.smooth_bands <= 4:
             raise ValueError("roomnorm: update_blocks >= 1 and smooth_bands in 0..4")
+        lo, hi = self.anchor
+        if not self.fmin <= lo < hi <= self.fmax or (hi / lo) < 2 ** (1 / self.bands_per_octave):
+            raise ValueError("roomnorm: anchor must be a range within [fmin, fmax] holding a band")
         return self
 
 
@@ -113,7 +118,10 @@ class SpectrumReference:
 
     def norm_config(self) -> RoomNormConfig:
         """The normaliser config the reference was measured with (its band layout)."""
-        return RoomNormConfig(**self.config).validate()
+        c = dict(self.config)
+        if "anchor" in c:
+            c["anchor"] = tuple(c["anchor"])
+        return RoomNormConfig(**c).validate()
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
@@ -126,21 +134,29 @@ class SpectrumReference:
             raise ValueError(f"room reference {path}: {e}") from None
 
 
-def _centred_db(power: np.ndarray) -> np.ndarray:
+def anchor_mask(cfg: RoomNormConfig) -> np.ndarray:
+    """The bands whose mean level is the 0-dB line of every spectrum (the anchor range)."""
+    f = band_centres(cfg)
+    return (f >= cfg.anchor[0]) & (f <= cfg.anchor[1])
+
+
+def centred_db(power: np.ndarray, cfg: RoomNormConfig) -> np.ndarray:
+    """Band powers in dB relative to their mean over the anchor bands: a microphone that cuts the
+    lows or the highs then does not shift the mid bands' gains (a mean over all bands would)."""
     db = 10 * np.log10(np.maximum(power, 1e-20))
-    return db - db.mean()
+    return db - db[anchor_mask(cfg)].mean()
 
 
 class _Ltas:
-    """Block-wise band power of a stream: a running mean for the first ``tau`` seconds, then an
-    exponential average with that time constant (``fixed``: a plain mean over everything)."""
+    """Block-wise power spectrum of a stream (per rfft bin of a block): a running mean for the
+    first ``tau`` seconds, then an exponential average with that time constant (``fixed``: a
+    plain mean over everything). Quiet blocks are skipped."""
 
     def __init__(self, cfg: RoomNormConfig, sr: int, fixed: bool = False) -> None:
         self.cfg, self.sr, self.fixed = cfg, sr, fixed
         self.win = np.hanning(cfg.block + 1)[:-1].astype(np.float64)
         self.win_power = float(np.sum(self.win**2))
-        self.bands = band_matrix(cfg, sr)
-        self.power = np.zeros(self.bands.shape[0])
+        self.bins = np.zeros(cfg.block // 2 + 1)
         self.n = 0  #: blocks averaged so far (loud enough ones)
         self.max_n = max(1, int(round(cfg.tau_s * sr / cfg.block)))
         self.quiet = 10 ** (QUIET_DB / 10)
@@ -150,31 +166,38 @@ class _Ltas:
         if float(np.mean(x * x)) < self.quiet:
             return
         p = np.abs(np.fft.rfft(x * self.win)) ** 2 / self.win_power
-        bp = self.bands @ p
         self.n += 1
         a = 1.0 / self.n if (self.fixed or self.n <= self.max_n) else 1.0 / self.max_n
-        self.power += a * (bp - self.power)
+        self.bins += a * (p - self.bins)
 
 
-def design_eq(ltas_power: np.ndarray, ref: SpectrumReference, cfg: RoomNormConfig, sr: int) -> np.ndarray:
-    """Linear-phase FIR (``cfg.taps``) whose response moves a signal with band powers
-    ``ltas_power`` towards ``ref``: gains ref - measured in dB (both centred), limited, smoothed
-    over neighbouring bands, interpolated in log frequency and held beyond the end bands, then
-    scaled so the signal's power is unchanged (levels and the silence gate downstream keep
-    their meaning)."""
-    gain_db = np.asarray(ref.db) - _centred_db(ltas_power)
+def band_power(bins: np.ndarray, cfg: RoomNormConfig, sr: int) -> np.ndarray:
+    """Mean power per band of a power spectrum over one block's rfft bins."""
+    return band_matrix(cfg, sr) @ np.asarray(bins, np.float64)
+
+
+def design_eq(ltas_bins: np.ndarray, ref: SpectrumReference, cfg: RoomNormConfig, sr: int) -> np.ndarray:
+    """Linear-phase FIR (``cfg.taps``) whose response moves a signal with long-term power
+    spectrum ``ltas_bins`` (per rfft bin of a block) towards ``ref``: per band, ref - measured in
+    dB (both centred), limited, smoothed over neighbouring bands, interpolated in log frequency
+    and held beyond the end bands, then scaled so the signal's power is unchanged (levels and
+    the silence gate downstream keep their meaning)."""
+    bins = np.asarray(ltas_bins, np.float64)
+    gain_db = np.asarray(ref.db) - centred_db(band_power(bins, cfg, sr), cfg)
     gain_db = np.clip(gain_db, -cfg.max_cut_db, cfg.max_boost_db)
     k = cfg.smooth_bands
     if k:
         pad = np.pad(gain_db, k, mode="edge")
         gain_db = np.convolve(pad, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
-    n = cfg.taps - 1
-    f = np.fft.rfftfreq(n, 1 / sr)
     lc = np.log2(np.asarray(ref.freqs))
-    g = 10 ** (np.interp(np.log2(np.maximum(f, 1e-3)), lc, gain_db) / 20)
-    # keep the power: the band powers weighted by the squared band gains sum to the input's
-    gb = 10 ** (gain_db / 10)
-    g = g / math.sqrt(float(np.sum(ltas_power * gb)) / max(float(np.sum(ltas_power)), 1e-30))
+
+    def gain_at(f: np.ndarray) -> np.ndarray:
+        return 10 ** (np.interp(np.log2(np.maximum(f, 1e-3)), lc, gain_db) / 20)
+
+    fb = np.fft.rfftfreq(cfg.block, 1 / sr)
+    scale = math.sqrt(max(float(np.sum(bins * gain_at(fb) ** 2)), 1e-30) / max(float(np.sum(bins)), 1e-30))
+    n = cfg.taps - 1
+    g = gain_at(np.fft.rfftfreq(n, 1 / sr)) / scale
     h = np.fft.irfft(g, n)
     h = np.roll(h, n // 2)
     h = np.append(h, h[0]) * np.hanning(cfg.taps)  # odd length, symmetric: linear phase
@@ -214,7 +237,8 @@ class RoomNormalizer:
         if int(sr) != ref.sample_rate:
             raise ValueError(f"roomnorm: the reference is for {ref.sample_rate} Hz, the model runs at "
                              f"{sr} Hz")
-        if not np.allclose(band_centres(self.cfg), ref.freqs, rtol=1e-4):
+        bc = band_centres(self.cfg)
+        if len(bc) != len(ref.freqs) or not np.allclose(bc, ref.freqs, rtol=1e-4):
             raise ValueError("roomnorm: the reference's bands do not match the normaliser's config")
         self.ref, self.sr = ref, int(sr)
         self.ltas = _Ltas(self.cfg, self.sr)
@@ -234,15 +258,15 @@ class RoomNormalizer:
     def delay(self) -> int:
         return self.cfg.taps // 2
 
-    def warm(self, ltas_power: np.ndarray, blocks: int | None = None) -> None:
-        """Start from a measured LTAS (``ltas_power(...)`` of earlier audio of the same room)
-        as if ``blocks`` loud blocks (default: a full time constant) had been averaged."""
-        p = np.asarray(ltas_power, np.float64)
-        if p.shape != self.ltas.power.shape:
-            raise ValueError(f"roomnorm: warm state must have {self.ltas.power.shape[0]} bands")
-        self.ltas.power = p.copy()
+    def warm(self, ltas: np.ndarray, blocks: int | None = None) -> None:
+        """Start from a measured long-term spectrum (``ltas_power(...)`` of earlier audio of the
+        same room) as if ``blocks`` loud blocks (default: a full time constant) had been averaged."""
+        p = np.asarray(ltas, np.float64)
+        if p.shape != self.ltas.bins.shape:
+            raise ValueError(f"roomnorm: warm state must have {self.ltas.bins.shape[0]} bins")
+        self.ltas.bins = p.copy()
         self.ltas.n = self.ltas.max_n if blocks is None else int(blocks)
-        self.set_filter(design_eq(self.ltas.power, self.ref, self.cfg, self.sr))
+        self.set_filter(design_eq(self.ltas.bins, self.ref, self.cfg, self.sr))
 
     def gains_db(self) -> np.ndarray:
         """The current equaliser's gain per band centre, dB (for displays and tests)."""
@@ -268,19 +292,20 @@ class RoomNormalizer:
                 self._pending = np.zeros(0)
                 self._blocks += 1
                 if self._blocks % self.cfg.update_blocks == 0 and self.ltas.n:
-                    self.set_filter(design_eq(self.ltas.power, self.ref, self.cfg, self.sr))
+                    self.set_filter(design_eq(self.ltas.bins, self.ref, self.cfg, self.sr))
                     self.updates += 1
         y = np.concatenate(out) if out else np.zeros(0)
         return y.astype(np.float32)
 
 
 def ltas_power(x: np.ndarray, sr: int, cfg: RoomNormConfig) -> np.ndarray:
-    """The plain long-term band power of ``x`` (the mean over its loud blocks; zeros if none)."""
+    """The plain long-term power spectrum of ``x`` per rfft bin of a block (the mean over its
+    loud blocks; zeros if none): what ``design_eq`` and ``RoomNormalizer.warm`` take."""
     est = _Ltas(cfg.validate(), int(sr), fixed=True)
     x = np.asarray(x, np.float64).reshape(-1)
     for i in range(len(x) // cfg.block):
         est.add(x[i * cfg.block : (i + 1) * cfg.block])
-    return est.power
+    return est.bins
 
 
 def normalize_offline(x: np.ndarray, sr: int, ref: SpectrumReference, cfg: RoomNormConfig | None = None,
@@ -314,11 +339,11 @@ def reference_from(audio: list[np.ndarray], sr: int, cfg: RoomNormConfig | None 
     acc = np.zeros(len(band_centres(cfg)))
     n = 0
     for x in audio:
-        p = ltas_power(x, sr, cfg)
+        p = band_power(ltas_power(x, sr, cfg), cfg, sr)
         if p.sum() > 0:
             acc += p / p.sum()
             n += 1
     if n == 0:
         raise ValueError("room reference: no audio loud enough")
     return SpectrumReference(sample_rate=int(sr), freqs=tuple(band_centres(cfg).tolist()),
-                             db=tuple(_centred_db(acc / n).tolist()), config=asdict(cfg))
+                             db=tuple(centred_db(acc / n, cfg).tolist()), config=asdict(cfg))

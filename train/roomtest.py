@@ -39,6 +39,8 @@ from mer_live.roomnorm import (
     RoomNormConfig,
     SpectrumReference,
     band_centres,
+    band_power,
+    centred_db,
     compensate_delay,
     ltas_power,
     normalize_offline,
@@ -146,12 +148,13 @@ def clip_ltas(audio: Sequence[np.ndarray], sr: int, cfg: RoomNormConfig) -> np.n
 
 
 def reference_of(ltas: np.ndarray, sr: int, cfg: RoomNormConfig) -> SpectrumReference:
-    """The reference spectrum of clips with band powers ``ltas`` (as ``roomnorm.reference_from``)."""
-    keep = ltas.sum(axis=1) > 0
-    p = (ltas[keep] / ltas[keep].sum(axis=1, keepdims=True)).mean(axis=0)
-    db = 10 * np.log10(np.maximum(p, 1e-20))
+    """The reference spectrum of clips with long-term spectra ``ltas`` (``[clips, bins]``, as
+    ``roomnorm.reference_from`` computes it)."""
+    bp = np.stack([band_power(r, cfg, sr) for r in ltas])
+    keep = bp.sum(axis=1) > 0
+    p = (bp[keep] / bp[keep].sum(axis=1, keepdims=True)).mean(axis=0)
     return SpectrumReference(sample_rate=int(sr), freqs=tuple(band_centres(cfg).tolist()),
-                             db=tuple((db - db.mean()).tolist()), config=asdict(cfg))
+                             db=tuple(centred_db(p, cfg).tolist()), config=asdict(cfg))
 
 
 def apply_norm(room: Sequence[np.ndarray], shows: Sequence[Sequence[int]] | None, mode: str,
@@ -391,3 +394,19 @@ def merge_room(old: dict | None, new: dict) -> dict:
         out[part] = {**old.get(part, {}), **new.get(part, {})}
     out["paths"] = list(dict.fromkeys([*old.get("paths", []), *new.get("paths", [])]))
     return out
+
+
+def room_training_audio(clips: Sequence[Clip], audio: Sequence[np.ndarray], sr: int, r: int,
+                        norm: str = "none", cache_dir: Path | None = None) -> list[np.ndarray]:
+    """Training version ``r`` of every clip: through the TRAINING room bank (shows dealt with seed
+    ``r``; never a test room), then the normaliser ``norm`` with the mean clean spectrum of all
+    ``clips`` as reference (unlabelled audio; per-fold references differ from it by hundredths of
+    a dB)."""
+    cfg = replace(RoomConfig(), bank=TRAIN_BANK)
+    room, shows = load_room_audio(clips, audio, sr, r, cfg, cache_dir, progress=False)
+    if norm == "none":
+        return room
+    ncfg = RoomNormConfig().validate()
+    ref = reference_of(clip_ltas(audio, sr, ncfg), sr, ncfg)
+    got = apply_norm(room, shows, norm, ref, sr)
+    return [got[i] for i in range(len(room))]
