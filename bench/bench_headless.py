@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=model_file)
     ap.add_argument("--hops", default="0.1,0.025")
     ap.add_argument("--no-device", action="store_true", help="skip the PulseAudio null-sink runs")
+    ap.add_argument("--variants", default="default,cnn-only",
+                    help="default: as mer-live runs by default (music gate, teacher, beat, sections); "
+                         "cnn-only: the model's CNN alone with none of them (what mer-live ran before)")
     ap.add_argument("--profile", type=positive_float, metavar="S",
                     help="also profile the first run at hop 0.1 s for S seconds (py-spy + /proc threads)")
     args = ap.parse_args(argv)
@@ -129,15 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     def prof_for(hop: float) -> float:
         return args.profile or 0.0 if hop == 0.1 else 0.0
 
+    variants = {"default": [], "cnn-only": ["--no-teacher", "--no-music-gate", "--no-beat", "--no-sections"]}
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not chosen or any(v not in variants for v in chosen):
+        ap.error(f"--variants: choose from {', '.join(variants)}")
     wav = demo_wav(tmp / "demo22k.wav", 22050, 1)
     for hop in hops:
-        r = run_headless(["--input", str(wav), "--loop", "--model", str(model), "--hop", str(hop)],
-                         args.seconds, profile_s=prof_for(hop))
-        if r["profile"]:
-            profiles.append((f"file, hop {hop} s", r["profile"]))
-        rows.append(["file (--input, paced, looped)", hop, r["cpu_steady_pct"], r["cpu_total_pct"],
-                     r["peak_rss_mb"], r["osc_values"]])
-        print(rows[-1], flush=True)
+        for v in chosen:
+            r = run_headless(["--input", str(wav), "--loop", "--model", str(model), "--hop", str(hop),
+                              *variants[v]], args.seconds, profile_s=prof_for(hop) if v == chosen[0] else 0.0)
+            if r["profile"]:
+                profiles.append((f"file, hop {hop} s, {v}", r["profile"]))
+            rows.append([f"file (--input, paced, looped), {v}", hop, r["cpu_steady_pct"], r["cpu_total_pct"],
+                         r["peak_rss_mb"], r["osc_values"]])
+            print(rows[-1], flush=True)
 
     if not args.no_device:
         from tests.audio import PulseServer, missing_tools
@@ -150,22 +158,22 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.start()
                 feed = demo_wav(tmp / "demo48k.wav", 48000, 2)
-                for hop in hops:
+                for hop, v in [(h, v) for h in hops for v in chosen]:
                     player = subprocess.Popen(
                         ["bash", "-c", f"while true; do paplay -d mer_sink {feed}; done"],
                         env={**os.environ, **server.env}, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL, start_new_session=True,
                     )
                     try:
-                        r = run_headless(["--device", "pulse", "--model", str(model), "--hop", str(hop)],
-                                         args.seconds, env_extra=server.env, profile_s=prof_for(hop))
+                        r = run_headless(["--device", "pulse", "--model", str(model), "--hop", str(hop),
+                                          *variants[v]], args.seconds, env_extra=server.env, profile_s=0.0)
                         if r["profile"]:
                             profiles.append((f"device, hop {hop} s", r["profile"]))
                     finally:
                         os.killpg(player.pid, signal.SIGTERM)
                         player.wait(timeout=5)
-                    rows.append(["device (PulseAudio null sink, 48 kHz stereo)", hop, r["cpu_steady_pct"],
-                                 r["cpu_total_pct"], r["peak_rss_mb"], r["osc_values"]])
+                    rows.append([f"device (PulseAudio null sink, 48 kHz stereo), {v}", hop,
+                                 r["cpu_steady_pct"], r["cpu_total_pct"], r["peak_rss_mb"], r["osc_values"]])
                     print(rows[-1], flush=True)
             except RuntimeError as e:
                 notes.append(f"device runs failed: {e}")

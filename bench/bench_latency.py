@@ -166,6 +166,23 @@ def adc_times(st: Stamps, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return f_start, mono, first, usable
 
 
+def default_parts(model) -> dict:
+    """What ``mer-live`` adds to the pipeline by default: the music gate, a fused model's teacher
+    thread, the beat tracker and the section detector (``--full``)."""
+    from mer_live.beat import BeatConfig, BeatTracker
+    from mer_live.fusion import Fusion, TeacherThread
+    from mer_live.presence import MusicGate, PresenceModel
+    from mer_live.sections import SectionConfig, SectionDetector
+
+    fusion = Fusion.of(model)
+    return {"presence": PresenceModel(), "gate": MusicGate(),
+            "teacher": TeacherThread(fusion) if fusion is not None else None,
+            "analysers": [BeatTracker(BeatConfig()), SectionDetector(SectionConfig())]}
+
+
+FULL = False  #: --full: run_one builds the pipeline with default_parts
+
+
 def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, realtime: bool = False) -> dict:
     """One run of ``seconds``: returns arrays of per-estimate latencies (ms) and counts."""
     from mer_live.osc import OscConfig, OscSender
@@ -184,7 +201,8 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, rea
         pub = Published(cap)
         osc = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=osc_rate, prefix=prefix,
                                   realtime=realtime))
-        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop, realtime=realtime), sinks=[pub, osc])
+        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop, realtime=realtime), sinks=[pub, osc],
+                        **(default_parts(model) if FULL else {}))
         osc.start()
         pipe.start()
         try:
@@ -303,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                          "mer-live --low-latency does (low: the model's rate, blocks that divide the hop); "
                          "low+rt: also --realtime (SCHED_FIFO pipeline and OSC threads)")
     ap.add_argument("--model", type=model_file)
+    ap.add_argument("--full", action="store_true",
+                    help="the pipeline as mer-live builds it by default: music gate, teacher, beat, sections")
     args = ap.parse_args(argv)
+    global FULL
+    FULL = args.full
     try:
         rates = [positive_float(r) for r in args.osc_rates.split(",")]
     except argparse.ArgumentTypeError as e:
@@ -317,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     why = missing_tools()
     if why:
         raise RuntimeError(f"cannot measure through a device here: {why}")
+    from mer_live.framing import hop_samples
     from mer_live.model import Model
-    from mer_live.pipeline import hop_samples
 
     model_path = pick_model(args.model)
     model = Model(model_path, provider="cpu", threads=1)
@@ -394,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError("no estimate could be matched to an OSC datagram in any run")
     body = md_table(["device rate", "OSC rate", "segment", "n", "median ms", "p99 ms", "max ms"], rows)
     record(
-        f"End-to-end latency through a device (bench_latency, {model_path.name}, hop {args.hop} s)",
+        f"End-to-end latency through a device (bench_latency, {model_path.name}, hop {args.hop} s"
+        + (", the default pipeline: music gate, teacher, beat, sections)" if FULL else ")"),
         body,
         notes=[
             f"{args.seconds:.0f} s per OSC rate of music (4Q clips, 48 kHz stereo) played with paplay into "

@@ -82,16 +82,20 @@ _MER_RUN_CHILD = r"""
 import io, json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from mer_live.analyze import analyze_file, default_decoders, default_threads, load_model, run
+from mer_live.analyze import analyze_file, default_decoders, default_threads, load_model, load_presence, run
+from mer_live.fusion import Fusion
 threads = int(sys.argv[2]) or default_threads(default_decoders())  # 0: what the CLI picks
 model = load_model(Path(sys.argv[1]), provider="cpu", threads=threads)
+mode = sys.argv[4]  # "default": the music gate and the teacher as the CLI runs them; "cnn": neither
+presence = load_presence() if mode == "default" else None
+fusion = Fusion.of(model, threads=threads) if mode == "default" else None
 load_s = time.perf_counter() - t0
 hop = model.window_samples / model.sample_rate if sys.argv[3] == "window" else float(sys.argv[3])
-paths = sys.argv[4:]
-analyze_file(paths[0], model, hop=hop)  # warm-up
+paths = sys.argv[5:]
+analyze_file(paths[0], model, hop=hop, presence=presence, fusion=fusion)  # warm-up
 buf = io.StringIO()
 t = time.perf_counter()
-failed = run(paths[1:], model, hop=hop, out=buf)
+failed = run(paths[1:], model, hop=hop, out=buf, presence=presence, fusion=fusion)
 total = time.perf_counter() - t
 assert failed == 0, buf.getvalue()
 outs = [[r["arousal"], r["valence"]] for r in map(json.loads, buf.getvalue().splitlines())]
@@ -164,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([label, f"**ratio vibenet / mer-analyze, hop {hop_txt}**", "",
                          f"**{sv.median / sm.median:.1f}x**", "", "",
                          f"{vib['peak_rss_mb'] / mer['peak_rss_mb']:.1f}x", ""])
-            lib = _run([sys.executable, "-c", _MER_RUN_CHILD, str(model), "1" if pin else "0", h, *clips],
-                       pin)
-            per = lib["times"][0]
-            rows.append([label, f"mer-analyze's loop over all clips (`analyze.run`, hop {hop_txt})",
-                         len(lib["times"]), per, "", lib["load_s"], lib["peak_rss_mb"], f"{30.0 / per:.0f}x"])
-            rows.append([label, f"**ratio vibenet / mer-analyze's loop, hop {hop_txt}**", "",
-                         f"**{sv.median / per:.1f}x**", "", "",
-                         f"{vib['peak_rss_mb'] / lib['peak_rss_mb']:.1f}x", ""])
+            for mode, what in (("default", "its default: music gate + teacher"), ("cnn", "the CNN alone")):
+                lib = _run([sys.executable, "-c", _MER_RUN_CHILD, str(model), "1" if pin else "0", h, mode,
+                            *clips], pin)
+                per = lib["times"][0]
+                rows.append([label, f"mer-analyze's loop over all clips ({what}, hop {hop_txt})",
+                             len(lib["times"]), per, "", lib["load_s"], lib["peak_rss_mb"],
+                             f"{30.0 / per:.0f}x"])
+                rows.append([label, f"**ratio vibenet / mer-analyze's loop ({mode}), hop {hop_txt}**", "",
+                             f"**{sv.median / per:.1f}x**", "", "",
+                             f"{vib['peak_rss_mb'] / lib['peak_rss_mb']:.1f}x", ""])
         ma = [o[0] for o in mer["outs"]]
         ve = [o[0] for o in vib["outs"]]
         mv = [o[1] for o in mer["outs"]]

@@ -273,8 +273,19 @@ class UdpListener:
 
 
 def default_models() -> list[Path]:
-    """Every model shipped in models/ (an .onnx with its card)."""
-    return sorted(p for p in (ROOT / "models").glob("*.onnx") if p.with_suffix(".json").is_file())
+    """Every emotion model shipped in models/ (an .onnx with its card whose outputs start with arousal
+    and valence; not the fusion's teacher, musicnn-msd.onnx, timed by bench_teacher)."""
+    import json
+
+    def is_emotion_model(card: Path) -> bool:
+        try:
+            outputs = json.loads(card.read_text()).get("outputs", ["arousal", "valence"])
+            return list(outputs[:2]) == ["arousal", "valence"]
+        except (OSError, ValueError):
+            return True  # an unreadable card: let the benchmark say what is wrong with it
+
+    return sorted(p for p in (ROOT / "models").glob("*.onnx")
+                  if p.with_suffix(".json").is_file() and is_emotion_model(p.with_suffix(".json")))
 
 
 def fourq_clips(n: int) -> list[Path]:

@@ -61,9 +61,12 @@ class CountingUdpListener:
 
 class Recorder:
     """A sink that stores t, raw and smoothed values into preallocated arrays and samples RSS every
-    ``rss_every_s`` seconds of *audio* (so the record is in audio time, whatever the speed)."""
+    ``rss_every_s`` seconds of *audio* (so the record is in audio time, whatever the speed).
+    Estimates before the first full model window (level only) are counted in ``early``, not kept."""
 
-    def __init__(self, capacity: int, rss_every_s: float) -> None:
+    def __init__(self, capacity: int, rss_every_s: float, window_s: float = 0.0) -> None:
+        self.window_s = window_s
+        self.early = 0
         self.t = np.full(capacity, np.nan)
         self.raw = np.full((capacity, 2), np.nan, np.float32)
         self.smooth = np.full((capacity, 2), np.nan, np.float32)
@@ -75,6 +78,9 @@ class Recorder:
         self._next_rss = 0.0
 
     def __call__(self, e) -> None:
+        if e.t < self.window_s - 1e-9:
+            self.early += 1
+            return
         i = self.n
         if i >= self.t.shape[0]:
             self.dropped += 1
@@ -127,9 +133,10 @@ def run_soak(
     -> (Recorder, OscSender -> UDP) and check schedule, values and memory."""
     from mer_live.analyze import analyze_array
     from mer_live.filesource import FileSource
+    from mer_live.framing import frame_windows, hop_samples, prepare_offline
     from mer_live.model import Model
     from mer_live.osc import OscConfig, OscSender
-    from mer_live.pipeline import Pipeline, PipelineConfig, frame_windows, hop_samples, prepare_offline
+    from mer_live.pipeline import Pipeline, PipelineConfig
 
     model = Model(model_path, provider="cpu", threads=1)
     rate, window = model.sample_rate, model.window_samples
@@ -137,7 +144,7 @@ def run_soak(
     audio_s = audio.shape[0] / sr
     n_model = int(round(audio.shape[0] * rate / sr))
     expected = max(0, n_model // hop_n - (-(-window // hop_n)) + 1)
-    rec = Recorder(expected + 16, rss_every_s)
+    rec = Recorder(expected + 16, rss_every_s, window / rate)
     listener = CountingUdpListener()
     osc = OscSender(OscConfig(targets=[f"127.0.0.1:{listener.port}"]))
     cfg = PipelineConfig(hop_s=hop_s)

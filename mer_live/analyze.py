@@ -26,8 +26,10 @@ import numpy as np
 
 from mer_live import __version__
 from mer_live.estimate import quadrant_of
+from mer_live.framing import frame_windows, hop_samples, prepare_offline
+from mer_live.fusion import Fusion
 from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig, frame_windows, hop_samples, prepare_offline
+from mer_live.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ DEFAULT_HOP_S = 1.0
 DEFAULT_BATCH = 2
 GPU_BATCH = 256
 PREFETCH = 2  # files decoded ahead per decoding thread (bounds memory)
+#: ``--csv``: one row per file (empty cells for null values)
+CSV_COLUMNS = ("file", "duration", "arousal", "valence", "quadrant", "music", "note", "error")
+#: ``--timeline-csv``: one row per window, named as ``mer-live --record``'s columns (``t``: the
+#: window's end; arousal, valence: the model's output, unsmoothed; quadrant 0 and music 0 where
+#: the window is not music)
+TIMELINE_COLUMNS = ("file", "t", "arousal", "valence", "quadrant", "music")
 
 
 class AnalyzeError(Exception):
@@ -106,21 +114,94 @@ def windows_of(x: np.ndarray, model: Model, hop: float) -> tuple[np.ndarray, np.
     return frame_windows(x, window, hop_n)
 
 
-def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float) -> dict[str, Any]:
-    """The record of one recording from its per-window outputs: means, quadrant, timeline."""
+def silent_flags(x: np.ndarray, ends: np.ndarray, rate: int,
+                 config: PipelineConfig | None = None) -> np.ndarray:
+    """Which windows the live pipeline would call silent: every 0.1-s hop of the last
+    ``silence_s`` before the window's end below ``silence_db`` (``PipelineConfig``'s rule)."""
+    cfg = config or PipelineConfig()
+    hop = hop_samples(0.1, rate)
+    k = max(1, int(round(cfg.silence_s * rate / hop)))
+    out = np.zeros(len(ends), bool)
+    for i, e in enumerate(np.asarray(ends, dtype=np.int64)):
+        seg = x[max(0, e - k * hop) : e].astype(np.float64)
+        if seg.size < k * hop:  # not yet silent for long enough (the live rule counts hops)
+            continue
+        hops_rms = np.sqrt(np.mean(seg.reshape(k, hop) ** 2, axis=1))
+        out[i] = bool(np.all(20 * np.log10(np.maximum(hops_rms, 1e-6)) < cfg.silence_db))
+    return out
+
+
+def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, hop: float,
+             presence: Any | None = None, batch: int = 64) -> np.ndarray:
+    """Which windows are music, by the live rules: not silent, and (with a presence model) the
+    ``MusicGate`` over the presence probabilities of the last ``presence.window_samples`` of each
+    window. Without a presence model every audible window counts as music."""
+    silent = silent_flags(x, ends, rate)
+    if presence is None:
+        return ~silent
+    from mer_live.presence import music_flags
+
+    n = int(presence.window_samples)
+    if windows.shape[1] < n:
+        raise AnalyzeError(f"the presence model needs {n} samples, the window has {windows.shape[1]}")
+    probs = np.concatenate([presence.predict(np.ascontiguousarray(windows[i : i + batch, -n:]))
+                            for i in range(0, len(windows), batch)]) if len(windows) else np.zeros(0)
+    return music_flags(probs, hop, silent)
+
+
+def teacher_of(x: np.ndarray, ends: np.ndarray, music: np.ndarray, rate: int,
+               fusion: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fused model's teacher over one recording: ``(patch ends in samples, [P, 2] logits)`` for
+    the patches ``fusion.patch_starts`` places that end in music (the window ending at or right
+    after a patch's end says so); empty when none does."""
+    starts = fusion.patch_starts(len(x), rate)
+    patch = fusion.window_samples - 256
+    p_ends = starts + patch
+    idx = np.minimum(np.searchsorted(ends, p_ends), len(ends) - 1) if len(ends) else np.zeros(0, int)
+    keep = np.asarray(music, bool)[idx] if len(ends) else np.zeros(len(starts), bool)
+    if not keep.any():
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    return p_ends[keep], fusion.logits(fusion.patches(x, starts[keep]))
+
+
+def summarize(av: np.ndarray, ends: np.ndarray, rate: int, duration: float,
+              music: np.ndarray | None = None, teacher: tuple[np.ndarray, np.ndarray] | None = None,
+              fusion: Any | None = None) -> dict[str, Any]:
+    """The record of one recording from its per-window outputs: means over the music windows,
+    quadrant, the fraction of windows with music, the timeline ``[t, arousal, valence, music]``.
+
+    For a fused model (``teacher`` = its patch ends and logits, ``fusion`` = the ``Fusion``) the
+    recording's values are the CNN's mean over its music windows fused with the mean of the
+    teacher's logits (as docs/teacher.md cross-validated); each timeline point is its window
+    fused with the newest teacher patch that ended at or before it (the first, before any).
+    A recording without music gets ``null`` arousal, valence and quadrant and a ``note``: the
+    model's output on silence, talk or applause is not an emotion of music."""
     av = np.clip(av, 0.0, 1.0)
-    a_mean, v_mean = (float(m) for m in av.mean(axis=0))
+    m = np.ones(len(av), bool) if music is None else np.asarray(music, bool)
     times = np.asarray(ends, dtype=np.float64) / rate
-    return {
-        "duration": round(duration, 3),
-        "arousal": round(a_mean, 4),
-        "valence": round(v_mean, 4),
-        "quadrant": f"Q{quadrant_of(a_mean, v_mean)}",
-        "timeline": [
-            [round(float(t), 3), round(float(a), 4), round(float(v), 4)]
-            for t, (a, v) in zip(times, av, strict=True)
-        ],
-    }
+    share = round(float(m.mean()), 4) if len(m) else 0.0
+    rec: dict[str, Any] = {"duration": round(duration, 3), "music": share}
+    fused = fusion is not None and teacher is not None and len(teacher[0]) > 0
+    line = av
+    if fused:
+        p_ends, z = teacher
+        k = np.clip(np.searchsorted(p_ends, ends, side="right") - 1, 0, len(p_ends) - 1)
+        line = np.clip(fusion.fuse(av, z[k]), 0.0, 1.0)
+    if m.any():
+        mean = av[m].mean(axis=0)
+        if fused:
+            mean = fusion.fuse(mean, teacher[1].mean(axis=0))
+        a_mean, v_mean = (float(x) for x in mean)
+        rec.update(arousal=round(a_mean, 4), valence=round(v_mean, 4),
+                   quadrant=f"Q{quadrant_of(a_mean, v_mean)}")
+    else:
+        rec.update(arousal=None, valence=None, quadrant=None,
+                   note="no music detected (silence, speech, applause or noise): no emotion to report")
+    rec["timeline"] = [
+        [round(float(t), 3), round(float(a), 4), round(float(v), 4), int(f)]
+        for t, (a, v), f in zip(times, line, m, strict=True)
+    ]
+    return rec
 
 
 def analyze_array(
@@ -130,6 +211,8 @@ def analyze_array(
     hop: float = DEFAULT_HOP_S,
     batch: int = DEFAULT_BATCH,
     _resampled: bool = False,
+    presence: Any | None = None,
+    fusion: Any | None = None,
 ) -> dict[str, Any]:
     """Arousal/valence of one recording: means, quadrant and the per-window timeline.
 
@@ -144,15 +227,29 @@ def analyze_array(
     x = audio if _resampled else to_model_rate(audio, int(sr), model.sample_rate)
     ends, windows = windows_of(x, model, hop)
     outs = [model.predict(windows[i : i + batch]) for i in range(0, len(windows), batch)]
-    return summarize(np.concatenate(outs, axis=0), ends, model.sample_rate, n_in / float(sr))
+    music = music_of(x, ends, windows, model.sample_rate, hop, presence)
+    teacher = teacher_of(x, ends, music, model.sample_rate, fusion) if fusion is not None else None
+    rec = summarize(np.concatenate(outs, axis=0), ends, model.sample_rate, n_in / float(sr), music,
+                    teacher, fusion)
+    return _with_short_note(rec, len(x), model)
+
+
+def _with_short_note(rec: dict[str, Any], n: int, model: Model) -> dict[str, Any]:
+    if n < model.window_samples:
+        short = (f"shorter than the model's {model.card.window_seconds:g}-s window: scored on one "
+                 "zero-padded window")
+        rec["note"] = f"{rec['note']}; {short}" if "note" in rec else short
+    return rec
 
 
 def analyze_file(
-    path: str | Path, model: Model, hop: float = DEFAULT_HOP_S, batch: int = DEFAULT_BATCH
+    path: str | Path, model: Model, hop: float = DEFAULT_HOP_S, batch: int = DEFAULT_BATCH,
+    presence: Any | None = None, fusion: Any | None = None,
 ) -> dict[str, Any]:
     """``{"file": path as given, ...analyze_array...}``; raises ``AnalyzeError`` on a bad file."""
     x, duration = decode(path, model.sample_rate)
-    rec = analyze_array(x, model.sample_rate, model, hop=hop, batch=batch, _resampled=True)
+    rec = analyze_array(x, model.sample_rate, model, hop=hop, batch=batch, _resampled=True, presence=presence,
+                        fusion=fusion)
     rec["duration"] = round(duration, 3)
     return {"file": str(path), **rec}
 
@@ -231,6 +328,9 @@ class _Job:
         self.duration = duration
         self.n = 0 if windows is None else int(windows.shape[0])
         self.av = np.zeros((self.n, 2), np.float32)
+        self.music: np.ndarray | None = None
+        self.teacher: tuple[np.ndarray, np.ndarray] | None = None
+        self.samples = 0  # model-rate samples of the file (a short file gets a note)
         self.queued_from = 0  # windows before this index are in a batch already
         self.filled = 0  # windows with outputs
 
@@ -243,8 +343,9 @@ class _Batches:
     every file before it is ready; a model error fails the files of that batch only.
     """
 
-    def __init__(self, model: Model, batch: int, hop: float) -> None:
-        self.model, self.batch, self.hop = model, batch, hop
+    def __init__(self, model: Model, batch: int, hop: float, presence: Any | None = None,
+                 fusion: Any | None = None) -> None:
+        self.model, self.batch, self.hop, self.presence, self.fusion = model, batch, hop, presence, fusion
         self.jobs: deque[_Job] = deque()  # input order; the front is written first
         self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
         self.queued = 0
@@ -253,6 +354,10 @@ class _Batches:
         """Queue one decoded file; returns the records now ready, in order."""
         ends, windows = windows_of(x, self.model, self.hop)
         job = _Job(path, ends=ends, windows=windows, duration=duration)
+        job.music = music_of(x, ends, windows, self.model.sample_rate, self.hop, self.presence)
+        if self.fusion is not None:
+            job.teacher = teacher_of(x, ends, job.music, self.model.sample_rate, self.fusion)
+        job.samples = len(x)
         self.jobs.append(job)
         self.todo.append(job)
         self.queued += job.n
@@ -303,8 +408,9 @@ class _Batches:
         while self.jobs:
             job = self.jobs[0]
             if job.record is None and job.filled == job.n:
-                job.record = {"file": job.path,
-                              **summarize(job.av, job.ends, self.model.sample_rate, job.duration)}
+                rec = summarize(job.av, job.ends, self.model.sample_rate, job.duration, job.music,
+                                job.teacher, self.fusion)
+                job.record = {"file": job.path, **_with_short_note(rec, job.samples, self.model)}
             # a failed file still waits for its windows to leave the queue (they are skipped)
             if job.record is None or job.queued_from < job.n:
                 break
@@ -323,26 +429,29 @@ def run(
     timeline_csv: TextIO | None = None,
     progress: bool = False,
     decoders: int | None = None,
+    presence: Any | None = None,
+    fusion: Any | None = None,
 ) -> int:
     """Analyse ``paths`` and write one record per file; return the number that failed.
 
-    ``batch`` None: ``default_batch(model)``; ``decoders`` None: ``default_decoders()``."""
+    ``batch`` None: ``default_batch(model)``; ``decoders`` None: ``default_decoders()``;
+    ``presence`` a ``PresenceModel`` (the music gate) or None (every audible window is music)."""
     out = out if out is not None else sys.stdout
     writer = None
     if csv_out:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["file", "duration", "arousal", "valence", "quadrant", "error"])
+        writer.writerow(CSV_COLUMNS)
     tl_writer = None
     if timeline_csv is not None:
         tl_writer = csv.writer(timeline_csv, lineterminator="\n")
-        tl_writer.writerow(["file", "t", "arousal", "valence"])
+        tl_writer.writerow(TIMELINE_COLUMNS)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), unit="file", file=sys.stderr, dynamic_ncols=True)
     failed = 0
-    batches = _Batches(model, batch or default_batch(model), hop)
+    batches = _Batches(model, batch or default_batch(model), hop, presence, fusion)
 
     def emit(rec: dict[str, Any]) -> None:
         nonlocal failed
@@ -351,15 +460,12 @@ def run(
             failed += 1
             print(f"mer-analyze: warning: {p}: {rec['error']}", file=sys.stderr, flush=True)
         if writer is not None:
-            writer.writerow(
-                [p, rec.get("duration", ""), rec.get("arousal", ""), rec.get("valence", ""),
-                 rec.get("quadrant", ""), rec.get("error", "")]
-            )
+            writer.writerow([p] + ["" if rec.get(k) is None else rec[k] for k in CSV_COLUMNS[1:]])
         else:
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         if tl_writer is not None and "timeline" in rec:
-            for t, a, v in rec["timeline"]:
-                tl_writer.writerow([p, t, a, v])
+            for t, a, v, m in rec["timeline"]:
+                tl_writer.writerow([p, t, a, v, quadrant_of(a, v) if m else 0, m])
         out.flush()
         if bar is not None:
             bar.update(1)
@@ -405,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"windows per model call, across files (default {DEFAULT_BATCH}; CUDA {GPU_BATCH})")
     p.add_argument("--csv", action="store_true", help="write a CSV table (one row per file) instead of JSON")
     p.add_argument("--timeline-csv", type=Path, metavar="FILE", help="also write every window to FILE as CSV")
+    p.add_argument("--no-teacher", action="store_true",
+                   help="a fused model's CNN alone, without its pretrained teacher (faster, less accurate)")
+    p.add_argument("--no-music-gate", action="store_true",
+                   help="score every audible window, not only music (default: silence, talk, applause "
+                   "and noise are left out of a file's summary)")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug and tracebacks")
     p.add_argument("--version", action="version", version=f"mer-analyze {__version__}")
@@ -423,14 +534,43 @@ def load_model(path: Path | None, provider: str = "auto", threads: int | None = 
     return Model(path, provider=provider, threads=threads or None)
 
 
+def load_presence() -> Any | None:
+    """The shipped music-presence model, or None (with a warning) when it is not installed."""
+    from mer_live.presence import PresenceModel, default_presence_path
+
+    if not default_presence_path().is_file():
+        log.warning("the music-presence model is not installed in this version: every audible "
+                    "window counts as music (--no-music-gate silences this)")
+        return None
+    return PresenceModel(provider="cpu", threads=1)
+
+
+def _open_for_writing(path: Path, flag: str) -> TextIO:
+    try:
+        return open(path, "w", newline="", encoding="utf-8")
+    except OSError as e:
+        raise AnalyzeError(f"cannot write {flag} {path}: {e.strerror or e}") from None
+
+
+class _LevelFormatter(logging.Formatter):
+    """``mer-analyze: warning: ...`` (the level named, as mer-live does); info as plain lines."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{self.prog}: {level}{record.getMessage()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "mer-analyze"
-    logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-        format=f"{prog}: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter(prog))
+    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+                        handlers=[handler], force=True)
     try:
         if not args.hop > 0 or not np.isfinite(args.hop):
             raise AnalyzeError(f"--hop must be a number of seconds > 0, got {args.hop}")
@@ -438,17 +578,19 @@ def main(argv: list[str] | None = None) -> int:
             raise AnalyzeError(f"--batch must be an integer >= 1, got {args.batch}")
         if args.threads < 0:
             raise AnalyzeError(f"--threads must be >= 0, got {args.threads}")
-        threads = args.threads or default_threads(default_decoders())
-        model = load_model(args.model, args.provider, threads)
-        log.info("model %s on %s, %d threads", model.card.name, model.active_provider, threads)
-        paths = collect_paths(args.paths)
-        if not paths:
-            raise AnalyzeError("no audio files to analyse")
-        progress = args.progress or (len(paths) > 3 and sys.stderr.isatty())
-        tl = open(args.timeline_csv, "w", newline="", encoding="utf-8") if args.timeline_csv else None
+        tl = _open_for_writing(args.timeline_csv, "--timeline-csv") if args.timeline_csv else None
         try:
+            threads = args.threads or default_threads(default_decoders())
+            model = load_model(args.model, args.provider, threads)
+            log.info("model %s on %s, %d threads", model.card.name, model.active_provider, threads)
+            paths = collect_paths(args.paths)
+            if not paths:
+                raise AnalyzeError("no audio files to analyse")
+            presence = None if args.no_music_gate else load_presence()
+            fusion = None if args.no_teacher else Fusion.of(model, threads=threads)
+            progress = args.progress or (len(paths) > 3 and sys.stderr.isatty())
             failed = run(paths, model, hop=args.hop, batch=args.batch, csv_out=args.csv,
-                         timeline_csv=tl, progress=progress)
+                         timeline_csv=tl, progress=progress, presence=presence, fusion=fusion)
         finally:
             if tl is not None:
                 tl.close()

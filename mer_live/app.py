@@ -68,6 +68,11 @@ class LiveApp:
         osc: Any | None = None,
         device: str | int | None = None,
         extra_sinks: Iterable[Sink] = (),
+        presence: Any | None = None,
+        gate: Any | None = None,
+        analysers: Iterable[Any] = (),
+        outputs: Iterable[Any] = (),
+        teacher: Any | None = None,
     ) -> None:
         self.model = model
         self.config = pipeline_config.validate()
@@ -80,7 +85,10 @@ class LiveApp:
         if osc is not None:
             sinks.append(osc)
         sinks.extend(extra_sinks)
-        self.pipeline = Pipeline(self.source, model, self.config, sinks)
+        self.outputs = list(outputs)  #: sinks with start()/stop(): the show record, DMX lighting
+        sinks.extend(self.outputs)
+        self.pipeline = Pipeline(self.source, model, self.config, sinks, presence=presence, gate=gate,
+                                 analysers=analysers, teacher=teacher)
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -101,13 +109,16 @@ class LiveApp:
         """Start the OSC sender, then the source and pipeline. Errors propagate (one line)."""
         with self._lock:
             self._stopped = False
-            if self.osc is not None:
-                self.osc.start()
+            started: list[Any] = []
             try:
+                for out in [self.osc, *self.outputs]:
+                    if out is not None:
+                        out.start()
+                        started.append(out)
                 self.pipeline.start()
             except BaseException:
-                if self.osc is not None:
-                    self.osc.stop()
+                for out in reversed(started):
+                    self._stop_output(out)
                 raise
 
     def stop(self) -> None:
@@ -117,11 +128,16 @@ class LiveApp:
                 return
             self._stopped = True
             self.pipeline.stop(timeout=0.8)
-            if self.osc is not None:
-                try:
-                    self.osc.stop()
-                except Exception as e:
-                    log.warning("stopping OSC failed: %s", e)
+            for out in [self.osc, *self.outputs]:
+                if out is not None:
+                    self._stop_output(out)
+
+    @staticmethod
+    def _stop_output(out: Any) -> None:
+        try:
+            out.stop()
+        except Exception as e:
+            log.warning("stopping %s failed: %s", type(out).__name__, e)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the pipeline ends (a file finished); True when it has."""

@@ -47,6 +47,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mer_live.osc import OscConfig
+    from mer_live.pipeline import PipelineConfig
+
+    pd, od = PipelineConfig(), OscConfig()  # --help shows their defaults, never a copy of them
     p = _Parser(
         prog=PROG,
         description="Real-time music emotion recognition: arousal and valence of the input, "
@@ -72,19 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--loop", action="store_const", const=True, default=S, help="loop --input")
     a.add_argument("--demo", action="store_const", const=True, default=S, help="run on the bundled demo")
     e = p.add_argument_group("estimation")
-    e.add_argument("--hop", type=float, default=S, metavar="S", help="seconds between estimates")
-    e.add_argument("--attack", type=float, default=S, metavar="S", help="smoothing time for rising values")
-    e.add_argument("--release", type=float, default=S, metavar="S", help="smoothing time for falling values")
+    e.add_argument("--hop", type=float, default=S, metavar="S",
+                   help=f"seconds between estimates (default {pd.hop_s:g})")
+    e.add_argument("--attack", type=float, default=S, metavar="S",
+                   help=f"smoothing time for rising values (default {pd.attack_s:g})")
+    e.add_argument("--release", type=float, default=S, metavar="S",
+                   help=f"smoothing time for falling values (default {pd.release_s:g})")
     e.add_argument("--on-silence", choices=("hold", "neutral"), default=S, help="on silence: hold or drift")
     e.add_argument("--model", default=S, metavar="PATH", help="ONNX model (default: the shipped one)")
     e.add_argument("--provider", choices=("auto", "cuda", "cpu"), default=S, help="execution provider")
     e.add_argument("--require-gpu", action="store_const", const=True, default=S, help="fail unless CUDA runs")
     e.add_argument("--threads", type=int, default=S, metavar="N", help="onnxruntime threads (0: all)")
+    e.add_argument("--no-teacher", action="store_const", const=True, default=S,
+                   help="a fused model's CNN alone, without its pretrained teacher (less CPU)")
+    e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
+                   help="estimate emotion for every sound, not only music (test tones, sound checks)")
     o = p.add_argument_group("OSC")
     o.add_argument("--osc", action="append", default=S, metavar="HOST:PORT",
                    help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)")
     o.add_argument("--osc-prefix", default=S, metavar="/mer", help="address prefix")
-    o.add_argument("--osc-rate", type=float, default=S, metavar="HZ", help="sends per second")
+    o.add_argument("--osc-rate", type=float, default=S, metavar="HZ",
+                   help=f"sends per second (default {od.rate_hz:g})")
     o.add_argument("--range", choices=("01", "pm1"), default=S, help="values on the wire: 0..1 or -1..1")
     o.add_argument("--bundle", action="store_const", const=True, default=S, help="one OSC bundle per tick")
     o.add_argument("--osc-fixed-rate", action="store_const", const=True, default=S,
@@ -94,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("display and run")
     g.add_argument("--headless", action="store_const", const=True, default=S, help="no window: print values")
     g.add_argument("--duration", type=float, default=S, metavar="S", help="stop after S seconds")
+    g.add_argument("--record", default=S, metavar="FILE",
+                   help="append one row per estimate to FILE (.csv or .jsonl): a record of the show")
+    g.add_argument("--no-beat", action="store_const", const=True, default=S,
+                   help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
+    g.add_argument("--no-sections", action="store_const", const=True, default=S,
+                   help="no section-change or drop detection (/mer/section, /mer/drop)")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -109,6 +127,8 @@ def _pick(text: str) -> tuple[int, ...]:
         raise CliError(f"--pick must be 1-based channel numbers like 1,2, got {text!r}", EXIT_USAGE) from None
     if not chans:
         raise CliError("--pick must name at least one channel", EXIT_USAGE)
+    if min(chans) < 1:
+        raise CliError(f"--pick must be 1-based channel numbers like 1,2, got {text!r}", EXIT_USAGE)
     return chans
 
 
@@ -136,8 +156,13 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "provider": ("model", "provider", None),
         "require_gpu": ("model", "require_gpu", None),
         "threads": ("model", "threads", None),
+        "no_music_gate": ("model", "music_gate", lambda v: not v),
+        "no_teacher": ("model", "teacher", lambda v: not v),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
+        "record": ("run", "record", None),
+        "no_beat": ("beat", "enabled", lambda v: not v),
+        "no_sections": ("sections", "enabled", lambda v: not v),
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
         "log_file": ("log", "file", None),
         "osc": ("osc", "targets", None),
@@ -177,6 +202,8 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
     root.setLevel(level)
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(_Fmt())
+    h.setLevel(level)  # a log file may lower the root's level; the terminal keeps -v's
+    h.addFilter(lambda r: not getattr(r, "notice", False))  # notice() has printed it already
     root.addHandler(h)
     if log_file is not None:
         try:
@@ -192,7 +219,7 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
 def notice(msg: str) -> None:
     """A one-line status message on stderr (and in the log file)."""
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
-    logging.getLogger("mer_live.cli").debug(msg)
+    logging.getLogger("mer_live.cli").debug(msg, extra={"notice": True})
 
 
 def load_model(cfg: Any) -> Any:
@@ -215,6 +242,46 @@ def load_model(cfg: Any) -> Any:
         raise CliError(str(e), EXIT_USAGE) from None
 
 
+def load_presence(cfg: Any) -> tuple[Any, Any]:
+    """``(PresenceModel, MusicGate)`` for the music gate, or ``(None, None)`` without one.
+
+    An explicit ``[model] presence`` path that cannot be loaded is an error (exit 2); a missing
+    shipped model is a warning, and every audible window then counts as music."""
+    if not cfg.model.music_gate:
+        return None, None
+    from mer_live.model import ModelError
+    from mer_live.presence import MusicGate, PresenceModel, default_presence_path
+
+    path = cfg.model.presence
+    if path is None and not default_presence_path().is_file():
+        log.warning("the music-presence model is not installed in this version: every sound counts as "
+                    "music (pass [model] presence = PATH, or --no-music-gate to silence this)")
+        return None, None
+    try:
+        return PresenceModel(path, provider="cpu", threads=1), MusicGate()
+    except ModelError as e:
+        raise CliError(f"music-presence model: {e}", EXIT_USAGE) from None
+
+
+def load_teacher(cfg: Any, model: Any) -> Any:
+    """A fused model's teacher on its own thread (``fusion.TeacherThread``), or None: a plain
+    model, or ``--no-teacher``. A broken teacher file is an error (exit 2), like a broken model."""
+    if not cfg.model.teacher:
+        return None
+    from mer_live.fusion import Fusion, TeacherThread
+    from mer_live.model import ModelError
+
+    try:
+        fusion = Fusion.of(model)
+    except ModelError as e:
+        raise CliError(f"teacher model: {e}", EXIT_USAGE) from None
+    if fusion is None:
+        return None
+    notice(f"teacher {fusion.name}: a {fusion.window_samples / model.sample_rate:.1f}-s patch every "
+           f"{fusion.spec.live_every_s:g} s of music, fused at weight {fusion.w:g}")
+    return TeacherThread(fusion)
+
+
 def _no_input_devices() -> bool:
     """True when PortAudio is missing or lists no input device at all (then the demo runs)."""
     from mer_live.capture import DeviceError, list_devices
@@ -233,7 +300,7 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     """
     from mer_live.capture import DeviceSource
     from mer_live.filesource import FileSource
-    from mer_live.pipeline import hop_samples
+    from mer_live.framing import hop_samples
 
     src = cfg.source
     if src.input is not None:
@@ -335,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(ns)
     except CliError as e:
         if verbosity >= 2:
-            logging.getLogger("mer_live.cli").exception("error")
+            logging.getLogger("mer_live.cli").debug("traceback of the error below:", exc_info=True)
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return e.code
     except KeyboardInterrupt:
@@ -363,6 +430,9 @@ def _main(ns: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_USAGE) from None
     if cfg.source.input is not None and cfg.source.demo:
         raise CliError("--input and --demo cannot be used together", EXIT_USAGE)
+    if "device" in vars(ns) and (cfg.source.demo or cfg.source.input is not None):
+        other = "--demo" if cfg.source.demo else "--input"
+        raise CliError(f"--device and {other} cannot be used together", EXIT_USAGE)
     setup_logging(cfg.log.verbosity, cfg.log.file)
     if ns.print_config:
         print(dumps_toml(cfg), end="")
@@ -395,6 +465,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.app import LiveApp
     from mer_live.capture import DeviceError
     from mer_live.filesource import SourceError
+    from mer_live.record import RecordError
     from mer_live.terminal import TerminalPrinter
 
     # 3. the window or the terminal
@@ -415,15 +486,29 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     osc = make_osc(cfg)
     printer = TerminalPrinter() if headless else None
     pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
+    presence, gate = load_presence(cfg)
+    teacher = load_teacher(cfg, model)
+    analysers, hooks = make_analysers(cfg)
+    outputs = make_outputs(cfg)
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
-                      extra_sinks=[printer] if printer else [])
+                      extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
+                      analysers=analysers, outputs=outputs, teacher=teacher)
         app.start()
     except (DeviceError, SourceError) as e:
         if stopper.event.is_set():
             return EXIT_OK  # stopped while waiting for the device
         raise CliError(str(e)) from None
-    notice(f"input: {app.source.message or app.source_name}")
+    except (RecordError, OSError) as e:  # the record file or the lighting socket
+        raise CliError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+    said = app.source.message or app.source_name
+    notice(said if said.startswith("input: ") else f"input: {said}")
+    duration = getattr(app.source, "duration_s", None)
+    if cfg.source.input is not None and duration is not None and duration < model.card.window_seconds:
+        notice(f"note: {app.source_name} ({duration:.1f} s) is shorter than the model's "
+               f"{model.card.window_seconds:g}-s window: "
+               + ("no emotion estimate until it has looped to a full window" if cfg.source.loop
+                  else "one estimate, on a zero-padded window at its end (--loop fills a window)"))
     if osc is not None:
         notice(f"OSC: {describe_osc(cfg)}")
     started = time.monotonic()
@@ -438,8 +523,9 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         if printer is not None:
             printer.stop()
     st = app.pipeline.stats
+    hops = st.get("hops", 0)
     notice(
-        f"stopped after {time.monotonic() - started:.1f} s: {st.get('hops', 0)} estimates, "
+        f"stopped after {time.monotonic() - started:.1f} s: {hops} estimate{'' if hops == 1 else 's'}, "
         f"{st.get('hops_skipped', 0)} skipped"
     )
     return rc
@@ -455,6 +541,41 @@ def make_osc(cfg: Any) -> Any:
         return OscSender(cfg.osc)
     except (OSError, ValueError) as e:
         raise CliError(f"cannot start OSC: {e}") from None
+
+
+def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
+    """The block analysers ``[beat]`` and ``[sections]`` enable, and the sinks that feed them
+    back the estimates they may use (the section detector's arousal gate for drops)."""
+    analysers: list[Any] = []
+    hooks: list[Any] = []
+    if cfg.beat.enabled:
+        try:
+            from mer_live.beat import BeatTracker
+        except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
+            log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
+        else:
+            analysers.append(BeatTracker(cfg.beat))
+    if cfg.sections.enabled:
+        from mer_live.sections import SectionDetector
+
+        sections = SectionDetector(cfg.sections)
+        analysers.append(sections)
+        hooks.append(sections.observe)
+    return analysers, hooks
+
+
+def make_outputs(cfg: Any) -> list[Any]:
+    """Sinks with a life of their own (``start``/``stop``): the show record and the DMX output."""
+    outputs: list[Any] = []
+    if cfg.run.record is not None:
+        from mer_live.record import Recorder
+
+        outputs.append(Recorder(cfg.run.record))
+    if cfg.lighting.enabled:
+        from mer_live.lighting import LightingOutput
+
+        outputs.append(LightingOutput(cfg.lighting))
+    return outputs
 
 
 def describe_osc(cfg: Any) -> str:

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mer_live.beat import BeatConfig
 from mer_live.capture import CaptureConfig
+from mer_live.lighting import LightingConfig
 from mer_live.osc import OscConfig
 from mer_live.pipeline import PipelineConfig
+from mer_live.sections import SectionConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +59,11 @@ class ModelConfig:
     provider: Literal["auto", "cuda", "cpu"] = "auto"
     require_gpu: bool = False  #: refuse to start unless CUDA is really active
     threads: int = 1  #: onnxruntime intra-op threads (1 keeps the live path predictable)
+    #: judge music first: silence, talk, applause and line checks between songs send no emotion
+    music_gate: bool = True
+    presence: Path | None = None  #: the music-presence model (None: the shipped one)
+    #: a fused model's pretrained teacher on its own thread (false: the CNN alone, less CPU)
+    teacher: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class RunConfig:
     """How long to run (tests, benchmarks) and whether to wait for a missing device."""
 
     duration: float | None = None  #: stop after this many seconds (None: until stopped)
+    record: Path | None = None  #: append one row per estimate to this .csv or .jsonl file
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,9 @@ class Config:
     gui: GuiConfig = field(default_factory=GuiConfig)
     log: LogConfig = field(default_factory=LogConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    beat: BeatConfig = field(default_factory=BeatConfig)
+    sections: SectionConfig = field(default_factory=SectionConfig)
+    lighting: LightingConfig = field(default_factory=LightingConfig)
     osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
 
 
@@ -104,6 +116,8 @@ _HINTS = typing.get_type_hints(Config)
 SECTIONS: dict[str, type] = {
     f.name: _HINTS[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(_HINTS[f.name])
 }
+#: Sections with nested tables (``[[lighting.fixtures]]``, ``[lighting.mapping]``) build themselves.
+NESTED: dict[str, typing.Callable[[Any], Any]] = {"lighting": LightingConfig.from_dict}
 
 #: Range checks beyond the type: (section, key) -> (predicate, what a good value is).
 RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
@@ -121,6 +135,7 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("capture", "samplerate"): (lambda v: 1000 <= v <= 384000, "an integer sample rate in 1000..384000"),
     ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: PortAudio's choice)"),
     ("capture", "channels"): (lambda v: 1 <= v <= 64, "an integer in 1..64"),
+    ("pipeline", "pick"): (lambda v: len(v) > 0 and min(v) >= 1, "a list of 1-based channels like [1, 2]"),
 }
 
 
@@ -217,6 +232,11 @@ def _build_section(
 ) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [{section}] must be a table, got {_show(table)}")
+    if section in NESTED:
+        try:
+            return NESTED[section](table)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{source}: {str(e).strip().splitlines()[0]}") from None
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs: dict[str, Any] = {}
@@ -224,7 +244,8 @@ def _build_section(
         flag = where.get((section, key))
         who = flag if flag is not None else f"{source}: [{section}] {key}"
         if key not in names:
-            raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(names)})")
+            known = ["enabled", *names] if section == "osc" else names  # [osc] enabled: read by build_config
+            raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(known)})")
         tp = hints[key]
         check = RANGES.get((section, key))
         want = check[1] if check is not None else _describe(tp)
@@ -248,8 +269,9 @@ def _build_section(
         return obj
     except (ValueError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if msg.startswith(f"{section}."):
-            msg = msg[len(section) + 1 :]
+        for own in (f"{section}.", f"[{section}] "):  # the section's own checks name it already
+            if msg.startswith(own):
+                msg = msg[len(own) :]
         flags = sorted({o for (s, _k), o in where.items() if s == section})
         if flags and source == DEFAULTS:
             raise ConfigError(f"{' / '.join(flags)}: {msg}") from None

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mer_live.estimate import QUADRANT_NAMES, Estimate
+from mer_live.estimate import QUADRANT_NAMES, Estimate, mood_label
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ DIM = "#8a94a6"
 AROUSAL_COLOR = "#ff9f1c"
 VALENCE_COLOR = "#2ec4ff"
 GOOD, WARN, BAD = "#3ddc84", "#ffd23f", "#ff3b3b"
+BEAT_FLASH_S = 0.12  #: how long the beat lamp stays lit after a beat
 #: Quadrant tints (Q1 happy: gold, Q2 tense: red, Q3 sad: blue, Q4 calm: green).
 QUADRANT_COLORS = {1: (255, 196, 0), 2: (235, 50, 60), 3: (70, 110, 255), 4: (40, 200, 120)}
+NO_MUSIC_COLOR = (150, 156, 168)  #: quadrant 0: no music (between songs, talk, applause)
 #: Where each quadrant sits on the (valence x, arousal y) plane.
 QUADRANT_RECTS = {1: (0.5, 0.5), 2: (0.0, 0.5), 3: (0.0, 0.0), 4: (0.5, 0.0)}
 METER_MIN_DB = -60.0
@@ -203,7 +205,14 @@ class AVPlane(pg.PlotWidget):
         self.no_input.setPos(0.5, 0.5)
         self.no_input.setZValue(20)
         self.no_input.hide()
-        for it in (self._trail_line, self._trail, self.current, self.no_input):
+        r, g, b = NO_MUSIC_COLOR
+        self.no_music = pg.TextItem(  # between songs: calm, not an alarm (the values hold or relax)
+            html=f'<span style="color:rgb({r},{g},{b});font-size:30pt;font-weight:800">NO MUSIC</span>',
+            anchor=(0.5, 0.5), fill=pg.mkBrush(0, 0, 0, 140))
+        self.no_music.setPos(0.5, 0.5)
+        self.no_music.setZValue(19)
+        self.no_music.hide()
+        for it in (self._trail_line, self._trail, self.current, self.no_input, self.no_music):
             pi.addItem(it)
 
     def update_from(self, s: Series, trail_s: float, latest: Estimate) -> None:
@@ -217,9 +226,10 @@ class AVPlane(pg.PlotWidget):
         else:
             self._trail.clear()
         self._trail_line.setData(tx, ty)
-        r, g, b = QUADRANT_COLORS[latest.quadrant]
+        r, g, b = QUADRANT_COLORS.get(latest.quadrant, NO_MUSIC_COLOR)
         self.current.setData([latest.valence], [latest.arousal], brush=pg.mkBrush(r, g, b, 255))
         self.no_input.setVisible(not latest.input_ok)
+        self.no_music.setVisible(latest.input_ok and not latest.music)
 
 
 class TimeSeries(pg.PlotWidget):
@@ -351,6 +361,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self._last_key: tuple[float, float] | None = None
         self._last_status = 0.0
         self._clip_until = 0.0
+        self._beats_seen, self._beat_until = 0, 0.0
         self.frames_drawn = 0
         self._stopped = False
         self.setWindowTitle("mer-live")
@@ -479,8 +490,9 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.level_text.setStyleSheet("font-size: 18px; font-weight: 700;")
         top.addWidget(self.level_text, 1)
         self.clip_lamp, self.silent_lamp = _lamp("CLIP"), _lamp("SILENT")
-        self.noinput_lamp = _lamp("NO INPUT")
-        for lamp in (self.clip_lamp, self.silent_lamp, self.noinput_lamp):
+        self.noinput_lamp, self.music_lamp = _lamp("NO INPUT"), _lamp("MUSIC")
+        self.beat_lamp = _lamp("BEAT –")  # flashes on each beat, with the tempo
+        for lamp in (self.beat_lamp, self.music_lamp, self.clip_lamp, self.silent_lamp, self.noinput_lamp):
             top.addWidget(lamp)
         lay.addLayout(top)
         self.meter = LevelMeter()
@@ -535,13 +547,12 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.series.update_from(s)
         self.big["arousal"].setText(f"{latest.arousal:.2f}")
         self.big["valence"].setText(f"{latest.valence:.2f}")
-        q = latest.quadrant
-        r, g, b = QUADRANT_COLORS[q]
+        r, g, b = QUADRANT_COLORS.get(latest.quadrant, NO_MUSIC_COLOR)
         if not latest.input_ok:
             self.quadrant.setText("NO INPUT")
             self.quadrant.setStyleSheet(f"color: {BAD};")
         else:
-            self.quadrant.setText(f"Q{q}  {QUADRANT_NAMES[q]}")
+            self.quadrant.setText(mood_label(latest))
             self.quadrant.setStyleSheet(f"color: rgb({r},{g},{b});")
         self.meter.set_levels(latest.level_rms_db, latest.level_peak_db)
         self.level_text.setText(
@@ -552,6 +563,11 @@ class DashboardWindow(QtWidgets.QMainWindow):
         _set_lamp(self.clip_lamp, latest.clipping or now < self._clip_until, BAD)
         _set_lamp(self.silent_lamp, latest.silent, WARN)
         _set_lamp(self.noinput_lamp, not latest.input_ok, BAD)
+        _set_lamp(self.music_lamp, latest.music, GOOD)
+        if latest.beats != self._beats_seen:
+            self._beats_seen, self._beat_until = latest.beats, now + BEAT_FLASH_S
+        self.beat_lamp.setText(f"BEAT {latest.bpm:.0f}" if latest.bpm > 0 else "BEAT –")
+        _set_lamp(self.beat_lamp, latest.music and now < self._beat_until, FG)
         sl = self.status_labels
         sl["latency"].setText(f"{latest.latency_ms:.0f} ms")
         sl["overflows"].setText(str(latest.overflows))

@@ -51,7 +51,7 @@ class Estimate:
     #: input is silent or lost, and during talk, applause or noise (values held or drifting to
     #: neutral, quadrant 0)
     music: bool = True
-    music_prob: float = math.nan  #: the music-presence model's probability for the newest window
+    music_prob: float = 1.0  #: the music-presence model's probability for the newest window (0..1)
     bpm: float = 0.0  #: the beat tracker's smoothed tempo in beats per minute (0: not known)
     beats: int = 0  #: beats detected since the source started
 
@@ -59,6 +59,16 @@ class Estimate:
     def quadrant(self) -> int:
         """Russell quadrant 1..4 of the smoothed values while music plays, else 0 (no emotion)."""
         return quadrant_of(self.arousal, self.valence) if self.music else 0
+
+
+def mood_label(e: Estimate) -> str:
+    """``Q1 happy / excited`` while music plays; ``neutral`` before any music (the values are
+    exactly 0.5); ``no music`` while the last music's values hold or drift between songs."""
+    if e.music:
+        return f"Q{e.quadrant} {QUADRANT_NAMES[e.quadrant]}"
+    if e.arousal_raw == 0.5 and e.valence_raw == 0.5 and e.arousal == 0.5 and e.valence == 0.5:
+        return "neutral"
+    return "no music"
 
 
 #: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count).

@@ -49,8 +49,11 @@ class ModelCard:
         return self.window_samples / self.sample_rate
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "model card") -> ModelCard:
-        """Validate a card dict; raise ModelError naming the first problem."""
+    def from_dict(cls, d: dict[str, Any], source: str = "model card",
+                  expect: tuple[str, ...] = OUTPUTS) -> ModelCard:
+        """Validate a card dict; raise ModelError naming the first problem. ``expect``: the
+        outputs the caller reads (the emotion model's arousal, valence; the presence model's
+        music), which the card's ``outputs`` must start with."""
         if not isinstance(d, dict):
             raise ModelError(f"{source}: expected a JSON object")
         try:
@@ -70,9 +73,9 @@ class ModelCard:
             raise ModelError(f"{source}: missing 'window_samples' or 'window_seconds'")
         if not isinstance(win, int) or isinstance(win, bool) or win < 16:
             raise ModelError(f"{source}: window must be at least 16 samples")
-        outputs = tuple(d.get("outputs", OUTPUTS))
-        if outputs[:2] != OUTPUTS:
-            raise ModelError(f"{source}: 'outputs' must start with {list(OUTPUTS)}, got {list(outputs)}")
+        outputs = tuple(d.get("outputs", expect))
+        if outputs[: len(expect)] != tuple(expect):
+            raise ModelError(f"{source}: 'outputs' must start with {list(expect)}, got {list(outputs)}")
         sha = d.get("sha256")
         if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
             raise ModelError(f"{source}: 'sha256' must be 64 hex characters")
@@ -104,8 +107,8 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_card(onnx_path: Path) -> ModelCard:
-    """Read and validate the card that sits beside ``onnx_path``."""
+def load_card(onnx_path: Path, expect: tuple[str, ...] = OUTPUTS) -> ModelCard:
+    """Read and validate the card that sits beside ``onnx_path`` (``expect``: see ``ModelCard.from_dict``)."""
     cp = card_path_for(onnx_path)
     if not cp.is_file():
         raise ModelError(f"model card not found: {cp} (every model needs <name>.json beside it)")
@@ -113,7 +116,7 @@ def load_card(onnx_path: Path) -> ModelCard:
         d = json.loads(cp.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"model card {cp} is not valid JSON: {e}") from None
-    return ModelCard.from_dict(d, source=f"model card {cp.name}")
+    return ModelCard.from_dict(d, source=f"model card {cp.name}", expect=expect)
 
 
 def _ort() -> Any:
@@ -158,12 +161,15 @@ class Model:
         threads: int | None = 1,
         require_gpu: bool = False,
         verify_sha: bool = True,
+        outputs: tuple[str, ...] = OUTPUTS,
     ) -> None:
         ort = _ort()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
-        self.card = load_card(self.path)
+        # the values the caller reads: the graph's first output is [batch, len(outputs)]
+        self.outputs = tuple(outputs)
+        self.card = load_card(self.path, expect=self.outputs)
         if verify_sha and self.card.sha256 is not None:
             actual = sha256_of(self.path)
             if actual != self.card.sha256:
@@ -207,9 +213,10 @@ class Model:
                 f"{self.card.window_samples}"
             )
         # One probe run proves the graph executes and returns [batch, 2] before any audio opens.
+        n = len(self.outputs)
         probe = self.predict(np.zeros((1, self.card.window_samples), np.float32))
-        if probe.shape != (1, 2):
-            raise ModelError(f"model {self.path.name}: output must be [batch, 2], got {probe.shape}")
+        if probe.shape != (1, n):
+            raise ModelError(f"model {self.path.name}: output must be [batch, {n}], got {probe.shape}")
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kw: Any) -> Model:
@@ -225,7 +232,8 @@ class Model:
         return self.card.window_samples
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Arousal and valence for each window: float32 ``[batch, samples]`` -> ``[batch, 2]``."""
+        """Arousal and valence (or the ``outputs`` asked for) for each window: float32
+        ``[batch, samples]`` -> ``[batch, 2]`` (``[batch, len(outputs)]``)."""
         x = np.ascontiguousarray(windows, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
@@ -234,5 +242,5 @@ class Model:
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"model {self.path.name} failed to run: {first}") from None
-        y = np.asarray(y, dtype=np.float32).reshape(x.shape[0], -1)[:, :2]
+        y = np.asarray(y, dtype=np.float32).reshape(x.shape[0], -1)[:, : len(self.outputs)]
         return y

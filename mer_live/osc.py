@@ -26,7 +26,7 @@ from typing import Any
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from mer_live.estimate import Estimate, quadrant_of
+from mer_live.estimate import Estimate, Event
 from mer_live.realtime import DEFAULT_PRIORITY, promote_or_warn
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,23 @@ VALUE_RANGES = ("01", "pm1")
 RESOLVE_EVERY_S = 3.0  #: how often an unresolved host name is looked up again
 DOWN_CLEARS_S = 1.0  #: a target counts as up again after this long without a refusal
 _BAD_PREFIX_CHARS = set(" #*,?[]{}")
+#: ``/mer/level01``: the RMS level mapped linearly from LEVEL01_FLOOR_DB (0) to 0 dBFS (1)
+LEVEL01_FLOOR_DB = -60.0
+
+
+def check_prefix(p: object) -> str:
+    """An OSC 1.0 address prefix (``/mer``, ``/show/mer``) or ValueError (one line) saying why not:
+    printable ASCII, starting with '/', no empty part (``//`` or a trailing '/'), none of the
+    characters OSC reserves for patterns (space # * , ? [ ] { })."""
+    if not isinstance(p, str) or not p.startswith("/") or len(p) < 2 or p.endswith("/"):
+        raise ValueError(f"osc.prefix must start with '/' and not end with it, like '/mer', got {p!r}")
+    if not all(32 < ord(c) < 127 for c in p):
+        raise ValueError(f"osc.prefix {p!r} must be printable ASCII (OSC 1.0 addresses)")
+    if "//" in p:
+        raise ValueError(f"osc.prefix {p!r} has an empty part ('//')")
+    if _BAD_PREFIX_CHARS & set(p):
+        raise ValueError(f"osc.prefix {p!r} contains characters OSC reserves (space # * , ? [ ] {{ }})")
+    return p
 
 
 def parse_target(spec: str) -> tuple[str, int]:
@@ -85,11 +102,7 @@ class OscConfig:
             raise ValueError("osc.targets must name at least one host:port")
         for t in self.targets:
             parse_target(t)
-        p = self.prefix
-        if not isinstance(p, str) or not p.startswith("/") or len(p) < 2 or p.endswith("/"):
-            raise ValueError(f"osc.prefix must start with '/' and not end with it, like '/mer', got {p!r}")
-        if _BAD_PREFIX_CHARS & set(p):
-            raise ValueError(f"osc.prefix {p!r} contains characters OSC reserves (space # * , ? [ ] {{ }})")
+        check_prefix(self.prefix)
         if not _is_number(self.rate_hz) or not 0.1 <= self.rate_hz <= 1000:
             raise ValueError(f"osc.rate_hz must be in 0.1..1000, got {self.rate_hz!r}")
         if self.value_range not in VALUE_RANGES:
@@ -116,11 +129,13 @@ def _finite(x: float, default: float, lo: float, hi: float) -> float:
     return min(max(x, lo), hi)
 
 
-def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbeat: int | None) -> list[bytes]:
+def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbeat: int | None = None,
+                   beat_phase: float | None = None) -> list[bytes]:
     """The OSC datagrams for one tick (see the address table in docs/architecture.md).
 
     Values are always finite: arousal/valence are clamped to [0, 1] (NaN -> 0.5, neutral) before
-    the optional ``pm1`` mapping, the level to [-120, 20] dBFS.
+    the optional ``pm1`` mapping, the level to [-120, 20] dBFS, ``level01`` to [0, 1].
+    ``/bpm`` goes out once a tempo is known (``est.bpm > 0``), ``/beat_phase`` when given.
     """
 
     def av(v: float) -> float:
@@ -137,19 +152,34 @@ def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbea
 
     if est is not None:
         a, v = _finite(est.arousal, 0.5, 0, 1), _finite(est.valence, 0.5, 0, 1)
+        level = _finite(est.level_rms_db, -120.0, -120.0, 20.0)
         add("/arousal", (av(a), "f"))
         add("/valence", (av(v), "f"))
         add("/av", (av(a), "f"), (av(v), "f"))
         add("/arousal_raw", (av(est.arousal_raw), "f"))
         add("/valence_raw", (av(est.valence_raw), "f"))
-        add("/quadrant", (quadrant_of(a, v), "i"))
-        add("/level", (_finite(est.level_rms_db, -120.0, -120.0, 20.0), "f"))
+        add("/quadrant", (est.quadrant, "i"))
+        add("/music", (int(bool(est.music)), "i"))
+        add("/level", (level, "f"))
+        add("/level01", (min(1.0, max(0.0, (level - LEVEL01_FLOOR_DB) / -LEVEL01_FLOOR_DB)), "f"))
         add("/silent", (int(bool(est.silent)), "i"))
         add("/clip", (int(bool(est.clipping)), "i"))
+        bpm = _finite(est.bpm, 0.0, 0.0, 1000.0)
+        if bpm > 0:
+            add("/bpm", (bpm, "f"))
+        if beat_phase is not None:
+            add("/beat_phase", (_finite(beat_phase, 0.0, 0.0, 1.0), "f"))
         add("/input", (int(bool(est.input_ok)), "i"))
     if heartbeat is not None:
         add("/heartbeat", (heartbeat, "i"))
     return out
+
+
+def event_message(ev: Event, prefix: str) -> bytes:
+    """``/<prefix>/<kind> i count`` for an analyser's event (a beat, an onset, a section change)."""
+    b = OscMessageBuilder(address=f"{prefix}/{ev.kind}")
+    b.add_arg(int(ev.count), "i")
+    return b.build().dgram
 
 
 def bundle_of(dgrams: list[bytes]) -> bytes:
@@ -282,10 +312,17 @@ class _Target:
 class OscSender:
     """Pipeline sink that sends the newest estimate at ``rate_hz`` on its own thread.
 
-    With ``send_on_estimate`` (the default) a new estimate wakes the thread, which sends it at once
-    and counts the next period from there: between estimates the tick repeats the latest values,
-    as receivers that expect a steady stream want. At the default hop (0.1 s) and rate (30 Hz)
-    that is still 30 sends a second; with a hop shorter than the period every estimate is sent.
+    Three clocks, all on the sender's thread:
+
+    * values, ``rate_hz`` sends a second. With ``send_on_estimate`` (the default) a new estimate
+      goes out the moment it arrives and the ticks between estimates are spaced from it; a tick
+      that would fall within half a period before the next expected estimate is left out (the
+      estimate takes that slot). A hop that is a whole number of periods (the default 0.1 s at
+      30 Hz) thus gives exactly ``rate_hz`` evenly spaced sends a second; a hop shorter than the
+      period sends every estimate.
+    * the heartbeat, every ``heartbeat_s`` on its own clock, whatever the values do.
+    * events (``/beat``, ``/onset``, ``/section``, ``/drop`` with their counters) the moment the
+      pipeline reports them (``event``).
     """
 
     def __init__(self, config: OscConfig) -> None:
@@ -293,12 +330,17 @@ class OscSender:
         self._lock = threading.Lock()
         self._targets = [self._make_target(t) for t in config.targets]
         self._latest: Estimate | None = None
+        self._new = False  #: an estimate arrived that has not gone out yet
+        self._events: deque[Event] = deque(maxlen=256)
         self._stop = threading.Event()
-        self._wake = threading.Event()  #: set by a new estimate (or stop): tick now if due
+        self._wake = threading.Event()  #: set by a new estimate, an event or stop
         self._thread: threading.Thread | None = None
-        self._ticks: deque[float] = deque(maxlen=256)
+        self._ticks: deque[float] = deque(maxlen=256)  #: when values went out
+        self._intervals: deque[float] = deque(maxlen=9)  #: recent gaps between estimates
+        self._last_est: float | None = None
+        self._last_beat: tuple[float, float] | None = None  #: (monotonic, bpm) of the newest beat
         self._heartbeat = 0
-        self._next_heartbeat = 0.0
+        self.heartbeats: deque[float] = deque(maxlen=64)  #: when heartbeats went out
         self._tick_count = 0
         #: config.realtime: whether the sender thread got real-time scheduling (None: not asked for)
         self.realtime_active: bool | None = None
@@ -310,7 +352,13 @@ class OscSender:
         """Store the newest estimate (called on the pipeline thread: returns at once)."""
         self._latest = estimate
         if self.config.send_on_estimate:
+            self._new = True
             self._wake.set()
+
+    def event(self, ev: Event) -> None:
+        """Queue an analyser's event to go out at once (called on the pipeline thread)."""
+        self._events.append(ev)
+        self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -345,7 +393,7 @@ class OscSender:
         log.info("OSC targets: %s", ", ".join(targets))
 
     def stats(self) -> dict[str, Any]:
-        """Targets, per-target sent/errors/state, and the send rate measured over recent ticks."""
+        """Targets, per-target sent/errors/state, and the value send rate over recent sends."""
         with self._lock:
             per = {t.spec: t.stats() for t in self._targets}
         ticks = list(self._ticks)
@@ -361,34 +409,72 @@ class OscSender:
     def _run(self) -> None:
         if self.config.realtime:  # just below the pipeline that feeds it
             self.realtime_active = promote_or_warn("OSC sender", DEFAULT_PRIORITY - 1)
-        period = 1.0 / self.config.rate_hz
-        next_t = time.monotonic()
+        cfg = self.config
+        period = 1.0 / cfg.rate_hz
+        next_tick = next_hb = time.monotonic()
         while not self._stop.is_set():
-            now = time.monotonic()
             self._wake.clear()
+            now = time.monotonic()
             try:
-                self._tick(now)
+                if now >= next_hb:
+                    self._heartbeat += 1
+                    self._send(build_messages(None, cfg.prefix, cfg.value_range, self._heartbeat), now)
+                    self.heartbeats.append(now)
+                    behind = now - next_hb >= cfg.heartbeat_s  # suspended? do not burst to catch up
+                    next_hb = (now if behind else next_hb) + cfg.heartbeat_s
+                while self._events:
+                    ev = self._events.popleft()
+                    if ev.kind == "beat" and ev.bpm > 0:
+                        self._last_beat = (ev.wall, ev.bpm)
+                    self._send([event_message(ev, cfg.prefix)], now)
+                if self._new:
+                    self._new = False
+                    if self._last_est is not None:
+                        self._intervals.append(now - self._last_est)
+                    self._last_est = now
+                    self._send_values(now)
+                    next_tick = now + period
+                elif now >= next_tick:
+                    exp = self._expected_estimate(period)
+                    if exp is not None and exp - period / 2 < next_tick and now < exp + period / 2:
+                        next_tick = exp + period / 2  # the estimate's slot; a tick if it is that late
+                    else:
+                        self._send_values(now)
+                        next_tick = next_tick + period if now - next_tick < period else now + period
             except Exception as e:  # the sender must outlive any one bad tick
                 log.warning("OSC send failed: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
-            next_t += period
-            if next_t < now - period:  # fell far behind (suspended?): do not burst to catch up
-                next_t = now + period
-            if self._wake.wait(max(0.0, next_t - time.monotonic())):
-                next_t = time.monotonic()  # a new estimate (or stop): send now, tick on from here
+            self._wake.wait(max(0.0, min(next_tick, next_hb) - time.monotonic()))
 
-    def _tick(self, now: float) -> None:
+    def _expected_estimate(self, period: float) -> float | None:
+        """When the next estimate should arrive, from the recent regular gaps (None: not regular)."""
+        if not self.config.send_on_estimate or self._last_est is None or len(self._intervals) < 3:
+            return None
+        gap = sorted(self._intervals)[len(self._intervals) // 2]
+        return self._last_est + gap if gap > period else None
+
+    def _beat_phase(self, now: float) -> float | None:
+        """0..1 through the current beat, from the newest beat and tempo (None: no recent beat)."""
+        if self._last_beat is None:
+            return None
+        wall, bpm = self._last_beat
+        beat_s = 60.0 / bpm
+        if now - wall > 4 * beat_s:  # the beat stopped: no phase to follow
+            return None
+        return ((now - wall) / beat_s) % 1.0
+
+    def _send_values(self, now: float) -> None:
         cfg = self.config
-        hb: int | None = None
-        if now >= self._next_heartbeat:
-            self._heartbeat += 1
-            hb = self._heartbeat
-            self._next_heartbeat = now + cfg.heartbeat_s
-        dgrams = build_messages(self._latest, cfg.prefix, cfg.value_range, hb)
-        if cfg.bundle and dgrams:
+        if self._latest is None:
+            return
+        phase = self._beat_phase(now)
+        self._send(build_messages(self._latest, cfg.prefix, cfg.value_range, None, phase), now)
+        self._ticks.append(now)
+        self._tick_count += 1
+
+    def _send(self, dgrams: list[bytes], now: float) -> None:
+        if self.config.bundle and dgrams:
             dgrams = [bundle_of(dgrams)]
         with self._lock:
             for t in self._targets:
                 if t.ensure_socket(now) and dgrams:
                     t.send(dgrams, now)
-        self._ticks.append(now)
-        self._tick_count += 1

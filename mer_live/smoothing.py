@@ -86,9 +86,9 @@ class Smoother:
         with self._lock:
             attack, release = self.attack_s, self.release_s
         if not trusted:
-            if self._y is None:
-                self._y = np.full(self.dims, NEUTRAL)
-            elif self.on_silence == "neutral":
+            if self._y is None:  # nothing trusted yet: neutral, and the first music is adopted at once
+                return np.full(self.dims, NEUTRAL)
+            if self.on_silence == "neutral":
                 self._y = self._y + _alpha(dt, self.neutral_s) * (NEUTRAL - self._y)
             return self._out()
         t = np.clip(t, 0.0, 1.0)

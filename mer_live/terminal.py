@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TextIO
 
-from mer_live.estimate import QUADRANT_NAMES, Estimate
+from mer_live.estimate import Estimate, mood_label
 
 BAR_WIDTH = 10
 
@@ -39,11 +39,16 @@ def format_line(e: Estimate) -> str:
         flags.append(f"XRUN:{e.overflows}")
     if e.hops_skipped:
         flags.append(f"SKIP:{e.hops_skipped}")
-    q = e.quadrant
     return (
         f"{e.t:8.1f}s  A [{bar(e.arousal)}] {e.arousal:.2f}  V [{bar(e.valence)}] {e.valence:.2f}  "
-        f"Q{q} {QUADRANT_NAMES[q]:<15}  {e.level_rms_db:6.1f} dB  {' '.join(flags)}"
+        f"{mood_label(e):<18}  {e.level_rms_db:6.1f} dB  {tempo(e)}{' '.join(flags)}"
     ).rstrip()
+
+
+
+def tempo(e: Estimate) -> str:
+    """``"128 BPM  "`` once the beat tracker knows a tempo, else nothing."""
+    return f"{e.bpm:3.0f} BPM  " if e.bpm > 0 else ""
 
 
 class TerminalPrinter:

@@ -187,10 +187,13 @@ def dominant_hz(x: np.ndarray, sr: float) -> float:
 
 @pytest.fixture(scope="module", name="pulse")
 def pulse_fixture() -> Iterator[PulseServer]:
-    """A running private PulseAudio server with the ``mer_sink`` null sink (skips if unavailable)."""
+    """A running private PulseAudio server with the ``mer_sink`` null sink (skips if unavailable,
+    fails on CI: ``tests.conftest.missing``)."""
+    from tests.conftest import missing
+
     why = missing_tools()
     if why:
-        pytest.skip(why)
+        missing(why)
     root = Path(tempfile.mkdtemp(prefix="mer-pulse-"))
     server = PulseServer(root)
     try:
@@ -198,7 +201,7 @@ def pulse_fixture() -> Iterator[PulseServer]:
             server.start()
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             server.stop()
-            pytest.skip(f"cannot start a private PulseAudio server: {e}")
+            missing(f"cannot start a private PulseAudio server: {e}")
         yield server
     finally:
         server.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +39,16 @@ def missing(why: str) -> None:
     everything, so a broken install can never turn the suite green by skipping."""
     if in_ci():
         pytest.fail(f"CI must have this: {why}")
-    pytest.skip(why)
+    pytest.skip(why, allow_module_level=True)
+
+
+def need_module(name: str, extra: str) -> Any:
+    """The imported module ``name``, or ``missing()`` naming the pip extra that installs it (CI
+    installs every extra, so a module missing there is a broken install, not a reason to skip)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        missing(f"{name} is not importable ({e}): pip install -e '.[{extra}]'")
 
 
 def need_tool(name: str, package: str | None = None) -> str:

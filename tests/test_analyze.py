@@ -16,9 +16,10 @@ import soundfile as sf
 
 from mer_live.analyze import analyze_array, analyze_file, main
 from mer_live.model import Model
+from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"file", "duration", "arousal", "valence", "quadrant", "timeline"}
+KEYS = {"file", "duration", "arousal", "valence", "quadrant", "music", "timeline"}
 
 
 def tone(seconds: float, sr: int, amp: float, channels: int = 1, freq: float = 440.0) -> np.ndarray:
@@ -61,25 +62,28 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     return rc, cap.out, cap.err
 
 
-def check_record(rec: dict, duration: float) -> None:
-    assert set(rec) == KEYS
+def check_record(rec: dict, duration: float, note: bool = False) -> None:
+    assert set(rec) == KEYS | ({"note"} if note else set())
+    assert rec["music"] == 1.0  # tones, no music gate: every audible window counts
     assert isinstance(rec["file"], str)
     assert rec["duration"] == pytest.approx(duration, abs=0.06)
     assert 0.0 <= rec["arousal"] <= 1.0 and 0.0 <= rec["valence"] <= 1.0
     assert rec["quadrant"] in {"Q1", "Q2", "Q3", "Q4"}
     assert rec["timeline"], "at least one window"
     for point in rec["timeline"]:
-        assert len(point) == 3
-        t, a, v = point
+        assert len(point) == 4
+        t, a, v, m = point
+        assert m == 1
         assert round(t, 3) == t
         assert 0.0 <= a <= 1.0 and 0.0 <= v <= 1.0
-    means = np.mean([p[1:] for p in rec["timeline"]], axis=0)
+    means = np.mean([p[1:3] for p in rec["timeline"]], axis=0)
     assert rec["arousal"] == pytest.approx(means[0], abs=1e-3)
     assert rec["valence"] == pytest.approx(means[1], abs=1e-3)
 
 
 def test_jsonl_schema_and_window_times(files, loudness_model, capsys) -> None:
-    argv = [str(files["loud"]), str(files["quiet"]), "--model", str(loudness_model), "--threads", "1"]
+    argv = [str(files["loud"]), str(files["quiet"]), "--model", str(loudness_model), "--no-music-gate",
+            "--threads", "1"]
     rc, out, err = run_main(argv, capsys)
     assert rc == 0, err
     lines = out.splitlines()
@@ -96,7 +100,8 @@ def test_jsonl_schema_and_window_times(files, loudness_model, capsys) -> None:
 
 
 def test_hop_flag_changes_the_timeline(files, loudness_model, capsys) -> None:
-    rc, out, _ = run_main([str(files["loud"]), "--model", str(loudness_model), "--hop", "0.25"], capsys)
+    argv = [str(files["loud"]), "--model", str(loudness_model), "--no-music-gate", "--hop", "0.25"]
+    rc, out, _ = run_main(argv, capsys)
     assert rc == 0
     times = [p[0] for p in json.loads(out)["timeline"]]
     assert times == [1.0, 1.25, 1.5, 1.75, 2.0]
@@ -104,9 +109,9 @@ def test_hop_flag_changes_the_timeline(files, loudness_model, capsys) -> None:
 
 def test_mp3_and_folder_recursion(files, loudness_model, capsys) -> None:
     if "mp3" not in files:
-        pytest.skip("ffmpeg is not installed")
+        need_tool("ffmpeg")
     folder = files["loud"].parent
-    rc, out, _ = run_main([str(folder / "sub"), "--model", str(loudness_model)], capsys)
+    rc, out, _ = run_main([str(folder / "sub"), "--model", str(loudness_model), "--no-music-gate"], capsys)
     assert rc == 0
     recs = {Path(r["file"]).name: r for r in map(json.loads, out.splitlines())}
     assert set(recs) == {"loud.mp3", "quiet.flac"}
@@ -116,14 +121,16 @@ def test_mp3_and_folder_recursion(files, loudness_model, capsys) -> None:
 
 def test_short_file_gives_one_padded_window(files, model) -> None:
     rec = analyze_file(files["short"], model)
-    check_record(rec, 0.3)
+    check_record(rec, 0.3, note=True)
+    assert rec["note"].startswith("shorter than the model's 1-s window")
     assert len(rec["timeline"]) == 1
     assert rec["timeline"][0][0] == pytest.approx(0.3, abs=1e-3)
 
 
 def test_corrupt_file_is_an_error_line_and_others_go_on(files, loudness_model, capsys) -> None:
     missing = files["loud"].parent / "missing.wav"
-    argv = [str(files["corrupt"]), str(files["loud"]), str(missing), "--model", str(loudness_model)]
+    argv = [str(files["corrupt"]), str(files["loud"]), str(missing), "--model", str(loudness_model),
+            "--no-music-gate"]
     rc, out, err = run_main(argv, capsys)
     assert rc == 1
     recs = [json.loads(line) for line in out.splitlines()]
@@ -137,8 +144,8 @@ def test_corrupt_file_is_an_error_line_and_others_go_on(files, loudness_model, c
 
 def test_csv_and_timeline_csv(files, loudness_model, tmp_path, capsys) -> None:
     tl = tmp_path / "tl.csv"
-    argv = [str(files["loud"]), str(files["corrupt"]), "--model", str(loudness_model), "--csv",
-            "--timeline-csv", str(tl)]
+    argv = [str(files["loud"]), str(files["corrupt"]), "--model", str(loudness_model), "--no-music-gate",
+            "--csv", "--timeline-csv", str(tl)]
     rc, out, _ = run_main(argv, capsys)
     assert rc == 1
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -146,8 +153,11 @@ def test_csv_and_timeline_csv(files, loudness_model, tmp_path, capsys) -> None:
     assert rows[0]["quadrant"] in {"Q1", "Q2"} and rows[0]["error"] == ""
     assert float(rows[0]["duration"]) == pytest.approx(2.0, abs=0.01)
     assert rows[1]["arousal"] == "" and rows[1]["error"]
+    assert rows[0]["music"] == "1.0" and rows[0]["note"] == ""
     tl_rows = list(csv.DictReader(tl.open()))
+    assert list(tl_rows[0]) == ["file", "t", "arousal", "valence", "quadrant", "music"]
     assert [float(r["t"]) for r in tl_rows] == [1.0, 2.0]
+    assert [(r["quadrant"], r["music"]) for r in tl_rows] == [(rows[0]["quadrant"][1:], "1")] * 2
     assert all(r["file"] == str(files["loud"]) for r in tl_rows)
 
 
@@ -205,6 +215,33 @@ def test_bad_model_is_one_line_exit_2(files, tmp_path) -> None:
 
 
 def test_bad_flags_are_one_line(files, loudness_model, capsys) -> None:
-    rc, out, err = run_main([str(files["loud"]), "--model", str(loudness_model), "--hop", "0"], capsys)
+    argv = [str(files["loud"]), "--model", str(loudness_model), "--no-music-gate", "--hop", "0"]
+    rc, out, err = run_main(argv, capsys)
     assert rc == 2 and out == ""
     assert err.strip() == "mer-analyze: error: --hop must be a number of seconds > 0, got 0.0"
+
+
+def test_silence_has_no_emotion_and_says_why(tmp_path, capsys) -> None:
+    """10 s of digital silence with the shipped models: no arousal, valence or quadrant (it was
+    "Q2 tense / angry" before the music gate), a note, music 0, timeline flags 0."""
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(10 * 16000, np.float32), 16000)
+    rc, out, _ = run_main([str(path), "--threads", "1"], capsys)
+    assert rc == 0
+    rec = json.loads(out)
+    assert rec["arousal"] is None and rec["valence"] is None and rec["quadrant"] is None
+    assert rec["music"] == 0.0 and rec["note"].startswith("no music detected")
+    assert rec["timeline"] and all(p[3] == 0 for p in rec["timeline"])
+
+
+def test_unwritable_timeline_and_cuda_warning_are_one_line(files, loudness_model, capsys) -> None:
+    argv = [str(files["loud"]), "--model", str(loudness_model), "--timeline-csv", "/nonexistent/x.csv"]
+    rc, out, err = run_main(argv, capsys)
+    assert rc == 2 and out == ""
+    assert err.strip() == ("mer-analyze: error: cannot write --timeline-csv /nonexistent/x.csv: "
+                           "No such file or directory")
+    rc, out, err = run_main([str(files["loud"]), "--model", str(loudness_model), "--no-music-gate",
+                             "--provider", "cuda"], capsys)
+    assert rc == 0 and json.loads(out)["arousal"] > 0.9
+    warn = [ln for ln in err.splitlines() if "CUDA" in ln]
+    assert len(warn) == 1 and warn[0].startswith("mer-analyze: warning: CUDA requested")

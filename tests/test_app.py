@@ -101,7 +101,7 @@ def test_start_stop_leaves_no_threads(model, clips):
     app.start()
     try:
         assert app.running
-        assert _wait(lambda: len(app.history) >= 3), "no estimates within 10 s"
+        assert _wait(lambda: sum(e.music for e in app.history.snapshot()) >= 3), "no estimates within 10 s"
     finally:
         t0 = time.monotonic()
         app.stop()
@@ -163,19 +163,21 @@ def test_osc_sender_as_sink_and_target_switch(model, clips):
 
     def arousal_from(sock: socket.socket, timeout: float = 10.0) -> float | None:
         deadline = time.monotonic() + timeout
+        music = False
         while time.monotonic() < deadline:
             try:
                 data = sock.recv(65536)
             except TimeoutError:
                 continue
             m = OscMessage(data)
-            if m.address == "/mer/arousal":
+            music = music or (m.address == "/mer/music" and m.params == [1])
+            if m.address == "/mer/arousal" and music:  # the values of a tick that says "music"
                 return float(m.params[0])
         return None
 
     app.start()
     try:
-        assert _wait(lambda: app.pipeline.latest is not None)
+        assert _wait(lambda: app.pipeline.latest is not None and app.pipeline.latest.music)
         a = arousal_from(socks[0])
         assert a is not None and a > 0.8
         app.set_osc_targets([f"127.0.0.1:{ports[1]}"])
@@ -196,7 +198,8 @@ def test_file_run_ends_by_itself(model):
                   lambda spec: FileSource(x, SR, realtime=False, name="file"), device=None)
     app.start()
     assert app.wait(30.0)
-    assert not app.running and len(app.history) == 21  # boundaries at 1.0 .. 3.0 s
+    assert not app.running and len(app.history) == 30  # boundaries at 0.1 .. 3.0 s
+    assert sum(e.music for e in app.history.snapshot()) == 21  # a full window at 1.0 .. 3.0 s
     app.stop()
 
 

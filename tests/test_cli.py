@@ -17,6 +17,8 @@ import soundfile as sf
 import tomllib
 from pythonosc.osc_packet import OscPacket
 
+from tests.conftest import need_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -86,7 +88,7 @@ def quiet_then_loud(tmp_path_factory) -> Path:
 def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> None:
     r = run_cli(
         "--input", str(quiet_then_loud), "--headless", "--duration", "3.5", "--model", str(loudness_model),
-        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-rate", "20", "--attack", "0.1",
+        "--no-music-gate", "--osc", f"127.0.0.1:{osc_server.port}", "--osc-rate", "20", "--attack", "0.1",
     )
     time.sleep(0.2)  # the last datagrams in flight
     assert r.returncode == 0, r.stderr
@@ -96,10 +98,14 @@ def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> 
     av = osc_server.values("/mer/av")
     assert len(arousal) >= 20, osc_server.messages[:5]
     assert all(0.0 <= a <= 1.0 and 0.0 <= v <= 1.0 for a, v in av)
-    assert all(q[0] in (1, 2, 3, 4) for q in osc_server.values("/mer/quadrant"))
+    quads = [q[0] for q in osc_server.values("/mer/quadrant")]
+    music = [m[0] for m in osc_server.values("/mer/music")]
+    assert len(quads) == len(music) and set(music) == {0, 1}
+    assert all((q in (1, 2, 3, 4)) == (m == 1) for q, m in zip(quads, music, strict=True))  # 0: no music
+    assert music[0] == 0 and music[-1] == 1  # level-only ticks before the first window
     assert len(osc_server.values("/mer/heartbeat")) >= 2
     # the test model's arousal follows loudness: quiet first, loud at the end
-    first = [a for a in arousal[: len(arousal) // 4] if a != 0.5]  # 0.5 = neutral before the first window
+    first = [a for a, m in zip(arousal, music, strict=True) if m][:3]  # neutral 0.5 before the first window
     assert first and max(first) < 0.3
     assert max(arousal[-5:]) > 0.6
     # the terminal printer: plain lines when stdout is not a TTY
@@ -111,7 +117,7 @@ def test_input_file_reaches_osc(quiet_then_loud, loudness_model, osc_server) -> 
 def test_range_pm1_and_prefix(quiet_then_loud, loudness_model, osc_server) -> None:
     r = run_cli(
         "--input", str(quiet_then_loud), "--headless", "--duration", "1.5", "--model", str(loudness_model),
-        "--osc", f"127.0.0.1:{osc_server.port}", "--osc-prefix", "/show", "--range", "pm1",
+        "--no-music-gate", "--osc", f"127.0.0.1:{osc_server.port}", "--osc-prefix", "/show", "--range", "pm1",
     )
     time.sleep(0.2)
     assert r.returncode == 0, r.stderr
@@ -141,15 +147,26 @@ def test_missing_model_file(tmp_path) -> None:
     assert r.stderr.strip() == f"mer-live: error: model file not found: {tmp_path / 'nope.onnx'}"
 
 
-def test_missing_default_model_says_so() -> None:
-    from mer_live.model import default_model_path
+def test_missing_default_model_says_so(tmp_path) -> None:
+    """A partial install: a copy of the package whose models folder lacks the .onnx, first on the
+    path (as a custom build would be), run from a folder that is not the repository."""
+    import shutil
 
-    if default_model_path().is_file():
-        pytest.skip("the default model is shipped")
-    r = run_cli("--headless", "--duration", "1", timeout=30)
+    pkg = tmp_path / "mer_live"
+    shutil.copytree(ROOT / "mer_live", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "models").mkdir()
+    shutil.copy(ROOT / "models" / "__init__.py", pkg / "models")
+    shutil.copy(ROOT / "models" / "mer-default.json", pkg / "models")
+    e = env(PYTHONPATH=str(tmp_path))
+    code = "from mer_live.model import default_model_path as d; print(d())"
+    probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60, env=e)
+    assert probe.stdout.strip() == str(pkg / "models" / "mer-default.onnx"), probe.stderr
+    r = subprocess.run([sys.executable, "-m", "mer_live", "--headless", "--duration", "1"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, env=e)
     assert r.returncode == 2
-    assert r.stderr.strip().startswith("mer-live: error: no model: the default model mer-default.onnx")
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.strip() == ("mer-live: error: no model: the default model mer-default.onnx is not "
+                                "installed in this version (pass --model PATH)")
 
 
 def test_bad_config_is_one_line(tmp_path, loudness_model) -> None:
@@ -263,7 +280,7 @@ def test_demo_fallback_without_input_devices(loudness_model) -> None:
 
 @pytest.mark.gui
 def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model) -> None:
-    pytest.importorskip("PySide6")
+    need_module("PySide6", "cpu")  # a default dependency
     r = run_cli("--input", str(quiet_then_loud), "--duration", "2", "--no-osc",
                 "--model", str(loudness_model), env=env(QT_QPA_PLATFORM="offscreen"), timeout=90)
     assert r.returncode == 0, r.stderr

@@ -92,7 +92,7 @@ def test_example_show_toml_is_valid() -> None:
 
 def test_unknown_key(tmp_path) -> None:
     msg = error_of(tmp_path, "[osc]\nrate = 10\n")
-    assert msg.startswith("show.toml: unknown key [osc] rate (known: targets, prefix, rate_hz")
+    assert msg.startswith("show.toml: unknown key [osc] rate (known: enabled, targets, prefix, rate_hz")
 
 
 def test_unknown_section(tmp_path) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
@@ -161,7 +162,7 @@ def test_bundle_mode_immediate_timetag(receiver: Receiver) -> None:
     finally:
         s.stop()
     assert receiver.dgrams and all(d.startswith(b"#bundle\0") for d in receiver.dgrams)
-    b = OscBundle(receiver.dgrams[0])
+    b = next(OscBundle(d) for d in receiver.dgrams if b"/mer/av" in d)  # the heartbeat has its own
     assert b.dgram[8:16] == b"\0\0\0\0\0\0\0\1"  # OSC "immediately"
     addrs = {c.address for c in b}
     assert {"/mer/arousal", "/mer/valence", "/mer/av", "/mer/quadrant", "/mer/input"} <= addrs
@@ -263,34 +264,58 @@ def test_set_targets_swaps_while_running() -> None:
 
 
 def test_broadcast_is_opt_in(caplog) -> None:
+    """To the subnet's broadcast address (read from this machine's interface): refused without
+    ``broadcast`` (one warning that says why, nothing arrives), delivered with it. A receiver bound
+    to 0.0.0.0 gets the kernel's local copy of the broadcast, so the datagram is seen ARRIVING."""
+    from tests.conftest import missing
+    from tests.net import broadcast_addresses
+
+    found = broadcast_addresses()
+    if not found:
+        missing("no network interface with an IPv4 address and a broadcast address")
+    iface, _addr, brd = found[0]
     caplog.set_level(logging.WARNING, logger="mer_live.osc")
     r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     r.bind(("0.0.0.0", 0))
+    r.settimeout(0.05)
     port = r.getsockname()[1]
-    r.close()
-    target = f"255.255.255.255:{port}"
-    s = OscSender(OscConfig(targets=[target], rate_hz=50))
-    s(est())
-    s.start()
+    target = f"{brd}:{port}"
+
+    def received(seconds: float) -> list[OscMessage]:
+        got, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                got.extend(m.message for m in OscPacket(r.recv(65536)).messages)
+            except TimeoutError:
+                pass
+        return got
+
     try:
-        deadline = time.monotonic() + 5
-        while s.stats()["per_target"][target]["errors"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        s = OscSender(OscConfig(targets=[target], rate_hz=50))
+        s(est(0.8, 0.3))
+        s.start()
+        try:
+            deadline = time.monotonic() + 5
+            while s.stats()["per_target"][target]["errors"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            late = received(0.3)
+        finally:
+            s.stop()
+        assert s.stats()["per_target"][target]["sent"] == 0
+        assert late == [], "a broadcast went out without broadcast = true"
+        assert any("broadcast = true" in rec.getMessage() for rec in caplog.records)
+        s = OscSender(OscConfig(targets=[target], rate_hz=50, broadcast=True))
+        s(est(0.8, 0.3))
+        s.start()
+        try:
+            got = received(1.0)
+        finally:
+            s.stop()
     finally:
-        s.stop()
-    assert s.stats()["per_target"][target]["sent"] == 0
-    assert any("broadcast = true" in rec.getMessage() for rec in caplog.records)
-    s = OscSender(OscConfig(targets=[target], rate_hz=50, broadcast=True))
-    s(est())
-    s.start()
-    try:
-        deadline = time.monotonic() + 5
-        while s.stats()["per_target"][target]["sent"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        s.stop()
-    if s.stats()["per_target"][target]["sent"] == 0:
-        pytest.skip(f"no broadcast route here: {s.stats()['per_target'][target]['last_error']}")
+        r.close()
+    arousal = [m.params[0] for m in got if m.address == "/mer/arousal"]
+    assert arousal, f"nothing arrived from the broadcast to {target} ({iface}): {s.stats()['per_target']}"
+    assert arousal[0] == pytest.approx(0.8)
 
 
 # -- the examples (they double as docs, so they must work) -------------------------------------
@@ -428,3 +453,63 @@ def test_new_estimate_goes_out_at_once_unless_fixed_rate(receiver: Receiver, on_
     else:
         assert max(lags) > 0.15, lags  # waited for the fixed tick at least once
     assert 2 <= repeats <= 5  # between estimates: the 2 Hz tick repeats the latest value
+
+
+def _feed_estimates(sender: OscSender, hop_s: float, seconds: float, stop: threading.Event) -> None:
+    """A pipeline stand-in: an estimate every ``hop_s`` on an anchored clock, each 0-20 ms late as
+    live estimates are (PulseAudio delivers audio in ~20-ms bursts, so the boundary's audio comes
+    at varied times after the boundary)."""
+    rng = np.random.default_rng(3)
+    t0 = time.monotonic()
+    k = 0
+    while not stop.is_set() and k * hop_s < seconds:
+        sender(est(0.5 + 0.001 * k, 0.5))
+        k += 1
+        stop.wait(max(0.0, t0 + k * hop_s + rng.uniform(0.0, 0.02) - time.monotonic()))
+
+
+def test_heartbeat_has_its_own_one_second_clock(receiver: Receiver) -> None:
+    """Heartbeats come every 1.00 s on their own clock, not on the value ticks (a 7.3 Hz tick
+    would put them up to 0.137 s late), and the first one at start."""
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=7.3, send_on_estimate=False))
+    s(est())
+    s.start()
+    try:
+        assert receiver.pump(has("/mer/heartbeat", 5), timeout=10.0)
+    finally:
+        s.stop()
+    sent = list(s.heartbeats)
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert len(gaps) >= 4
+    assert abs(sum(gaps) / len(gaps) - 1.0) < 0.003, gaps  # anchored: no drift
+    assert sorted(abs(g - 1.0) for g in gaps)[len(gaps) // 2] < 0.01, gaps
+    assert [p[0] for p in receiver.values("/mer/heartbeat")][:5] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("rate", [30.0, 20.0])
+def test_value_rate_is_the_configured_one_with_estimates_every_hop(receiver: Receiver, rate: float) -> None:
+    """Estimates every 0.1 s go out at once AND the rate stays what the config says (it was ~31.3
+    sends a second for 30: the tick after each estimate's jitter added an extra send)."""
+    s = OscSender(OscConfig(targets=[f"127.0.0.1:{receiver.port}"], rate_hz=rate))
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed_estimates, args=(s, 0.1, 4.2, stop))
+    s.start()
+    feeder.start()
+    t_start = time.monotonic()
+    arrivals: list[float] = []
+    try:
+        while time.monotonic() - t_start < 4.0:
+            try:
+                d = receiver.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if OscMessage(d).address == "/mer/arousal":
+                arrivals.append(time.monotonic())
+    finally:
+        stop.set()
+        feeder.join(2)
+        s.stop()
+    span = [a for a in arrivals if t_start + 1.0 <= a < t_start + 4.0]  # 3 s after a settling second
+    assert abs(len(span) / 3.0 - rate) <= 1.0, (len(span), rate)
+    # the sender's own measure spans its first second too, before the estimates' rhythm is known
+    assert s.stats()["rate_hz"] == pytest.approx(rate, abs=2.0)

@@ -87,14 +87,15 @@ def test_readme_osc_table_matches_what_is_sent() -> None:
 
     from pythonosc.osc_message import OscMessage
 
-    from mer_live.estimate import Estimate
-    from mer_live.osc import build_messages
+    from mer_live.estimate import EVENT_KINDS, Estimate, Event
+    from mer_live.osc import build_messages, event_message
 
     est = Estimate(t=1.0, wall=0.0, arousal_raw=0.7, valence_raw=0.3, arousal=0.6, valence=0.4,
                    level_rms_db=-20.0, level_peak_db=-6.0, silent=False, clipping=False, input_ok=True,
-                   bad_samples=0, model_ms=1.0, latency_ms=10.0, overflows=0, hops_skipped=0)
+                   bad_samples=0, model_ms=1.0, latency_ms=10.0, overflows=0, hops_skipped=0, bpm=120.0)
     sent = {}
-    for d in build_messages(est, "/mer", "01", heartbeat=1):
+    events = [event_message(Event(kind, 1, 1.0, 0.0), "/mer") for kind in EVENT_KINDS]
+    for d in build_messages(est, "/mer", "01", heartbeat=1, beat_phase=0.25) + events:
         m = OscMessage(d)
         sent[m.address] = "".join("f" if isinstance(p, float) else "i" for p in m.params)
     section = _readme().split("## OSC address scheme", 1)[1].split("\n## ", 1)[0]
@@ -102,7 +103,7 @@ def test_readme_osc_table_matches_what_is_sent() -> None:
     for row in section.splitlines():
         cells = [c.strip() for c in row.strip().strip("|").split("|")]
         if len(cells) >= 2 and cells[0].startswith("`/mer/"):
-            for addr in re.findall(r"`(/mer/[a-z_]+)`", cells[0]):
+            for addr in re.findall(r"`(/mer/[a-z_0-9]+)`", cells[0]):
                 documented[addr] = cells[1].replace(" ", "")
     assert documented == sent
 

@@ -13,8 +13,9 @@ import soxr
 
 from mer_live.estimate import Estimate
 from mer_live.filesource import FileSource
+from mer_live.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.model import Model
-from mer_live.pipeline import Pipeline, PipelineConfig, frame_windows, hop_samples, prepare_offline
+from mer_live.pipeline import Pipeline, PipelineConfig
 
 SR = 22050
 
@@ -78,10 +79,16 @@ def test_unpaced_pipeline_equals_direct_model_runs(model):
     rng = np.random.default_rng(11)
     x = (_busy_then_sparse(SR, 3.0) + 0.001 * rng.standard_normal(6 * SR)).astype(np.float32)
     cfg = PipelineConfig(dc_cutoff_hz=0.0, silence_db=-200.0)
-    est = _run_unpaced(model, x, SR, cfg, blocksize=1000)
+    every = _run_unpaced(model, x, SR, cfg, blocksize=1000)
     y = soxr.resample(x, SR, model.sample_rate, quality="HQ")
     ends, wins = frame_windows(y, model.window_samples, hop_samples(cfg.hop_s, model.sample_rate))
     ref = model.predict(np.array(wins))
+    est = [e for e in every if e.music]
+    # before the first full window: level-only estimates from the first hop, neutral, no quadrant
+    early = every[: len(every) - len(est)]
+    assert [round(e.t, 6) for e in early] == [round(0.1 * k, 6) for k in range(1, 10)]
+    assert all(not e.music and e.quadrant == 0 and (e.arousal, e.valence) == (0.5, 0.5) for e in early)
+    assert all(e.level_rms_db > -20 for e in early)
     assert len(est) == len(ends) > 40
     np.testing.assert_allclose([e.t for e in est], ends / model.sample_rate, atol=1e-9)
     got = np.array([[e.arousal_raw, e.valence_raw] for e in est])
@@ -97,7 +104,7 @@ def test_full_chain_equals_prepare_offline(model):
         [0.2 * np.sin(2 * np.pi * 300 * t) + 0.3, 0.05 * rng.standard_normal(t.size), 0.1 * np.sin(9 * t)], 1
     ).astype(np.float32)
     cfg = PipelineConfig(dc_cutoff_hz=20.0, gain_db=-3.0, pick=(1, 2), silence_db=-200.0)
-    est = _run_unpaced(model, x, SR, cfg, blocksize=777)
+    est = [e for e in _run_unpaced(model, x, SR, cfg, blocksize=777) if e.music]
     y = prepare_offline(x, SR, model.sample_rate, cfg)
     ends, wins = frame_windows(y, model.window_samples, hop_samples(cfg.hop_s, model.sample_rate))
     ref = model.predict(np.array(wins))
@@ -108,10 +115,12 @@ def test_full_chain_equals_prepare_offline(model):
 
 def test_short_file_gets_one_padded_window(model):
     x = (0.3 * np.random.default_rng(2).standard_normal(int(0.4 * SR))).astype(np.float32)
-    est = _run_unpaced(model, x, SR, PipelineConfig(dc_cutoff_hz=0.0))
+    every = _run_unpaced(model, x, SR, PipelineConfig(dc_cutoff_hz=0.0))
+    est = [e for e in every if e.music]
     y = soxr.resample(x, SR, model.sample_rate, quality="HQ")
     ends, wins = frame_windows(y, model.window_samples, 1600)
-    assert len(est) == 1 and ends.size == 1
+    assert len(est) == 1 and ends.size == 1 and every[-1] is est[0]
+    assert len(every) == 5  # level-only estimates at 0.1 .. 0.4 s, then the padded window
     assert est[0].t == pytest.approx(ends[0] / model.sample_rate)
     np.testing.assert_allclose([est[0].arousal_raw, est[0].valence_raw], model.predict(wins)[0], atol=1e-4)
 
@@ -208,7 +217,7 @@ def test_live_pipeline_skips_when_behind(model):
     finally:
         pl.stop()
     assert pl.hops_skipped >= 2
-    assert len(est) + pl.hops_skipped == 11  # boundaries at 1.0, 1.1, ..., 2.0 s
+    assert len(est) + pl.hops_skipped == 20  # boundaries at 0.1, 0.2, ..., 2.0 s
     assert est[-1].hops_skipped == pl.hops_skipped
     _assert_finite(est)
 
@@ -225,7 +234,8 @@ def test_live_pipeline_wakes_on_audio_not_by_polling(model):
         assert pl.join(15.0)
     finally:
         pl.stop()
-    assert len(est) == 16  # boundaries at 1.0, 1.1, ..., 2.5 s
+    assert len(est) == 25  # boundaries at 0.1, 0.2, ..., 2.5 s
+    assert sum(e.music for e in est) == 16  # a full window behind 1.0, 1.1, ..., 2.5 s
     # 2.5 s of audio in ~215 writes; a pass per hop plus the start and the end
     assert pl.wakeups <= 2 * len(est) + 12, pl.wakeups
     src2 = FileSource(x, SR, realtime=True, blocksize=256)
@@ -252,11 +262,12 @@ def test_lost_input_publishes_input_not_ok(model):
         n_before = len(est)
         while not (len(est) > n_before + 5 and not est[-1].input_ok) and time.monotonic() < deadline:
             time.sleep(0.02)
+        message = pl.message  # while running: stop() would replace it with "stopped"
     finally:
         pl.stop()
     lost = [e for e in est[n_before:] if not e.input_ok]
-    assert len(lost) >= 5 and all(e.silent for e in lost)
-    assert "no input" in pl.message or pl.message == "stopped"
+    assert len(lost) >= 5 and all(e.silent and not e.music and e.quadrant == 0 for e in lost)
+    assert message.startswith("no input from ")
     _assert_finite(est)
 
 
@@ -284,9 +295,9 @@ def test_set_source_swaps_and_resets_stream_time(model):
     pl.start()
     try:
         deadline = time.monotonic() + 10
-        while len(est) < 3 and time.monotonic() < deadline:
+        while sum(e.music for e in est) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert est and est[-1].arousal > 0.8
+        assert est and est[-1].music and est[-1].arousal > 0.8
         pl.set_source(b)
         assert pl.join(15.0)  # b is a finite file: the pipeline ends after it
     finally:

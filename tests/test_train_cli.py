@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("nnAudio")
+from tests.conftest import need_module  # noqa: E402
+
+need_module("torch", "train")
+need_module("nnAudio", "train")
 
 from tests.fixtures_train import make_fixture_dataset  # noqa: E402
 from train.cli import UsageError, parse_kv  # noqa: E402

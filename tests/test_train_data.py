@@ -11,6 +11,7 @@ import soundfile as sf
 import soxr
 
 from mer_live.analyze import decode as runtime_decode
+from tests.conftest import need_tool
 from tests.fixtures_train import make_fixture_dataset
 from train.cache import decode, load_audio
 from train.data import Clip, DataError, artist_folds, frame, load_4q, load_manifest, targets, window_ends
@@ -136,10 +137,7 @@ def test_load_4q(shared_data: Path) -> None:
 def test_emopia_renders_to_labelled_audio(shared_data: Path, tmp_path: Path) -> None:
     """EMOPIA MIDI -> FluidSynth piano audio: a quadrant-balanced subset, each clip a real WAV
     with its label, clips of one song under one artist name (so they stay on one side of a fold)."""
-    import shutil
-
-    if shutil.which("fluidsynth") is None:
-        pytest.skip("fluidsynth is not installed")
+    need_tool("fluidsynth")
     from train.midi import emopia_song, load_emopia
 
     clips = load_emopia(tmp_path, root=shared_data / "emopia", limit=8, seed=1)

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("nnAudio")
+from tests.conftest import need_module  # noqa: E402
+
+torch = need_module("torch", "train")
+need_module("nnAudio", "train")
 
 from train.augment import (  # noqa: E402
     OTHER_STEPS,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("nnAudio")
+from tests.conftest import need_module  # noqa: E402
+
+torch = need_module("torch", "train")
+need_module("nnAudio", "train")
 
 import torch.nn.functional as F  # noqa: E402
 

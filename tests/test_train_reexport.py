@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("nnAudio")
-onnx = pytest.importorskip("onnx")
+from tests.conftest import need_module  # noqa: E402
+
+torch = need_module("torch", "train")
+need_module("nnAudio", "train")
+onnx = need_module("onnx", "train")
 
 from train.ensemble import SharedMelEnsemble  # noqa: E402
 from train.experiments import reexport  # noqa: E402

@@ -1,6 +1,6 @@
 """Decode and resample each clip ONCE, exactly as the runtime prepares audio, and cache it.
 
-Decode with soundfile, then the runtime's own clean-up chain ``mer_live.pipeline.prepare_offline``
+Decode with soundfile, then the runtime's own clean-up chain ``mer_live.framing.prepare_offline``
 with default settings: channel mean, the 10 Hz DC blocker (at the file's rate) and
 ``soxr.resample(x, file_sr, sr, quality="HQ")``. The live pipeline runs the same chain with
 ``soxr.ResampleStream`` (equal to ``soxr.resample``), and ``mer-analyze`` calls the same function,
@@ -36,7 +36,8 @@ DEFAULT_CACHE_DIR = Path("cache")
 
 def _chain_id() -> str:
     """What the cached samples depend on besides the file: a change here invalidates the cache."""
-    from mer_live.pipeline import RESAMPLE_QUALITY, PipelineConfig
+    from mer_live.framing import RESAMPLE_QUALITY
+    from mer_live.pipeline import PipelineConfig
 
     c = PipelineConfig()
     return f"prepare_offline|dc{c.dc_cutoff_hz}|gain{c.gain_db}|{RESAMPLE_QUALITY}|soxr{soxr.__version__}"
@@ -44,7 +45,8 @@ def _chain_id() -> str:
 
 def decode(path: Path, sr: int) -> np.ndarray:
     """Mono float32 audio of ``path`` at ``sr``: soundfile decode + the runtime's prepare_offline chain."""
-    from mer_live.pipeline import PipelineConfig, prepare_offline
+    from mer_live.framing import prepare_offline
+    from mer_live.pipeline import PipelineConfig
 
     x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     if x.shape[0] == 0:

@@ -6,7 +6,9 @@ Subcommands (``mer-train SUB --help`` for all options)::
     mer-train evaluate [--data ...] [--recipe spec|wave] [--model k=v ...] [--fit k=v ...]
                        [--seeds N] [--k 5] [--folds 0,1] [--out DIR]
     mer-train fit [--data ...] [--recipe spec|wave] [--model k=v ...] [--fit k=v ...] [--seeds N]
-                  --out models/NAME.onnx [--cv DIR/results.json]
+                  [--out models/NAME.onnx] [--save FIT.pt] [--cv DIR/results.json]
+    mer-train export FIT.pt --out models/NAME.onnx [--cv DIR/results.json] [--name NAME]
+    mer-train make-example-set DIR [--n 24] [--seconds 4] [--artists 8]
     mer-train pmemo-standin DIR
 
 Exit status: 0 done, 1 the run failed (e.g. an export that fails its parity check), 2 bad input
@@ -188,14 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit on all clips and export ONNX + model card")
     data_opts(f)
     model_opts(f)
-    f.add_argument("--out", type=Path, required=True, help="models/NAME.onnx (the card goes beside it)")
+    f.add_argument("--out", type=Path, default=None, help="models/NAME.onnx (the card goes beside it)")
+    f.add_argument("--save", type=Path, default=None, metavar="FIT.pt",
+                   help="also keep the fitted weights, for `mer-train export` later (--out and/or --save)")
     f.add_argument("--name", default=None, help="model name in the card (default: the file's stem)")
     f.add_argument("--cv", type=Path, default=None,
                    help="results.json of `mer-train evaluate` for the card's metrics")
     f.add_argument("--checkpoint-dir", type=Path, default=None,
-                   help="wave recipe: last.pt/best.pt each epoch")
+                   help="wave recipe: last.pt each epoch (with the best epoch's weights inside)")
     f.add_argument("--resume", action="store_true",
                    help="wave recipe: continue from --checkpoint-dir/last.pt")
+
+    x = sub.add_parser("export", help="export fitted weights (fit --save, or --checkpoint-dir's last.pt) "
+                       "to ONNX + model card")
+    x.add_argument("checkpoint", type=Path, help="FIT.pt from `fit --save`, a --checkpoint-dir's last.pt, or "
+                   "a members file with its .json config beside it")
+    x.add_argument("--out", type=Path, required=True, help="models/NAME.onnx (the card goes beside it)")
+    x.add_argument("--name", default=None, help="model name in the card (default: the file's stem)")
+    x.add_argument("--cv", type=Path, default=None,
+                   help="results.json of `mer-train evaluate` for the card's metrics")
+    x.add_argument("--weights", choices=("best", "last"), default="best",
+                   help="a --checkpoint-dir's last.pt: the best validation epoch (as fit) or the last epoch")
+    x.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+
+    m = sub.add_parser("make-example-set",
+                       help="write a small synthesised labelled set (clips + manifest.csv) to try training")
+    m.add_argument("dir", type=Path, help="output folder (audio/ and manifest.csv are written inside)")
+    m.add_argument("--n", type=_positive, default=24, help="clips (default 24)")
+    m.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
+    m.add_argument("--artists", type=_positive, default=8, help="artists over the clips (default 8)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
 
     s = sub.add_parser("pmemo-standin",
                        help="PMEmo label layout + generated chorus/ audio, to try the PMEmo path")
@@ -627,7 +652,9 @@ def card_metrics(cv_path: Path, mcfg_dict: dict[str, Any], recipe: str) -> tuple
 def cmd_fit(args: argparse.Namespace) -> int:
     _check_recipe_opts(args)
     progress = not args.no_progress
-    if args.out.suffix != ".onnx":
+    if args.out is None and args.save is None:
+        raise UsageError("give --out models/NAME.onnx (export now) and/or --save FIT.pt (export later)")
+    if args.out is not None and args.out.suffix != ".onnx":
         raise UsageError(f"--out {args.out}: the model file must end in .onnx")
     clips, desc = load_data(args.data)
     mcfg = model_config(args)
@@ -644,7 +671,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     audio = _load_audio(clips, mcfg.sample_rate, args)
     clips = audio.clips
-    name = args.name or args.out.stem
+    name = args.name or (args.out or args.save).stem
     t0 = time.time()
     if args.recipe == "spec":
         from .ensemble import SharedMelEnsemble
@@ -665,6 +692,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         torch.manual_seed(fcfg.seed)
         res = fit_model(build_model(mcfg), clips, list(audio), fcfg, aug, desc="fit")
         final = res.model.to("cpu").eval()
+        members = [final]
         fit_dict = {**dataclasses.asdict(fcfg), "best_epoch": res.best_epoch}
     secs = time.time() - t0
     card_extra: dict[str, Any] = {
@@ -676,12 +704,75 @@ def cmd_fit(args: argparse.Namespace) -> int:
                    "fit_seconds": round(secs, 1)},
         "command": command_line(),
     }
+    if args.save is not None:
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(args.save, members, mcfg, jsonable(card_extra))
+        print(f"wrote {args.save} ({len(members)} fitted model(s); `{PROG} export {args.save} --out "
+              f"models/NAME.onnx` exports it)")
+    if args.out is None:
+        return 0
     try:
         export_onnx(final, args.out, sample_rate=mcfg.sample_rate, window_samples=mcfg.window_samples,
                     name=name, card_extra=jsonable(card_extra))
     except ExportError as e:
         raise RuntimeError(str(e)) from None
     print(f"wrote {args.out} and {args.out.with_suffix('.json')} ({len(clips)} clips, fit {secs:.0f} s)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Fitted weights -> ``models/NAME.onnx`` + card, through the same verified export as ``fit``."""
+    if args.out.suffix != ".onnx":
+        raise UsageError(f"--out {args.out}: the model file must end in .onnx")
+    if not args.checkpoint.is_file():
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
+
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .export import ExportError, export_onnx
+
+    try:
+        ck = load_checkpoint(args.checkpoint, args.weights)
+        model = ck.build()
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    mcfg = ck.model_config
+    fitted = dict(ck.card)
+    recipe = str((fitted.get("recipe") or {}).get("recipe", "spec"))
+    if args.cv is not None:
+        metrics, protocol = card_metrics(args.cv, mcfg.to_dict(), recipe)
+    else:
+        metrics, protocol = fitted.get("metrics"), fitted.get("protocol", "not measured: export without --cv")
+    card_extra: dict[str, Any] = {
+        **{k: v for k, v in fitted.items() if k not in ("metrics", "protocol", "command")},
+        **({"metrics": metrics} if metrics is not None else {}),
+        "protocol": protocol,
+        "command": command_line(),
+        "fit_command": fitted.get("command"),
+        "exported_from": f"{args.checkpoint.name} ({ck.kind}, {len(ck.members)} member(s))",
+    }
+    try:
+        export_onnx(model, args.out, sample_rate=mcfg.sample_rate, window_samples=mcfg.window_samples,
+                    name=args.name or args.out.stem, card_extra=jsonable(card_extra))
+    except ExportError as e:
+        raise RuntimeError(str(e)) from None
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')} (from {args.checkpoint}, "
+          f"{len(ck.members)} member(s))")
+    return 0
+
+
+def cmd_make_example_set(args: argparse.Namespace) -> int:
+    from .exampleset import make_example_set
+
+    if args.n < 2:
+        raise UsageError("--n must be at least 2")
+    if not 1 <= args.seconds <= 600:
+        raise UsageError("--seconds must be in 1..600")
+    csv_path = make_example_set(args.dir, n=args.n, seconds=args.seconds, n_artists=args.artists,
+                                seed=args.seed)
+    artists = min(args.artists, args.n)
+    print(f"wrote {csv_path} and {args.n} clips in {args.dir / 'audio'} ({artists} artists); "
+          f"try: {PROG} evaluate --data {csv_path} --k 3")
     return 0
 
 
@@ -719,8 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mer_train").setLevel(level)
     for noisy in ("matplotlib", "PIL", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    cmds = {"baseline": cmd_baseline, "evaluate": cmd_evaluate, "fit": cmd_fit,
-            "pmemo-standin": cmd_pmemo_standin}
+    cmds = {"baseline": cmd_baseline, "evaluate": cmd_evaluate, "fit": cmd_fit, "export": cmd_export,
+            "make-example-set": cmd_make_example_set, "pmemo-standin": cmd_pmemo_standin}
     try:
         return cmds[args.cmd](args)
     except (UsageError, DataError) as e:

@@ -75,7 +75,8 @@ def run_ort(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0])
 
 
-def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset: int, dynamo: bool) -> int:
+def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset: int, dynamo: bool,
+                  output_name: str = "av") -> int:
     """Run torch's exporter; return the opset the file really has (dynamo may keep a newer one)."""
     import onnx
 
@@ -84,7 +85,7 @@ def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset
     for q in quiet:
         q.setLevel(logging.ERROR)
     try:
-        _export_quietly(model, dummy, path, opset, dynamo)
+        _export_quietly(model, dummy, path, opset, dynamo, output_name)
     finally:
         for q, lv in zip(quiet, levels, strict=True):
             q.setLevel(lv)
@@ -93,20 +94,20 @@ def _torch_export(model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset
 
 
 def _export_quietly(
-    model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset: int, dynamo: bool
+    model: torch.nn.Module, dummy: torch.Tensor, path: Path, opset: int, dynamo: bool, output_name: str = "av"
 ) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=4096)
             torch.onnx.export(
-                model, (dummy,), str(path), input_names=["audio"], output_names=["av"],
+                model, (dummy,), str(path), input_names=["audio"], output_names=[output_name],
                 dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True, external_data=False,
             )
         else:
             torch.onnx.export(
-                model, (dummy,), str(path), input_names=["audio"], output_names=["av"],
-                dynamic_axes={"audio": {0: "batch"}, "av": {0: "batch"}}, opset_version=opset,
+                model, (dummy,), str(path), input_names=["audio"], output_names=[output_name],
+                dynamic_axes={"audio": {0: "batch"}, output_name: {0: "batch"}}, opset_version=opset,
                 dynamo=False,
             )
 
@@ -122,6 +123,9 @@ def export_onnx(
     opset: int = 17,
     tol: float = 1e-4,
     dynamo: bool = False,
+    outputs: tuple[str, ...] = tuple(OUTPUTS),
+    output_name: str = "av",
+    scale: str = SCALE,
 ) -> Path:
     """Write ``path`` (.onnx) and its card (.json), verified; return ``path``.
 
@@ -130,7 +134,8 @@ def export_onnx(
     ``protocol`` (how the metrics were measured) there. ``dynamo=True`` uses torch's newer
     exporter (it may keep opset 18; the card records the real one). Raises ExportError (and removes the
     files) when onnxruntime and torch differ by more than ``tol``, the output leaves [0, 1], or
-    the runtime's ``mer_live.model.Model`` rejects the result.
+    the runtime's ``mer_live.model.Model`` rejects the result. ``outputs``, ``output_name`` and
+    ``scale``: another model's contract (the presence model: ``("music",)``, ``[batch, 1]``).
     """
     from mer_live.model import Model, ModelCard, ModelError, card_path_for, sha256_of
 
@@ -152,13 +157,14 @@ def export_onnx(
     x = parity_inputs(window_samples, sample_rate)
     with torch.no_grad():
         ref = m(torch.from_numpy(x)).detach().numpy()
-    if ref.shape != (len(x), 2):
-        raise fail(f"model returns {ref.shape}, expected [batch, 2]")
+    n_out = len(outputs)
+    if ref.shape != (len(x), n_out):
+        raise fail(f"model returns {ref.shape}, expected [batch, {n_out}]")
     if not np.all(np.isfinite(ref)) or ref.min() < 0 or ref.max() > 1:
         raise fail(f"outputs must be finite and in [0, 1] (got {ref.min():.3g}..{ref.max():.3g}); "
                    "end in a sigmoid")
 
-    actual_opset = _torch_export(m, torch.from_numpy(x[:2]).clone(), path, opset, dynamo)
+    actual_opset = _torch_export(m, torch.from_numpy(x[:2]).clone(), path, opset, dynamo, output_name)
     got = run_ort(path, x)
     single = run_ort(path, x[3:4])  # batch 1 too: the runtime usually runs one window
     diff = float(max(np.abs(got - ref).max(), np.abs(single - ref[3:4]).max()))
@@ -171,8 +177,8 @@ def export_onnx(
         "window_samples": int(window_samples),
         "window_seconds": window_samples / sample_rate,
         "input": "audio: float32 [batch, window_samples], mono",
-        "outputs": OUTPUTS,
-        "scale": SCALE,
+        "outputs": list(outputs),
+        "scale": scale,
     }
     clash = sorted(k for k in card if k in extra and extra[k] != card[k])
     if clash:
@@ -187,17 +193,17 @@ def export_onnx(
         "sha256": sha256_of(path),
     })
     try:
-        ModelCard.from_dict(card, source=f"model card {card_path.name}")
+        ModelCard.from_dict(card, source=f"model card {card_path.name}", expect=tuple(outputs))
     except ModelError as e:
         raise fail(str(e)) from None
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     try:
-        rt = Model(path, provider="cpu")
+        rt = Model(path, provider="cpu", outputs=tuple(outputs))
         y = rt.predict(x)
     except ModelError as e:
         raise fail(f"the runtime rejects it: {e}") from None
-    if y.shape != (len(x), 2) or np.abs(y - ref).max() > tol:
+    if y.shape != (len(x), n_out) or np.abs(y - ref).max() > tol:
         raise fail("mer_live.model.Model output differs from torch")
     log.info("exported %s: %s params, parity %.2g", path, card["parameters"], diff)
     return path
