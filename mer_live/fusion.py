@@ -72,18 +72,22 @@ class FusionSpec:
 class Fusion:
     """The teacher of a fused model: patches in, fused outputs out (live and offline)."""
 
-    def __init__(self, spec: FusionSpec, threads: int = 1) -> None:
+    def __init__(self, spec: FusionSpec, threads: int = 1,
+                 offsets: tuple[float, float] | None = None) -> None:
         self.spec = spec
         self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads)
         self.w = self.teacher.head.w
         self.window_samples = self.teacher.window_samples
         self.name = spec.teacher.stem
+        #: added to the teacher's logits: a room model's re-centring (``mer_live.roominput``)
+        self.offsets = None if offsets is None else np.asarray(offsets, np.float64)
 
     @classmethod
     def of(cls, model: Any, threads: int = 1) -> Fusion | None:
-        """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken)."""
+        """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken).
+        A model loaded for room input (``RoomModel``) passes its ``teacher_offsets`` on."""
         spec = FusionSpec.from_card(model)
-        return None if spec is None else cls(spec, threads)
+        return None if spec is None else cls(spec, threads, getattr(model, "teacher_offsets", None))
 
     def fuse(self, p_cnn: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         return np.asarray(p_cnn, np.float64) if z is None else fuse(p_cnn, z, self.w)
@@ -111,7 +115,8 @@ class Fusion:
         return out
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
-        return self.teacher.logits(patches)
+        z = self.teacher.logits(patches)
+        return z if self.offsets is None else z + self.offsets[None, :]
 
 
 class TeacherThread:

@@ -8,9 +8,15 @@ unless another model is given, with its outputs RE-CENTRED: the logit offsets in
 to each window's arousal and valence, which undoes the shift a room causes (everything read as
 tenser and sadder) without changing how the model ranks music.
 
+With a fused model (a card ``fusion`` entry, ``mer_live.fusion``) the teacher's logits are
+re-centred too, by the card's ``room.teacher_offsets`` (``Fusion.of`` reads them from the model),
+and then fused: ``sigmoid(0.7 (logit(p_cnn) + o_cnn) + 0.3 (z + o_teacher))``. The CNN's offsets
+alone centre ``--no-teacher``; the teacher's were fitted after them, so the fusion is centred too.
+Fusion is linear in the logits, so re-centring before fusing equals one offset after it.
+
 ``load_for_input(input, path, **model_kw)`` returns a ``Model``: a plain one for ``line``, a
-``RoomModel`` for ``room``; both have the same interface, so the pipeline and ``mer-analyze`` run
-either without knowing which.
+``RoomModel`` for ``room``; both have the same interface (and ``input_kind``, the label the
+terminal and the window show), so the pipeline and ``mer-analyze`` run either without knowing which.
 """
 
 from __future__ import annotations
@@ -37,24 +43,34 @@ def room_model_path() -> Path:
     return Path(str(resources.files("mer_live.models").joinpath(f"{ROOM_MODEL_NAME}.onnx")))
 
 
+def _logit_pair(v: Any, what: str, card: ModelCard) -> tuple[float, float]:
+    if (not isinstance(v, (list, tuple)) or len(v) != 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                       and abs(x) <= 8 for x in v)):
+        raise ModelError(f"model card {card.name}: room.{what} must be two finite logits in [-8, 8]")
+    return float(v[0]), float(v[1])
+
+
 @dataclass(frozen=True)
 class RoomCalibration:
-    """A model's room re-centring: logit offsets for arousal and valence."""
+    """A model's room re-centring: logit offsets for arousal and valence (the CNN's windows), and
+    for its teacher's logits when the model is fused (None: the teacher is not re-centred)."""
 
     offsets: tuple[float, float]
+    teacher_offsets: tuple[float, float] | None = None
 
     @classmethod
     def from_card(cls, card: ModelCard) -> RoomCalibration | None:
-        """The card's ``room.offsets``, or None when the card has none; ModelError if malformed."""
+        """The card's ``room.offsets`` (and ``room.teacher_offsets``), or None when the card has
+        none; ModelError if malformed."""
         room = card.extra.get("room")
+        if room is not None and not isinstance(room, dict):
+            raise ModelError(f"model card {card.name}: 'room' must be an object")
         if room is None or room.get("offsets") is None:
             return None
-        off = room["offsets"]
-        if (not isinstance(off, (list, tuple)) or len(off) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                           and abs(v) <= 8 for v in off)):
-            raise ModelError(f"model card {card.name}: room.offsets must be two finite logits in [-8, 8]")
-        return cls((float(off[0]), float(off[1])))
+        t = room.get("teacher_offsets")
+        return cls(_logit_pair(room["offsets"], "offsets", card),
+                   None if t is None else _logit_pair(t, "teacher_offsets", card))
 
 
 def recentre(av: np.ndarray, offsets: tuple[float, float]) -> np.ndarray:
@@ -66,22 +82,32 @@ def recentre(av: np.ndarray, offsets: tuple[float, float]) -> np.ndarray:
 
 class RoomModel(Model):
     """A ``Model`` whose ``predict`` re-centres its outputs for room input (the card's offsets,
-    or ``offsets`` if given; none: outputs unchanged, with a warning)."""
+    or ``offsets`` if given; none: outputs unchanged, with a warning). ``teacher_offsets`` are
+    for a fused model's teacher (``Fusion.of`` applies them)."""
+
+    input_kind = "room"
 
     def __init__(self, path: str | Path, offsets: tuple[float, float] | None = None, **kw: Any) -> None:
         self.offsets = (0.0, 0.0)  # the probe run in Model.__init__ sees no offsets
+        self.teacher_offsets: tuple[float, float] | None = None
         super().__init__(path, **kw)
+        cal = RoomCalibration.from_card(self.card)
         if offsets is None:
-            cal = RoomCalibration.from_card(self.card)
             if cal is None:
                 log.warning("model %s has no room calibration (room.offsets in its card): its outputs "
                             "are not re-centred for a room microphone", self.path.name)
             offsets = cal.offsets if cal is not None else (0.0, 0.0)
         self.offsets = (float(offsets[0]), float(offsets[1]))
+        self.teacher_offsets = cal.teacher_offsets if cal is not None else None
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         y = super().predict(windows)
         return recentre(y, self.offsets) if self.offsets != (0.0, 0.0) else y
+
+
+def input_kind(model: Any) -> str:
+    """``"room"`` for a model loaded for room input, else ``"line"`` (the terminal's and window's label)."""
+    return str(getattr(model, "input_kind", "line"))
 
 
 def load_for_input(input: str, path: str | Path | None = None, **kw: Any) -> Model:
