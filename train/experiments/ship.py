@@ -154,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-features", type=Path, default=None,
                     help="the pretrained model's clip features of a recipe with fit.feature_weight > 0 "
                          "(default: the file its cross-validation used, run_spec --clip-features)")
+    ap.add_argument("--fusion-from", type=Path, default=None,
+                    help="copy the 'fusion' entry (teacher, head, cadences) of this card, e.g. "
+                         "models/mer-default.json: the exported model is fused with the same teacher")
+    ap.add_argument("--fusion-head", default=None,
+                    help="with --fusion-from: another head file (in models/) for this model's fusion")
+    ap.add_argument("--room-fusion", type=Path, default=None,
+                    help="a room_fusion result (results/room-fusion-<cnn>.json): the card's room section "
+                         "gets the teacher_offsets of its row --room-fusion-row")
+    ap.add_argument("--room-fusion-row", default="fused+rc",
+                    choices=("fused+rc", "fused-roomhead+rc", "fused+trc", "fused-roomhead+trc"),
+                    help="+rc: the CNN's offsets and then the teacher's; +trc: the teacher's alone (the "
+                         "card's CNN offsets become 0)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
@@ -267,6 +279,40 @@ def main(argv: list[str] | None = None) -> int:
         "cv_command": res.get("command", ""),
     }
     room = room_card(res)
+    if args.fusion_from is not None:
+        fusion = dict(json.loads(args.fusion_from.read_text())["fusion"])
+        if args.fusion_head:
+            fusion["head"] = args.fusion_head
+        card_extra["fusion"] = fusion
+    if args.room_fusion is not None:
+        if room is None or args.fusion_from is None:
+            raise SystemExit("ship: error: --room-fusion needs a CV with a room test and --fusion-from")
+        rf = json.loads(args.room_fusion.read_text())
+        name = args.room_fusion_row
+        h = "room" if "roomhead" in name else "clean"
+        row = rf["rows"][name]
+        keys = ("arousal_auc", "valence_auc", "valence_auc_low_arousal", "quadrant_macro_f1", "mean_arousal",
+                "mean_valence")
+        cnn_rc = name.endswith("+rc")
+        if not cnn_rc:
+            cal = [round(v, 4) for v in res["room_test"]["offsets"]["none"]["all_folds"]]
+            room["offsets"] = [0.0, 0.0]
+            room["offsets_note"] = ("logits added to arousal and valence for room input "
+                                    "(mer_live/roominput.py): 0, this model trained on simulated rooms is "
+                                    f"left as it is (its calibration offsets were {cal}, which did not help "
+                                    "on the room test)")
+        src = "teacher_all_folds" if cnn_rc else "teacher_only_all_folds"
+        room["teacher_offsets"] = [round(v, 4) for v in rf["offsets"][src][h]]
+        room["offsets_note"] += ("; teacher_offsets: added to the teacher's logits before fusing, fitted "
+                                 + ("after the CNN's offsets " if cnn_rc else "with the CNN left as it is ")
+                                 + "so the fused mean on the calibration rooms equals its clean mean "
+                                 "(train/experiments/room_fusion.py, row " + name + ")")
+        room["room_test_fused"] = {
+            "how": f"{rf['command']}: the same out-of-fold CNN fused (w {rf['weight']}) with the teacher on "
+                   f"mer-analyze's patches (every {rf['every_s']:g} s), head per fold ({h}), re-centred",
+            "clean": {k: round(row["clean"][k], 4) for k in keys},
+            "room": {k: round(row["room_mean"][k], 4) for k in keys},
+            "stage": {k: round(row["stage"][k], 4) for k in keys}}
     if room is not None:
         card_extra["room"] = room
     export_onnx(model, args.out, sample_rate=mcfg.sample_rate, window_samples=mcfg.window_samples,
