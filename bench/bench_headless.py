@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-device", action="store_true", help="skip the PulseAudio null-sink runs")
     ap.add_argument("--variants", default="default,cnn-only",
                     help="default: as mer-live runs by default (music gate, teacher, beat, sections); "
-                         "cnn-only: the model's CNN alone with none of them (what mer-live ran before)")
+                         "cnn-only: the model's CNN alone with none of them (what mer-live ran before); "
+                         "room: the default run with --room (the shipped room model, models/mer-room.onnx)")
     ap.add_argument("--profile", type=positive_float, metavar="S",
                     help="also profile the first run at hop 0.1 s for S seconds (py-spy + /proc threads)")
     args = ap.parse_args(argv)
@@ -132,14 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     def prof_for(hop: float) -> float:
         return args.profile or 0.0 if hop == 0.1 else 0.0
 
-    variants = {"default": [], "cnn-only": ["--no-teacher", "--no-music-gate", "--no-beat", "--no-sections"]}
+    from mer_live.roominput import room_model_path
+
+    variants = {"default": [], "cnn-only": ["--no-teacher", "--no-music-gate", "--no-beat", "--no-sections"],
+                "room": ["--room"]}
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not chosen or any(v not in variants for v in chosen):
         ap.error(f"--variants: choose from {', '.join(variants)}")
+    if "room" in chosen and not room_model_path().is_file():
+        ap.error(f"--variants room: {room_model_path()} is not built")
+
+    def model_of(v: str) -> Path:  # --room runs the room model (the --model flag would replace it)
+        return room_model_path() if v == "room" else model
     wav = demo_wav(tmp / "demo22k.wav", 22050, 1)
     for hop in hops:
         for v in chosen:
-            r = run_headless(["--input", str(wav), "--loop", "--model", str(model), "--hop", str(hop),
+            r = run_headless(["--input", str(wav), "--loop", "--model", str(model_of(v)), "--hop", str(hop),
                               *variants[v]], args.seconds, profile_s=prof_for(hop) if v == chosen[0] else 0.0)
             if r["profile"]:
                 profiles.append((f"file, hop {hop} s, {v}", r["profile"]))
@@ -165,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         stderr=subprocess.DEVNULL, start_new_session=True,
                     )
                     try:
-                        r = run_headless(["--device", "pulse", "--model", str(model), "--hop", str(hop),
+                        r = run_headless(["--device", "pulse", "--model", str(model_of(v)), "--hop", str(hop),
                                           *variants[v]], args.seconds, env_extra=server.env, profile_s=0.0)
                         if r["profile"]:
                             profiles.append((f"device, hop {hop} s", r["profile"]))

@@ -513,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline-csv", type=Path, metavar="FILE", help="also write every window to FILE as CSV")
     p.add_argument("--no-teacher", action="store_true",
                    help="a fused model's CNN alone, without its pretrained teacher (faster, less accurate)")
+    p.add_argument("--room", action="store_true",
+                   help="recorded with a laptop or room microphone in front of the PA, not from the desk: "
+                   "the room model and its re-centring (docs/room.md)")
     p.add_argument("--no-music-gate", action="store_true",
                    help="score every audible window, not only music (default: silence, talk, applause "
                    "and noise are left out of a file's summary)")
@@ -522,16 +525,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_model(path: Path | None, provider: str = "auto", threads: int | None = None) -> Model:
-    """Load the model or raise ModelError with a message that says what to do."""
-    if path is None:
+def load_model(path: Path | None, provider: str = "auto", threads: int | None = None,
+               input: str = "line") -> Model:
+    """Load the model for ``input`` ("line", or "room": the room model and its re-centring,
+    ``mer_live.roominput``) or raise ModelError with a message that says what to do."""
+    from mer_live.roominput import load_for_input
+
+    if path is None and input == "line":
         path = default_model_path()
         if not path.is_file():
             raise ModelError(
                 f"no model: the default model ({path.name}) is not installed in this version; "
                 "pass --model PATH"
             )
-    return Model(path, provider=provider, threads=threads or None)
+    return load_for_input(input, path, provider=provider, threads=threads or None)
 
 
 def load_presence() -> Any | None:
@@ -581,8 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         tl = _open_for_writing(args.timeline_csv, "--timeline-csv") if args.timeline_csv else None
         try:
             threads = args.threads or default_threads(default_decoders())
-            model = load_model(args.model, args.provider, threads)
-            log.info("model %s on %s, %d threads", model.card.name, model.active_provider, threads)
+            model = load_model(args.model, args.provider, threads, "room" if args.room else "line")
+            log.info("model %s on %s, %d threads, %s input", model.card.name, model.active_provider, threads,
+                     "room" if args.room else "line")
             paths = collect_paths(args.paths)
             if not paths:
                 raise AnalyzeError("no audio files to analyse")

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=S, metavar="N", help="onnxruntime threads (0: all)")
     e.add_argument("--no-teacher", action="store_const", const=True, default=S,
                    help="a fused model's CNN alone, without its pretrained teacher (less CPU)")
+    e.add_argument("--room", action="store_const", const="room", default=S,
+                   help="the input is a laptop or room microphone in front of the PA, not a desk feed: "
+                   "the room model and its re-centring (docs/room.md)")
     e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
                    help="estimate emotion for every sound, not only music (test tones, sound checks)")
     o = p.add_argument_group("OSC")
@@ -158,6 +161,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "threads": ("model", "threads", None),
         "no_music_gate": ("model", "music_gate", lambda v: not v),
         "no_teacher": ("model", "teacher", lambda v: not v),
+        "room": ("model", "input", None),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
         "record": ("run", "record", None),
@@ -223,11 +227,14 @@ def notice(msg: str) -> None:
 
 
 def load_model(cfg: Any) -> Any:
-    """Load the configured model; every failure is a one-line CliError with exit code 2."""
-    from mer_live.model import Model, ModelError, default_model_path
+    """Load the configured model for the configured input (``[model] input``: line, or room: the
+    room model and its re-centring, ``mer_live.roominput``); every failure is a one-line CliError
+    with exit code 2."""
+    from mer_live.model import ModelError, default_model_path
+    from mer_live.roominput import load_for_input
 
     path = cfg.model.path
-    if path is None:
+    if path is None and cfg.model.input == "line":
         path = default_model_path()
         if not path.is_file():
             raise CliError(
@@ -236,8 +243,8 @@ def load_model(cfg: Any) -> Any:
                 EXIT_USAGE,
             )
     try:
-        return Model(path, provider=cfg.model.provider, threads=cfg.model.threads or None,
-                     require_gpu=cfg.model.require_gpu)
+        return load_for_input(cfg.model.input, path, provider=cfg.model.provider,
+                              threads=cfg.model.threads or None, require_gpu=cfg.model.require_gpu)
     except ModelError as e:
         raise CliError(str(e), EXIT_USAGE) from None
 
@@ -449,9 +456,11 @@ def _main(ns: argparse.Namespace) -> int:
 
     # 2. the model, before any audio opens
     model = load_model(cfg)
+    from mer_live.roominput import input_kind
+
     notice(
         f"model {model.card.name} ({model.sample_rate} Hz, {model.card.window_seconds:.2f} s window) "
-        f"on {model.active_provider}"
+        f"on {model.active_provider}, {input_kind(model)} input"
     )
 
     stopper = _Stopper()
@@ -467,6 +476,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.capture import DeviceError
     from mer_live.filesource import SourceError
     from mer_live.record import RecordError
+    from mer_live.roominput import input_kind
     from mer_live.terminal import TerminalPrinter
 
     # 3. the window or the terminal
@@ -485,7 +495,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     # 4. source, OSC, pipeline
     factory, spec = source_factory(cfg, model, stopper.event)
     osc = make_osc(cfg)
-    printer = TerminalPrinter() if headless else None
+    printer = TerminalPrinter(label=input_kind(model)) if headless else None
     pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
     presence, gate = load_presence(cfg)
     teacher = load_teacher(cfg, model)

@@ -64,6 +64,9 @@ class ModelConfig:
     presence: Path | None = None  #: the music-presence model (None: the shipped one)
     #: a fused model's pretrained teacher on its own thread (false: the CNN alone, less CPU)
     teacher: bool = True
+    #: what the input is: "line" (a desk feed) or "room" (a laptop or room microphone in front of
+    #: the PA: the room model and its re-centring, docs/room.md; --room)
+    input: Literal["line", "room"] = "line"
 
 
 @dataclass(frozen=True)

@@ -506,7 +506,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         grid.setVerticalSpacing(4)
         self.status_labels: dict[str, QtWidgets.QLabel] = {}
         keys = ["source", "sample rate", "model", "provider", "model ms", "latency",
-                "overflows", "OSC", "send rate", "hops skipped"]
+                "overflows", "OSC", "send rate", "hops skipped", "input kind"]
         for i, key in enumerate(keys):
             k = QtWidgets.QLabel(key)
             k.setObjectName("statuskey")
@@ -589,6 +589,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         sr = st.get("samplerate", st.get("sample_rate"))
         sl["sample rate"].setText(f"{sr} Hz" if sr else "–")
         sl["model"].setText(str(st.get("model", getattr(card, "name", "?"))))
+        sl["input kind"].setText(str(getattr(model, "input_kind", "line")))  # line or room (--room)
         prov = str(st.get("provider", getattr(model, "active_provider", "?")))
         sl["provider"].setText(prov.replace("ExecutionProvider", ""))
         targets = st.get("osc_targets", [])

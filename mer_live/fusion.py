@@ -72,24 +72,28 @@ class FusionSpec:
 class Fusion:
     """The teacher of a fused model: patches in, fused outputs out (live and offline)."""
 
-    def __init__(self, spec: FusionSpec, threads: int = 1, provider: str = "cpu") -> None:
+    def __init__(self, spec: FusionSpec, threads: int = 1, provider: str = "cpu",
+                 offsets: tuple[float, float] | None = None) -> None:
         self.spec = spec
         self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads, provider=provider)
         self.active_provider = self.teacher.session.get_providers()[0]
         self.w = self.teacher.head.w
         self.window_samples = self.teacher.window_samples
         self.name = spec.teacher.stem
+        #: added to the teacher's logits: a room model's re-centring (``mer_live.roominput``)
+        self.offsets = None if offsets is None else np.asarray(offsets, np.float64)
 
     @classmethod
     def of(cls, model: Any, threads: int = 1, provider: str | None = None) -> Fusion | None:
         """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken).
-        ``provider`` None: the provider the model really runs on (CUDA when the model got it)."""
+        ``provider`` None: the provider the model really runs on (CUDA when the model got it).
+        A model loaded for room input (``RoomModel``) passes its ``teacher_offsets`` on."""
         spec = FusionSpec.from_card(model)
         if spec is None:
             return None
         if provider is None:
             provider = "cuda" if getattr(model, "active_provider", "") == "CUDAExecutionProvider" else "cpu"
-        return cls(spec, threads, provider)
+        return cls(spec, threads, provider, getattr(model, "teacher_offsets", None))
 
     def fuse(self, p_cnn: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         return np.asarray(p_cnn, np.float64) if z is None else fuse(p_cnn, z, self.w)
@@ -117,7 +121,8 @@ class Fusion:
         return out
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
-        return self.teacher.logits(patches)
+        z = self.teacher.logits(patches)
+        return z if self.offsets is None else z + self.offsets[None, :]
 
 
 class TeacherThread:

@@ -24,8 +24,9 @@ def bar(value: float, width: int = BAR_WIDTH) -> str:
     return "#" * n + "." * (width - n)
 
 
-def format_line(e: Estimate) -> str:
-    """One compact status line: time, arousal/valence bars, quadrant, level, flags."""
+def format_line(e: Estimate, label: str = "") -> str:
+    """One compact status line: time, the input kind (``label``: "line" / "room"), arousal/valence
+    bars, quadrant, level, flags."""
     flags = []
     if not e.input_ok:
         flags.append("NO-INPUT")
@@ -39,8 +40,9 @@ def format_line(e: Estimate) -> str:
         flags.append(f"XRUN:{e.overflows}")
     if e.hops_skipped:
         flags.append(f"SKIP:{e.hops_skipped}")
+    kind = f"{label}  " if label else ""
     return (
-        f"{e.t:8.1f}s  A [{bar(e.arousal)}] {e.arousal:.2f}  V [{bar(e.valence)}] {e.valence:.2f}  "
+        f"{e.t:8.1f}s  {kind}A [{bar(e.arousal)}] {e.arousal:.2f}  V [{bar(e.valence)}] {e.valence:.2f}  "
         f"{mood_label(e):<18}  {e.level_rms_db:6.1f} dB  {tempo(e)}{' '.join(flags)}"
     ).rstrip()
 
@@ -54,9 +56,11 @@ def tempo(e: Estimate) -> str:
 class TerminalPrinter:
     """Sink that prints the newest estimate ``rate_hz`` times a second on its own thread."""
 
-    def __init__(self, stream: TextIO | None = None, rate_hz: float = 4.0, tty: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, rate_hz: float = 4.0, tty: bool | None = None,
+                 label: str = "") -> None:
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
+        self.label = label  #: the input kind ("line" / "room") shown on every line
         self.stream = stream if stream is not None else sys.stdout
         self.period = 1.0 / rate_hz
         if tty is None:
@@ -97,7 +101,7 @@ class TerminalPrinter:
         if e is None or e is self._printed:
             return
         self._printed = e
-        line = format_line(e)
+        line = format_line(e, self.label)
         self._write(f"\r{line}\x1b[K" if self.tty else line + "\n")
         self.lines += 1
 

@@ -117,6 +117,10 @@ class SpecFitConfig:
     # a rising linearly from 0 to this value over the epochs. Song-level tags mislabel some
     # clips; the model's earlier, still smooth opinion softens the targets it would memorise
     self_distill: float = 0.0
+    # room training (issue #19): the probability that a crop is cut from one of the clip's
+    # simulated room-microphone versions (``room_mels`` of fit_spec, ``train.room``) instead of
+    # the clean clip; the spectrogram effects above still apply on top
+    p_room: float = 0.0
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # auto: cuda when present, else cpu (spectrogram crops are cut on the CPU)
@@ -146,6 +150,8 @@ class SpecFitConfig:
             raise ValueError("self_distill must be in [0, 1]")
         if self.self_distill and "mixup" in self.augs:
             raise ValueError("self_distill needs one clip per crop: not with mixup")
+        if not 0 <= self.p_room <= 1:
+            raise ValueError("p_room must be a probability")
 
 
 @dataclass
@@ -338,7 +344,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
              on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None,
              teachers: Sequence[EmotionModel] = (),
              clip_features: np.ndarray | PatchFeatures | None = None,
-             clip_probs: np.ndarray | None = None) -> SpecFitResult:
+             clip_probs: np.ndarray | None = None,
+             room_mels: Sequence[Sequence[torch.Tensor]] | None = None) -> SpecFitResult:
     """Fit ``model`` (its front end frozen) on random crops of cached mel dB. Fixed epochs with a
     one-cycle schedule (no early stopping: nothing of the training artists is spent on it). With
     ``learn_bands`` the cache holds bin power and the band filters learn with the rest.
@@ -356,7 +363,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     time-resolved: each crop's target is the mean of the patches inside it. ``clip_probs``
     (``[len(clips), 2]``, a clip-level teacher's arousal/valence probabilities, e.g. a classifier
     on those features cross-fitted over the training clips) take the place of ``teachers`` in
-    ``cfg.distill``'s targets."""
+    ``cfg.distill``'s targets. ``room_mels`` (per clip, cached spectrograms of its room-microphone
+    versions) are what ``cfg.p_room`` draws crops from."""
     from tqdm.auto import tqdm
 
     cfg = cfg or SpecFitConfig()
@@ -374,8 +382,13 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
     nt = math.ceil(model.cfg.window_samples / model.cfg.hop) + 1  # frames per window (center=True)
     frame_rate = model.cfg.sample_rate / model.cfg.hop
     src = int(math.ceil(nt * (1 + cfg.stretch_max))) if "stretch" in cfg.augs else nt
-    data = [m if m.shape[1] >= src else F.pad(m.float(), (0, src - m.shape[1]), mode="replicate").half()
-            for m in mels]
+    def padded(m: torch.Tensor) -> torch.Tensor:
+        return m if m.shape[1] >= src else F.pad(m.float(), (0, src - m.shape[1]), mode="replicate").half()
+
+    data = [padded(m) for m in mels]
+    if cfg.p_room > 0 and (room_mels is None or len(room_mels) != len(mels) or not all(room_mels)):
+        raise ValueError("p_room > 0 needs room_mels: at least one room version per clip")
+    rooms = [[padded(m) for m in r] for r in room_mels] if cfg.p_room > 0 and room_mels else None
     y = torch.from_numpy(targets(clips))
     q = torch.tensor([c.quadrant - 1 for c in clips])
     aw = cfg.arousal_weight
@@ -447,8 +460,11 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
             ci = order[s * per_step : (s + 1) * per_step].repeat_interleave(pool).tolist()
             crops, starts = [], []
             for i in ci:
-                st = int(torch.randint(0, data[i].shape[1] - src + 1, (1,), generator=g))
-                crops.append(data[i][:, st : st + src])
+                m = data[i]
+                if rooms is not None and float(torch.rand(1, generator=g)) < cfg.p_room:
+                    m = rooms[i][int(torch.randint(0, len(rooms[i]), (1,), generator=g))]
+                st = int(torch.randint(0, m.shape[1] - src + 1, (1,), generator=g))
+                crops.append(m[:, st : st + src])
                 starts.append(st)
             db = torch.stack(crops).float()
             if bins:  # bin power -> bands through the filters being learnt (autograd crosses devices)

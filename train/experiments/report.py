@@ -2,6 +2,9 @@
 
 ``python -m train.experiments.report RESULT[=label] ... [--baseline results/baseline.json] [--stage]``
 
+``--room`` instead prints the room-test table (``room_test`` of ``stage_eval --room-test`` or
+``run_spec --room-test``: clean, stage test and room test, per room path, means over seeds).
+
 ``--shared-errors`` instead says how far the results' arousal errors are the same clips: how many
 clips land on the wrong side of 0.5 in every result, in at least half of them, and per result.
 
@@ -108,15 +111,51 @@ def shared_errors(results: list[dict], dim: int = 0) -> dict[str, float]:
             "per_result": float(np.mean([w.sum() for w in wrong]))}
 
 
+ROOM_COLS = (("arousal AUC", "arousal_auc"), ("valence AUC", "valence_auc"),
+             ("sad vs calm AUC", "valence_auc_low_arousal"), ("quadrant macro-F1", "quadrant_macro_f1"),
+             ("mean arousal", "mean_arousal"), ("mean valence", "mean_valence"))
+
+
+def room_table(specs: list[str]) -> str:
+    """Markdown rows of each result's room test: clean, stage and room (mean over seeds, and the
+    seeds' range of macro-F1), per room path."""
+    head = ["model", "test", "room path", *[c for c, _ in ROOM_COLS], "macro-F1 over seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
+    for spec in specs:
+        name, _, label = spec.partition("=")
+        res = json.loads(resolve(name).read_text())
+        rt = res.get("room_test")
+        if not rt:
+            raise SystemExit(f"report: error: {name} has no room_test (run stage_eval --room-test)")
+        label = label or res.get("name", name)
+
+        def row(test: str, path: str, m: dict, spread: str = "", label: str = label) -> None:
+            vals = [f"{m.get(k, float('nan')):.3f}" for _, k in ROOM_COLS]
+            lines.append(f"| {label} | {test} | {path} | " + " | ".join(vals) + f" | {spread} |")
+
+        row("clean (line)", "-", rt["clean"])
+        for path, rec in rt.get("stage", {}).items():
+            row("stage", path, rec["pooled"])
+        for path, rec in rt.get("room", {}).items():
+            f1 = [v["pooled"]["quadrant_macro_f1"] for v in rec["seeds"].values()]
+            row(f"room (seeds {','.join(rec['seeds'])})", path, rec["mean"], f"{min(f1):.3f}-{max(f1):.3f}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("results", nargs="+", help="result name or path, optionally =label")
     ap.add_argument("--baseline", type=Path, help="a mer-train baseline JSON: its row first")
     ap.add_argument("--stage", action="store_true", help="also the stage-test rows")
     ap.add_argument("--short", action="store_true", help="fewer columns (README)")
+    ap.add_argument("--room", action="store_true",
+                    help="the room-test table instead (stage_eval --room-test)")
     ap.add_argument("--shared-errors", action="store_true",
                     help="count the clips whose arousal every / half of the results misjudge")
     args = ap.parse_args(argv)
+    if args.room:
+        print(room_table(args.results), end="")
+        return 0
     if args.shared_errors:
         got = shared_errors([json.loads(resolve(r.partition("=")[0]).read_text()) for r in args.results])
         print(", ".join(f"{k} {v:g}" for k, v in got.items()))

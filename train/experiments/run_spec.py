@@ -27,6 +27,7 @@ from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
+from ..roomtest import RoomPath, room_evaluation, room_training_audio
 from ..specfit import PatchFeatures, SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
 from .run_cv import parse_model
 
@@ -109,6 +110,17 @@ def artist_subset(clips, tr: np.ndarray, fraction: float, seed: int) -> np.ndarr
     return np.array([i for i in tr if clips[i].artist in keep], dtype=np.asarray(tr).dtype)
 
 
+def room_training_mels(mcfg: ModelConfig, clips, audio: list[np.ndarray], n: int, norm: str
+                       ) -> list[list[torch.Tensor]]:
+    """Per clip, the cached spectrograms of its ``n`` training-room versions (``--room-train``)."""
+    variants = []
+    for r in range(n):
+        ra = room_training_audio(clips, audio, mcfg.sample_rate, r, norm, CACHE)
+        variants.append(cached_mels(build_model(mcfg), ra, clips, CACHE))
+        del ra
+    return [[v[i] for v in variants] for i in range(len(clips))]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
@@ -126,6 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage-test", action="store_true",
                     help="also score each test fold through augment.stage_degrade (a PA in a room): "
                          "stage_* metrics beside the clean ones")
+    ap.add_argument("--room-test", default="",
+                    help="comma-separated degradation seeds: also score each fold's models on the room "
+                         "test (train.roomtest: simulated room microphones, shows of 8 clips): room_test")
+    ap.add_argument("--room-path", nargs="*", default=[],
+                    help="with --room-test: room paths scored besides none (eq-show, recentre, ...)")
+    ap.add_argument("--room-train", type=int, default=0,
+                    help="N simulated room versions of every clip (training room bank, seeds 0..N-1) that "
+                         "--fit p_room=P draws training crops from")
+    ap.add_argument("--room-train-norm", default="none", choices=("none", "clip", "show", "stream"),
+                    help="pass the --room-train audio through the room normaliser first (reference: the mean "
+                         "spectrum of all clips' clean audio)")
     ap.add_argument("--save-models", type=Path, default=None,
                     help="save each fitted model's weights as DIR/fold<k>-seed<seed>.pt")
     ap.add_argument("--teachers", type=Path, nargs="*", default=[],
@@ -190,6 +213,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"run_spec: error: --train-artists {args.train_artists} must be in (0, 1]")
     if args.clip_teacher and (args.teachers or not fcfg.distill):
         raise SystemExit("run_spec: error: --clip-teacher needs --fit distill=A and no --teachers")
+    if fcfg.p_room > 0 and not args.room_train:
+        raise SystemExit("run_spec: error: --fit p_room needs --room-train N")
+    try:
+        room_paths = [RoomPath.parse(p) for p in args.room_path]
+    except ValueError as e:
+        raise SystemExit(f"run_spec: error: {e}") from None
+    room_seeds = [int(x) for x in args.room_test.split(",")] if args.room_test else []
+    if room_paths and not room_seeds:
+        raise SystemExit("run_spec: error: --room-path needs --room-test SEEDS")
+    room_mels = None
+    if args.room_train:
+        room_mels = room_training_mels(mcfg, clips, list(audio), args.room_train, args.room_train_norm)
+        log.info("room training: %d room versions per clip (norm %s)", args.room_train, args.room_train_norm)
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
     stage_all: dict[int, np.ndarray] = {}
@@ -203,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     oof = np.full((len(clips), 2), np.nan, np.float32)
     stage_oof = np.full((len(clips), 2), np.nan, np.float32)
     per_fold, secs, histories, stage_folds = [], [], [], []
+    fold_models: dict[int, list] = {}
     for k in only:
         tr, te = folds[k]
         if args.train_artists < 1:
@@ -249,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
                           on_epoch=curve, teachers=teachers,
                           clip_features=(None if pfeats is None or not fcfg.feature_weight
                                          else feature_rows(pfeats, tr)),
-                          clip_probs=cprobs)
+                          clip_probs=cprobs,
+                          room_mels=[room_mels[i] for i in tr] if room_mels is not None else None)
+            if room_seeds:
+                fold_models.setdefault(k, []).append(model)
             if args.save_models:
                 args.save_models.mkdir(parents=True, exist_ok=True)
                 (args.save_models / "model.json").write_text(json.dumps(mcfg.to_dict(), indent=1))
@@ -281,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
            "folds_run": only, "folds": per_fold, **summarize(per_fold), "seconds": secs,
            "flops": count_flops(build_model(mcfg)), "histories": histories, "ids": [c.id for c in clips],
            "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
+    if room_seeds:
+        stage_list = [stage_all.get(i) for i in range(len(clips))] if args.stage_test else None
+        res["room_test"] = room_evaluation(fold_models, clips, list(audio), folds, room_seeds, room_paths,
+                                           cache_dir=CACHE, stage_audio=stage_list, progress=False)
+    res["room_train"] = args.room_train
+    res["room_train_norm"] = args.room_train_norm
     if args.stage_test:
         res["stage_folds"] = stage_folds
         res["stage_oof"] = [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in stage_oof]

@@ -111,6 +111,34 @@ def _has(d: dict, key: str) -> bool:
     return True
 
 
+def room_card(res: dict) -> dict | None:
+    """The card's ``room`` section from a CV result's ``room_test`` (``stage_eval --room-test``):
+    the re-centring offsets (mean over the 5 folds of each fold model's calibration in the
+    training room bank, on its out-of-fold clips) and the room-test numbers they give."""
+    rt = res.get("room_test")
+    if not rt or "none" not in rt.get("offsets", {}):
+        return None
+    rec = rt["room"].get("recentre", {}).get("mean", {})
+    plain = rt["room"].get("none", {}).get("mean", {})
+    keys = ("arousal_auc", "valence_auc", "valence_auc_low_arousal", "quadrant_macro_f1", "mean_arousal",
+            "mean_valence")
+    return {
+        "input": "room",
+        "offsets": [round(v, 4) for v in rt["offsets"]["none"]["all_folds"]],
+        "offsets_note": "logits added to arousal and valence for room input (mer_live/roominput.py): the "
+                        "mean over the 5 CV folds of the offsets that bring each fold model's mean "
+                        "out-of-fold score in simulated calibration rooms (train.room, training bank) to "
+                        "its mean on clean audio",
+        "room_test": {"seeds": rt["seeds"], "show_clips": rt["show_clips"],
+                      "clean": {k: round(rt["clean"][k], 4) for k in keys if k in rt["clean"]},
+                      "room": {k: round(plain[k], 4) for k in keys if k in plain},
+                      "room_recentred": {k: round(rec[k], 4) for k in keys if k in rec},
+                      "how": "train.roomtest (docs/room.md): out-of-fold models on their test clips through "
+                             "simulated room microphones, shows of 8 clips per room, test room bank, "
+                             "pooled metrics averaged over the seeds"},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--recipe", required=True, type=Path, help="a run_spec result JSON (its configs)")
@@ -126,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-features", type=Path, default=None,
                     help="the pretrained model's clip features of a recipe with fit.feature_weight > 0 "
                          "(default: the file its cross-validation used, run_spec --clip-features)")
+    ap.add_argument("--fusion-from", type=Path, default=None,
+                    help="copy the 'fusion' entry (teacher, head, cadences) of this card, e.g. "
+                         "models/mer-default.json: the exported model is fused with the same teacher")
+    ap.add_argument("--fusion-head", default=None,
+                    help="with --fusion-from: another head file (in models/) for this model's fusion")
+    ap.add_argument("--room-fusion", type=Path, default=None,
+                    help="a room_fusion result (results/room-fusion-<cnn>.json): the card's room section "
+                         "gets the teacher_offsets of its row --room-fusion-row")
+    ap.add_argument("--room-fusion-row", default="fused+rc",
+                    choices=("fused+rc", "fused-roomhead+rc", "fused+trc", "fused-roomhead+trc"),
+                    help="+rc: the CNN's offsets and then the teacher's; +trc: the teacher's alone (the "
+                         "card's CNN offsets become 0)")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
@@ -184,13 +224,20 @@ def main(argv: list[str] | None = None) -> int:
         feats = load_clip_features(path, clips, patches=bool(res.get("feature_patches")))
         log.info("clip features %s: %s", path, getattr(feats, "values", feats).shape)
     mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
+    room_mels = None
+    if fcfg.p_room > 0 and len(members) < seeds:  # a room recipe: its simulated rooms, as in its CV
+        from .run_spec import room_training_mels
+
+        room_mels = room_training_mels(mcfg, clips, list(audio), int(res.get("room_train") or 0),
+                                       str(res.get("room_train_norm") or "none"))
+        log.info("room training: %d room versions per clip", len(room_mels[0]))
     for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
         m = build_model(mcfg)
         if members:  # identical (frozen) mel filters in every member: the ensemble computes them once
             m.frontend.load_state_dict(members[0].frontend.state_dict())
         fit_spec(m, clips, mels, dataclasses.replace(fcfg, seed=9000 + s), desc=f"member {s + 1}/{seeds}",
-                 teachers=teachers, clip_features=feats)
+                 teachers=teachers, clip_features=feats, room_mels=room_mels)
         members.append(m)
         log.info("member %d fitted (%.0f s)", s + 1, time.time() - t0)
         args.members.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +278,43 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m train.experiments.ship " + shlex.join(sys.argv[1:] if argv is None else argv),
         "cv_command": res.get("command", ""),
     }
+    room = room_card(res)
+    if args.fusion_from is not None:
+        fusion = dict(json.loads(args.fusion_from.read_text())["fusion"])
+        if args.fusion_head:
+            fusion["head"] = args.fusion_head
+        card_extra["fusion"] = fusion
+    if args.room_fusion is not None:
+        if room is None or args.fusion_from is None:
+            raise SystemExit("ship: error: --room-fusion needs a CV with a room test and --fusion-from")
+        rf = json.loads(args.room_fusion.read_text())
+        name = args.room_fusion_row
+        h = "room" if "roomhead" in name else "clean"
+        row = rf["rows"][name]
+        keys = ("arousal_auc", "valence_auc", "valence_auc_low_arousal", "quadrant_macro_f1", "mean_arousal",
+                "mean_valence")
+        cnn_rc = name.endswith("+rc")
+        if not cnn_rc:
+            cal = [round(v, 4) for v in res["room_test"]["offsets"]["none"]["all_folds"]]
+            room["offsets"] = [0.0, 0.0]
+            room["offsets_note"] = ("logits added to arousal and valence for room input "
+                                    "(mer_live/roominput.py): 0, this model trained on simulated rooms is "
+                                    f"left as it is (its calibration offsets were {cal}, which did not help "
+                                    "on the room test)")
+        src = "teacher_all_folds" if cnn_rc else "teacher_only_all_folds"
+        room["teacher_offsets"] = [round(v, 4) for v in rf["offsets"][src][h]]
+        room["offsets_note"] += ("; teacher_offsets: added to the teacher's logits before fusing, fitted "
+                                 + ("after the CNN's offsets " if cnn_rc else "with the CNN left as it is ")
+                                 + "so the fused mean on the calibration rooms equals its clean mean "
+                                 "(train/experiments/room_fusion.py, row " + name + ")")
+        room["room_test_fused"] = {
+            "how": f"{rf['command']}: the same out-of-fold CNN fused (w {rf['weight']}) with the teacher on "
+                   f"mer-analyze's patches (every {rf['every_s']:g} s), head per fold ({h}), re-centred",
+            "clean": {k: round(row["clean"][k], 4) for k in keys},
+            "room": {k: round(row["room_mean"][k], 4) for k in keys},
+            "stage": {k: round(row["stage"][k], 4) for k in keys}}
+    if room is not None:
+        card_extra["room"] = room
     export_onnx(model, args.out, sample_rate=mcfg.sample_rate, window_samples=mcfg.window_samples,
                 name=args.name, card_extra=card_extra)
     log.info("wrote %s (%.0f s)", args.out, time.time() - t0)
