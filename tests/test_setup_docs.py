@@ -301,8 +301,8 @@ def test_input_shorter_than_the_window_is_noted(tmp_path) -> None:
     r = run_cli("--input", str(short), "--headless", "--no-osc", "--no-music-gate", timeout=60)
     assert r.returncode == 0, r.stderr
     notes = [ln for ln in r.stderr.splitlines() if "shorter than" in ln]
-    assert notes == ["mer-live: note: short.wav (2.0 s) is shorter than the model's 6-s window: one estimate, "
-                     "on a zero-padded window at its end (--loop fills a window)"], r.stderr
+    assert notes == ["mer-live: note: short.wav (2.0 s) is shorter than the model's 6-s window: one "
+                     "estimate, on a zero-padded window at its end (--loop fills a window)"], r.stderr
     r = run_cli("--input", str(short), "--loop", "--duration", "0.5", "--headless", "--no-osc",
                 "--no-music-gate", timeout=60)
     assert [ln for ln in r.stderr.splitlines() if "shorter than" in ln] == [
