@@ -1,4 +1,4 @@
-"""The room normaliser (mer_live/roomnorm.py): streaming equals offline, it removes a static EQ,
+"""The room normaliser (train/roomnorm.py): streaming equals offline, it removes a static EQ,
 and it leaves music that already matches the reference alone."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_live.roomnorm import (
+from train.roomnorm import (
     RoomNormalizer,
     RoomNormConfig,
     SpectrumReference,

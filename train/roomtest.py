@@ -7,7 +7,7 @@ over minutes needs the show, not one clip. So for degradation seed ``s`` the 716
 same room, microphone, PA and noise bed (``room_degrade`` with the show's seed). Shows ignore the
 CV folds: a normaliser reads only unlabelled audio of the same room, never a label or a model.
 
-**Room paths** (``RoomPath``): ``norm`` is where the equaliser (``mer_live.roomnorm``) takes its
+**Room paths** (``RoomPath``): ``norm`` is where the equaliser (``train.roomnorm``) takes its
 long-term spectrum from: ``none``; ``clip`` (the clip alone, two passes: ``mer-analyze --room``
 on one 30-s file); ``show`` (the whole show, two passes: a recorded set); ``stream`` (the live
 ``RoomNormalizer`` run through the show in order, so a clip is heard with what the show taught it
@@ -34,7 +34,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mer_live.roomnorm import (
+from .cache import _key, _safe, _save_atomic, cache_folder
+from .data import Clip
+from .fit import clip_metrics, clip_windows, predict_windows
+from .room import TRAIN_BANK, RoomConfig, room_degrade
+from .roomnorm import (
     RoomNormalizer,
     RoomNormConfig,
     SpectrumReference,
@@ -45,11 +49,6 @@ from mer_live.roomnorm import (
     ltas_power,
     normalize_offline,
 )
-
-from .cache import _key, _safe, _save_atomic, cache_folder
-from .data import Clip
-from .fit import clip_metrics, clip_windows, predict_windows
-from .room import TRAIN_BANK, RoomConfig, room_degrade
 
 log = logging.getLogger(__name__)
 
