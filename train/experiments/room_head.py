@@ -1,0 +1,85 @@
+"""The room model's teacher head: the fused ``--room`` path's linear head on musicnn's features,
+fitted on all 716 clips' clean features AND their training-room versions.
+
+    python -m train.experiments.room_head --cnn room-model --out models/mer-room-head.json
+
+Why a head of its own: through a room the teacher's features move (its clean head reads room audio
+as tense and sad: mean valence 0.19 on the room test); a head that has seen the same clips through
+simulated TRAINING rooms (``train.room``'s training bank, never a test room) keeps the teacher's
+ranking and its centre. ``train.experiments.room_fusion`` cross-validated exactly this head per
+fold (its ``fused-roomhead`` row, docs/room.md); this script fits it once on every clip, the same
+way, for the shipped card. The training-room features are ``room_fusion``'s cache (the teacher on
+mer-analyze's patches every 15 s of each training-room version): run ``room_fusion`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_4q, targets
+from .fusion import DEFAULT_FEATURES, RESULTS, C, fit_head, load_features
+from .room_fusion import OUT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cnn", default="room-model",
+                    help="the run_spec result whose clip order room_fusion used")
+    ap.add_argument("--room-versions", type=int, default=3)
+    ap.add_argument("--every", type=float, default=15.0)
+    ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
+    ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
+    ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-room-head.json")
+    args = ap.parse_args(argv)
+    from mer_live.teacher import sha256_of
+
+    res = json.loads((RESULTS / f"{args.cnn}.json").read_text())
+    by_id = {c.id: c for c in load_4q()}
+    clips = [by_id[i] for i in res["ids"]]
+    pf, _, sha = load_features(args.features, clips)
+    if sha != sha256_of(args.teacher):
+        raise SystemExit(f"room_head: error: {args.features} was computed with another teacher file")
+    rooms = []
+    for r in range(args.room_versions):
+        f = OUT / f"teacher-trainroom{r}-{args.every:g}s.npy"
+        if not f.is_file():
+            raise SystemExit(f"room_head: error: {f} not found (run train.experiments.room_fusion first)")
+        rooms.append(np.load(f))
+    y = targets(clips)
+    x = np.concatenate([np.nanmean(pf, axis=1), *rooms])
+    head = fit_head(x, np.concatenate([y] * (1 + len(rooms))), C)
+    command = "python -m train.experiments.room_head " + shlex.join(sys.argv[1:] if argv is None else argv)
+    card = {
+        "name": args.out.stem,
+        "kind": "linear head on the teacher's features: teacher logits z = features @ weight.T + bias",
+        "teacher": args.teacher.name, "teacher_sha256": sha,
+        "input": "features: [200] (or [n, 200]), the teacher's 'features' output for one 3-s patch",
+        "outputs": ["arousal", "valence"],
+        "weight": head.weight.tolist(), "bias": head.bias.tolist(),
+        "fusion": {"w": 0.3, "formula": "p = sigmoid((1 - w) * logit(p_cnn) + w * z), as musicnn-msd-head"},
+        "training": {"clips": len(clips),
+                     "data": f"4Q (716 clips) clean and through {len(rooms)} simulated training-room "
+                             "versions each (train.room, training bank), quadrant halves as 0/1 targets",
+                     "features": "clean: mean over each clip's patches every 1 s; rooms: mean over "
+                                 f"patches every {args.every:g} s (train/experiments/room_fusion.py)",
+                     "model": f"StandardScaler + LogisticRegression(C={C}) per dimension, folded into "
+                              "one affine map"},
+        "cv": "train/experiments/results/room-fusion-room-model.json, row fused-roomhead (docs/room.md)",
+        "command": command, "created": dt.date.today().isoformat(),
+    }
+    args.out.write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {args.out}: head on {len(x)} feature rows ({len(clips)} clips x {1 + len(rooms)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
