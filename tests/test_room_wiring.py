@@ -225,3 +225,20 @@ def test_shipped_room_model_changes_reverberant_outputs(reverb_file, capsys) -> 
     assert "model mer-default" in err_line and "model mer-room" in err_room and "room input" in err_room
     diff = math.hypot(room["arousal"] - line["arousal"], room["valence"] - line["valence"])
     assert diff > 0.03, (line, room)
+
+
+def test_shipped_room_path_is_the_room_model_with_its_own_teacher_head() -> None:
+    """``--room`` loads models/mer-room.onnx fused with the same teacher through mer-room-head.json
+    (fitted on clean and room audio), not re-centred (its card's offsets are 0, as cross-validated:
+    docs/room.md); the line path keeps the default model and head."""
+    assert room_model_path().is_file(), "models/mer-room.onnx ships with the package"
+    room, line = load_for_input("room"), load_for_input("line")
+    assert room.path.name == "mer-room.onnx" and line.path == default_model_path()
+    f_room, f_line = Fusion.of(room), Fusion.of(line)
+    assert f_room.spec.head.name == "mer-room-head.json" and f_line.spec.head == default_head_path()
+    assert f_room.spec.teacher == f_line.spec.teacher == default_teacher_path()
+    assert room.offsets == (0.0, 0.0) and f_room.offsets is None
+    assert not np.allclose(f_room.teacher.head.weight, f_line.teacher.head.weight)
+    card = json.loads(room_model_path().with_suffix(".json").read_text())
+    fused = card["room"]["room_test_fused"]["room"]
+    assert fused["quadrant_macro_f1"] >= 0.60 and fused["valence_auc"] >= 0.80  # what the card claims

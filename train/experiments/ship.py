@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "0.03 of clean (room_fusion row " + name + ")")
         room["room_test_fused"] = {
             "how": f"{rf['command']}: the same out-of-fold CNN fused (w {rf['weight']}) with the teacher on "
-                   f"mer-analyze's patches (every {rf['every_s']:g} s), head per fold ({h}), re-centred",
+                   f"mer-analyze's patches (every {rf['every_s']:g} s), head per fold ({h}), "
+                   + ("re-centred" if t_rc else "not re-centred"),
             "clean": {k: round(row["clean"][k], 4) for k in keys},
             "room": {k: round(row["room_mean"][k], 4) for k in keys},
             "stage": {k: round(row["stage"][k], 4) for k in keys}}
