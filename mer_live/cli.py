@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default=S, metavar="DEV", help="input device: index or part of its name")
     a.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     a.add_argument("--samplerate", type=int, default=S, metavar="HZ", help="device sample rate")
-    a.add_argument("--blocksize", type=int, default=S, metavar="N", help="frames per callback (0: auto)")
+    a.add_argument("--blocksize", type=int, default=S, metavar="N",
+                   help="frames per callback (0: automatic: blocks of at most 20 ms that divide the hop; "
+                   "128 frames with --low-latency)")
     a.add_argument("--channels", type=int, default=S, metavar="N", help="channels to open")
     a.add_argument("--pick", default=S, metavar="1,2", help="1-based channels to mix (default: all)")
     a.add_argument("--gain-db", type=float, default=S, metavar="DB", help="input gain in dB")

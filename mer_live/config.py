@@ -136,7 +136,7 @@ RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("pipeline", "release_s"): (lambda v: 0 <= v <= 600, "a number of seconds in 0..600"),
     ("pipeline", "gain_db"): (lambda v: -60 <= v <= 60, "a number of dB in -60..60"),
     ("capture", "samplerate"): (lambda v: 1000 <= v <= 384000, "an integer sample rate in 1000..384000"),
-    ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: PortAudio's choice)"),
+    ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: automatic)"),
     ("capture", "channels"): (lambda v: 1 <= v <= 64, "an integer in 1..64"),
     ("pipeline", "pick"): (lambda v: len(v) > 0 and min(v) >= 1, "a list of 1-based channels like [1, 2]"),
 }

@@ -13,6 +13,7 @@ from mer_live.capture import (
     CaptureConfig,
     DeviceError,
     DeviceSource,
+    default_blocksize,
     format_devices,
     list_devices,
     resolve_device,
@@ -170,6 +171,44 @@ def test_low_latency_opens_at_the_model_rate_in_small_blocks(pulse: PulseServer,
     loud = x[np.abs(x[:, 0]) > 0.0]
     assert len(loud) > 0.8 * 16000
     assert abs(dominant_hz(loud, 16000) - 440.0) < 2.0
+
+
+def test_default_blocksize_divides_the_hop_at_the_device_rate() -> None:
+    assert default_blocksize(48000, 4800, 0.02) == 960  # 0.1-s hop: 5 blocks of 20 ms
+    assert default_blocksize(44100, 4410, 0.02) == 882
+    assert default_blocksize(48000, 1200, 0.02) == 600  # 0.025-s hop: 2 blocks
+    assert default_blocksize(48000, 4800.5, 0.02) == 0  # not whole frames: PortAudio's choice
+    assert default_blocksize(48000, 4801, 0.02) == 0  # a prime-ish hop: nothing in 240..960 divides it
+
+
+def test_default_blocks_are_20_ms_that_end_on_hop_boundaries(pulse: PulseServer, tmp_path) -> None:
+    """Without --low-latency the device runs at its own rate in blocks that divide the hop there
+    (fewer wake-ups than PortAudio's ~8.6-ms choice), and the tone still arrives intact."""
+    wav = write_wav(tmp_path / "a440.wav", tone(440.0, 1.0, amp=0.5))
+    with pulse.activate():
+        src = DeviceSource(CaptureConfig(device="pulse"), model_rate=16000, hop_frames=1600)
+        hop_dev = 1600 * src.samplerate // 16000
+        assert src.samplerate != 16000 and src.blocksize == default_blocksize(src.samplerate, hop_dev, 0.02)
+        assert hop_dev % src.blocksize == 0 and src.blocksize > 0.01 * src.samplerate
+        sizes = []
+        real = src._callback
+
+        def spy(indata, frames, time_info, status):
+            sizes.append(frames)
+            real(indata, frames, time_info, status)
+
+        src._callback = spy
+        src.start()
+        try:
+            assert wait_until(lambda: src.ring.frames_written > 0, 5.0), "no callback within 5 s"
+            src.ring.read_new()
+            pulse.play(wav)
+            x = src.ring.read_new()
+        finally:
+            src.stop()
+    assert set(sizes) == {src.blocksize}
+    loud = x[np.abs(x[:, 0]) > 0.0]
+    assert abs(dominant_hz(loud, src.samplerate) - 440.0) < 2.0
 
 
 def test_starved_consumer_keeps_newest_and_counts(pulse: PulseServer, tmp_path) -> None:
