@@ -55,18 +55,20 @@ from bench.common import (
 
 WARMUP_S = 2.0  #: estimates in the first seconds after the first one are not timed (start-up)
 
-#: the listener child: records (monotonic arrival, value) of every ``<prefix>/level`` datagram
+#: the listener child: records (monotonic arrival, value) of every ``<prefix>/level`` datagram and
+#: (arrival, count) of every ``<prefix>/beat``
 _LISTENER = r"""
 import json, socket, sys, time
 from pythonosc.osc_message import OscMessage
 addr = (sys.argv[1] + "/level").encode()
+beat = (sys.argv[1] + "/beat").encode()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.bind(("127.0.0.1", 0))
 s.settimeout(0.2)
 print(s.getsockname()[1], flush=True)
 end = time.monotonic() + float(sys.argv[2])
-arr, val = [], []
+arr, val, b_arr, b_cnt = [], [], [], []
 n = 0
 while time.monotonic() < end:
     try:
@@ -78,7 +80,11 @@ while time.monotonic() < end:
     if d.startswith(addr + b"\x00"):
         arr.append(now)
         val.append(OscMessage(d).params[0])
-print(json.dumps({"arrival": arr, "level": val, "datagrams": n}), flush=True)
+    elif d.startswith(beat + b"\x00"):
+        b_arr.append(now)
+        b_cnt.append(OscMessage(d).params[0])
+print(json.dumps({"arrival": arr, "level": val, "beat_arrival": b_arr, "beat_count": b_cnt, "datagrams": n}),
+      flush=True)
 """
 
 
@@ -141,6 +147,24 @@ class Published:
             self.n = i + 1
 
 
+class BeatLog:
+    """Pipeline sink that keeps each published beat's count, stream time and detection time."""
+
+    def __init__(self) -> None:
+        self.count: list[int] = []
+        self.t: list[float] = []
+        self.wall: list[float] = []
+
+    def __call__(self, e) -> None:
+        pass
+
+    def event(self, ev) -> None:
+        if ev.kind == "beat":
+            self.count.append(int(ev.count))
+            self.t.append(float(ev.t))
+            self.wall.append(float(ev.wall))
+
+
 def time_info_note(st: Stamps) -> str:
     """PortAudio's time_info of one callback mid-run, as evidence for the ADC-time choice."""
     if not st.n:
@@ -199,9 +223,10 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, rea
         src = src_factory()
         cap = int((seconds + 10) / hop) + 64
         pub = Published(cap)
+        beats = BeatLog()
         osc = OscSender(OscConfig(targets=[f"127.0.0.1:{port}"], rate_hz=osc_rate, prefix=prefix,
                                   realtime=realtime))
-        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop, realtime=realtime), sinks=[pub, osc],
+        pipe = Pipeline(src, model, PipelineConfig(hop_s=hop, realtime=realtime), sinks=[pub, osc, beats],
                         **(default_parts(model) if FULL else {}))
         osc.start()
         pipe.start()
@@ -252,11 +277,25 @@ def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, rea
                 break
             j += 1
     got = valid & np.isfinite(sent)
+    # beats: the audio clock of the beat's own sample (the tracker's stream time) -> its datagram
+    b_arrival = dict(zip(heard.get("beat_count", []), heard.get("beat_arrival", []), strict=True))
+    beat_total, beat_detect = [], []
+    t_warm = pub.wall[0] + WARMUP_S if n else np.inf
+    for c, t_b, w in zip(beats.count, beats.t, beats.wall, strict=True):
+        fb = int(np.floor(t_b * rate))
+        k = int(np.searchsorted(src.stamps.frames[: src.stamps.n], fb + 1, side="left"))
+        if c not in b_arrival or k >= src.stamps.n or w < t_warm:
+            continue
+        beat_total.append((b_arrival[c] - (first_adc[k] + (fb - f_start[k]) / rate)) * 1e3)
+        beat_detect.append((b_arrival[c] - w) * 1e3)
     # hop schedule jitter on the wall clock: |interval between consecutive published estimates - hop|
     consecutive = valid[1:] & valid[:-1] & (np.diff(ends) == np.rint(hop * model.sample_rate))
     jitter = np.abs(np.diff(pub.wall[:n]) - hop)[consecutive] * 1e3
     return {
         "jitter_ms": jitter,
+        "beat_total_ms": np.asarray(beat_total),
+        "beat_detect_ms": np.asarray(beat_detect),
+        "beats": len(beats.count),
         "total_ms": (sent[got] - adc[got]) * 1e3,
         "capture_ms": (cb_mono[cbv][got] - adc[got]) * 1e3,
         "pipeline_ms": (pub.wall[:n][got] - cb_mono[cbv][got]) * 1e3,
@@ -396,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
                           ("to_publish_ms", "window's last sample -> estimate published"),
                           ("own_ms", "pipeline's own Estimate.latency_ms (ring read -> published)"),
                           ("model_ms", "model time per window (Estimate.model_ms)"),
-                          ("jitter_ms", "hop jitter: abs(interval between consecutive estimates - hop)")):
+                          ("jitter_ms", "hop jitter: abs(interval between consecutive estimates - hop)"),
+                          ("beat_total_ms", "**a beat's own sample -> /mer/beat datagram at the listener** "
+                                            "(--full)"),
+                          ("beat_detect_ms", "beat detected (BeatTracker) -> /mer/beat datagram")):
+            if key.startswith("beat") and not FULL:
+                continue
             if len(r[key]) == 0:
                 rows.append([dev, f"{rate:g} Hz", what, 0, "n/a", "n/a", "n/a"])
                 continue
@@ -410,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {r['callback_gap_p99_ms']:.1f} ms: the server's burst), PortAudio "
             f"input latency {r['stream_latency_ms']:.1f} ms; ADC times from PortAudio: "
             f"{r['adc_from_portaudio']} ({r['time_info']}); hops_skipped {r['hops_skipped']}, frames_lost "
-            f"{r['frames_lost']}, overflows {r['overflows']}, {r['datagrams']} datagrams received."
+            f"{r['frames_lost']}, overflows {r['overflows']}, {r['datagrams']} datagrams received"
+            + (f"; {r['beats']} beats published, {len(r['beat_total_ms'])} timed." if FULL else ".")
         )
     if not any(r["timed"] for _, _, r in results):
         raise RuntimeError("no estimate could be matched to an OSC datagram in any run")
@@ -421,8 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         body,
         notes=[
             f"{args.seconds:.0f} s per OSC rate of music (4Q clips, 48 kHz stereo) played with paplay into "
-            "a private PulseAudio null sink, captured by PortAudio (ALSA `pulse` device, default block "
-            "size) in this process; 1 onnxruntime thread; the UDP listener is a separate process; "
+            "a private PulseAudio null sink, captured by PortAudio (ALSA `pulse` device, mer-live's "
+            "default block size) in this process; 1 onnxruntime thread; the UDP listener is a separate "
+            "process; "
             "all times on CLOCK_MONOTONIC.",
             "Latency is counted from the window's last sample, so it is the latency beyond the hop "
             "(floor: p99 <= 10 ms). The OSC sender sends each new estimate at once (send_on_estimate, the "
@@ -434,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             "with `--realtime` (the pipeline "
             "and OSC sender threads under SCHED_FIFO, as on a tuned show machine).",
             f"Estimates of the first {WARMUP_S:.0f} s after the first one are not timed (start-up).",
+            "Beats (--full): from the audio clock of the sample the beat tracker put the beat on (its "
+            "stream time, the same clock as the windows') to the `/mer/beat` datagram with that count; "
+            "a beat the beat clock fills in (aubio at half tempo) counts from its own grid time.",
             *notes,
         ],
     )
