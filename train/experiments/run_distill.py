@@ -122,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(seed)
         model = build_model(mcfg)
 
-        def curve(epoch: int, m, te=te) -> dict[str, float]:
+        def curve(epoch: int, m, te=te, k=k) -> dict[str, float]:
             if not args.curve_every or epoch % args.curve_every:
                 return {}
             got = clip_metrics(y[te], predict_clips(m, [audio[i] for i in te], 1.0), quads[te])
+            log.info("fold %d epoch %d: held out a_auc %.3f v_auc %.3f f1 %.3f", k, epoch, got["arousal_auc"],
+                     got["valence_auc"], got["quadrant_macro_f1"])
             return {f"heldout_{n}": got[n] for n in ("arousal_auc", "valence_auc", "quadrant_macro_f1")}
 
         fr = fit_distill(model, sub, [mels[i] for i in tr], fb, dataclasses.replace(fcfg, seed=seed), dcfg,
