@@ -350,3 +350,19 @@ def test_no_music_and_the_beat_are_shown(qtbot, window, tmp_path) -> None:
     neutral = {**base, "arousal_raw": 0.5, "valence_raw": 0.5, "arousal": 0.5, "valence": 0.5}
     window.draw([Estimate(t=0.1, **neutral, music=False)], now=11.0)
     assert window.quadrant.text() == "neutral"
+
+
+def test_the_input_kind_is_shown(qtbot, window, loudness_model: Path) -> None:
+    """The status panel says which input path runs: "line" by default, "room" with --room."""
+    from mer_live.roominput import load_for_input
+
+    qtbot.waitUntil(lambda: window.status_labels["input kind"].text() == "line", timeout=5000)
+    app = LiveApp(load_for_input("room", loudness_model, provider="cpu"), PipelineConfig(), _factory)
+    app.start()
+    win = DashboardWindow(app, devices=lambda: [])
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.status_labels["input kind"].text() == "room", timeout=5000)
+    finally:
+        win.close()
+        app.stop()
