@@ -155,8 +155,7 @@ def teacher_of(x: np.ndarray, ends: np.ndarray, music: np.ndarray, rate: int,
     the patches ``fusion.patch_starts`` places that end in music (the window ending at or right
     after a patch's end says so); empty when none does."""
     starts = fusion.patch_starts(len(x), rate)
-    patch = fusion.window_samples - 256
-    p_ends = starts + patch
+    p_ends = starts + fusion.patch_samples
     idx = np.minimum(np.searchsorted(ends, p_ends), len(ends) - 1) if len(ends) else np.zeros(0, int)
     keep = np.asarray(music, bool)[idx] if len(ends) else np.zeros(len(starts), bool)
     if not keep.any():

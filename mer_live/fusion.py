@@ -34,6 +34,9 @@ from mer_live.teacher import Teacher, fuse
 
 log = logging.getLogger(__name__)
 
+#: samples before a patch that the teacher's first frame also reads (centred on the patch's first sample)
+CONTEXT = 256
+
 
 @dataclass(frozen=True)
 class FusionSpec:
@@ -79,6 +82,7 @@ class Fusion:
         self.active_provider = self.teacher.session.get_providers()[0]
         self.w = self.teacher.head.w
         self.window_samples = self.teacher.window_samples
+        self.patch_samples = self.window_samples - CONTEXT  #: the patch itself, without its context
         self.name = spec.teacher.stem
         #: added to the teacher's logits: a room model's re-centring (``mer_live.roominput``)
         self.offsets = None if offsets is None else np.asarray(offsets, np.float64)
@@ -102,7 +106,7 @@ class Fusion:
         """mer-analyze's patches of a recording of ``n`` samples: starts (samples) every
         ``analyze_every_s`` from 0 while a patch fits, or the middle one of the 1-s grid when
         ``analyze_every_s`` is 0 (the placements docs/teacher.md cross-validated)."""
-        patch = self.window_samples - 256  # the patch itself; its first frame also reads 256 before it
+        patch = self.patch_samples
         fit = max(1, (n - patch) // rate + 1)  # patches on the 1-s grid that fit (at least one)
         if self.spec.analyze_every_s <= 0:
             return np.array([((fit - 1) // 2) * rate], np.int64)
@@ -112,7 +116,7 @@ class Fusion:
     def patches(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """``[len(starts), window_samples]``: each patch with the 256 samples before it (zeros
         before the start, and past the end of a recording shorter than a patch)."""
-        w, pre = self.window_samples, 256
+        w, pre = self.window_samples, CONTEXT
         out = np.zeros((len(starts), w), np.float32)
         for i, s in enumerate(starts):
             lo = int(s) - pre
