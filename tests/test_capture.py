@@ -135,6 +135,27 @@ def test_captures_a_tone(pulse: PulseServer, tmp_path) -> None:
     assert src.overflows == 0
 
 
+def _capture_with_block_sizes(src: DeviceSource, pulse: PulseServer, wav) -> tuple[list[int], np.ndarray]:
+    """Start ``src``, play ``wav`` into the sink and return (frames of every callback, the audio)."""
+    sizes: list[int] = []
+    real = src._callback
+
+    def spy(indata, frames, time_info, status):
+        sizes.append(frames)
+        real(indata, frames, time_info, status)
+
+    src._callback = spy
+    src.start()
+    try:
+        assert wait_until(lambda: src.ring.frames_written > 0, 5.0), "no callback within 5 s"
+        src.ring.read_new()
+        pulse.play(wav)
+        x = src.ring.read_new()
+    finally:
+        src.stop()
+    return sizes, x
+
+
 def test_low_latency_opens_at_the_model_rate_in_small_blocks(pulse: PulseServer, tmp_path) -> None:
     """--low-latency: the PulseAudio device accepts the model's rate, so it opens at 16 kHz (no
     resampler in mer-live) with 128-frame callbacks, and still captures the tone."""
@@ -151,22 +172,7 @@ def test_low_latency_opens_at_the_model_rate_in_small_blocks(pulse: PulseServer,
         pinned = DeviceSource(CaptureConfig(device="pulse", low_latency=True, blocksize=256),
                               model_rate=16000, hop_frames=1600)
         assert pinned.blocksize == 256  # an explicit --blocksize wins
-        sizes = []
-        real = src._callback
-
-        def spy(indata, frames, time_info, status):
-            sizes.append(frames)
-            real(indata, frames, time_info, status)
-
-        src._callback = spy
-        src.start()
-        try:
-            assert wait_until(lambda: src.ring.frames_written > 0, 5.0), "no callback within 5 s"
-            src.ring.read_new()
-            pulse.play(wav)
-            x = src.ring.read_new()
-        finally:
-            src.stop()
+        sizes, x = _capture_with_block_sizes(src, pulse, wav)
     assert set(sizes) == {128}
     loud = x[np.abs(x[:, 0]) > 0.0]
     assert len(loud) > 0.8 * 16000
@@ -190,22 +196,7 @@ def test_default_blocks_are_20_ms_that_end_on_hop_boundaries(pulse: PulseServer,
         hop_dev = 1600 * src.samplerate // 16000
         assert src.samplerate != 16000 and src.blocksize == default_blocksize(src.samplerate, hop_dev, 0.02)
         assert hop_dev % src.blocksize == 0 and src.blocksize > 0.01 * src.samplerate
-        sizes = []
-        real = src._callback
-
-        def spy(indata, frames, time_info, status):
-            sizes.append(frames)
-            real(indata, frames, time_info, status)
-
-        src._callback = spy
-        src.start()
-        try:
-            assert wait_until(lambda: src.ring.frames_written > 0, 5.0), "no callback within 5 s"
-            src.ring.read_new()
-            pulse.play(wav)
-            x = src.ring.read_new()
-        finally:
-            src.stop()
+        sizes, x = _capture_with_block_sizes(src, pulse, wav)
     assert set(sizes) == {src.blocksize}
     loud = x[np.abs(x[:, 0]) > 0.0]
     assert abs(dominant_hz(loud, src.samplerate) - 440.0) < 2.0
