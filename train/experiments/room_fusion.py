@@ -46,7 +46,7 @@ import torch
 from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..metrics import quadrant_of
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig
 from ..room import TRAIN_BANK, RoomConfig
 from ..roomtest import (
     CALIB_SEED,
@@ -57,7 +57,7 @@ from ..roomtest import (
     window_scores,
 )
 from .fusion import DEFAULT_FEATURES, RESULTS, W_FIXED, fit_head, load_features, logit, sigmoid
-from .run_spec import CACHE
+from .run_spec import CACHE, load_fold_models
 
 log = logging.getLogger("room_fusion")
 PATCH, PRE = 47872, 256
@@ -163,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     folds = artist_folds(clips, k=5, seed=0)
     fold_models = {}
     for k in range(5):
-        ms = []
-        for f in sorted(args.models.glob(f"fold{k}-seed*.pt")):
-            m = build_model(mcfg)
-            m.load_state_dict(torch.load(f, weights_only=True))
-            ms.append(m.eval())
+        ms = load_fold_models(args.models, mcfg, k)
         if not ms:
             raise SystemExit(f"room_fusion: error: no fold-{k} models in {args.models}")
         fold_models[k] = ms

@@ -100,6 +100,17 @@ def clip_teacher_probs(feats: np.ndarray, clips, c: float = 0.1, k: int = 5) -> 
     return logreg_oof(feats, targets(clips), artist_folds(clips, k=k, seed=1), c)
 
 
+def load_fold_models(folder: Path, cfg: ModelConfig, k: int) -> list:
+    """Fold ``k``'s models saved by ``--save-models`` in ``folder`` (``fold<k>-seed*.pt``), in eval
+    mode; empty when there are none."""
+    models = []
+    for f in sorted(folder.glob(f"fold{k}-seed*.pt")):
+        m = build_model(cfg)
+        m.load_state_dict(torch.load(f, weights_only=True))
+        models.append(m.eval())
+    return models
+
+
 def artist_subset(clips, tr: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The clips of ``tr`` whose artists are in a seeded random ``fraction`` of its artists (at
     least one): a learning curve's smaller training sets, still whole artists, so what the
@@ -251,11 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.time()
         teachers = []
         for d in args.teachers:
-            tcfg = teacher_config(d, mcfg)
-            for f in sorted(d.glob(f"fold{k}-seed*.pt")):
-                t = build_model(tcfg)
-                t.load_state_dict(torch.load(f, weights_only=True))
-                teachers.append(t.eval())
+            teachers += load_fold_models(d, teacher_config(d, mcfg), k)
         if args.teachers:
             if not teachers:
                 where = ", ".join(map(str, args.teachers))

@@ -24,14 +24,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig
 from ..roomtest import RoomPath, merge_room, room_evaluation
-from .run_spec import CACHE, HERE
+from .run_spec import CACHE, HERE, load_fold_models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, (_, te) in enumerate(all_folds):
         if k not in res["folds_run"]:
             continue
-        models = []
-        for d, cfg in zip(args.models, cfgs, strict=True):
-            for f in sorted(d.glob(f"fold{k}-seed*.pt")):
-                m = build_model(cfg)
-                m.load_state_dict(torch.load(f, weights_only=True))
-                models.append(m.eval())
+        models = [m for d, cfg in zip(args.models, cfgs, strict=True) for m in load_fold_models(d, cfg, k)]
         if not models:
             raise SystemExit(f"stage_eval: error: no fold-{k} models in {args.models}")
         fold_models[k] = models
