@@ -90,6 +90,16 @@ class RoomPath:
         return cls(norm, rec)
 
 
+def room_test_args(room_test: str, room_path: Sequence[str]) -> tuple[list[int], list[RoomPath]]:
+    """The ``--room-test SEEDS`` and ``--room-path P ...`` options of the CV commands, checked:
+    ValueError (one line) for a bad path, or paths without seeds."""
+    paths = [RoomPath.parse(p) for p in room_path]
+    seeds = [int(x) for x in room_test.split(",")] if room_test else []
+    if paths and not seeds:
+        raise ValueError("--room-path needs --room-test SEEDS")
+    return seeds, paths
+
+
 def room_shows(ids: Sequence[str], s: int, size: int = SHOW_CLIPS) -> list[list[int]]:
     """Indices of ``ids`` dealt into shows of ``size`` for seed ``s`` (in id order first, so the
     shows do not depend on the order clips were loaded in); the last show takes the remainder."""

@@ -27,7 +27,7 @@ from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
-from ..roomtest import RoomPath, room_evaluation, room_training_audio
+from ..roomtest import room_evaluation, room_test_args, room_training_audio
 from ..specfit import PatchFeatures, SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
 from .run_cv import parse_model
 
@@ -227,12 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if fcfg.p_room > 0 and not args.room_train:
         raise SystemExit("run_spec: error: --fit p_room needs --room-train N")
     try:
-        room_paths = [RoomPath.parse(p) for p in args.room_path]
+        room_seeds, room_paths = room_test_args(args.room_test, args.room_path)
     except ValueError as e:
         raise SystemExit(f"run_spec: error: {e}") from None
-    room_seeds = [int(x) for x in args.room_test.split(",")] if args.room_test else []
-    if room_paths and not room_seeds:
-        raise SystemExit("run_spec: error: --room-path needs --room-test SEEDS")
     room_mels = None
     if args.room_train:
         room_mels = room_training_mels(mcfg, clips, list(audio), args.room_train, args.room_train_norm)

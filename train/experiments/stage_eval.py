@@ -29,7 +29,7 @@ from ..cache import load_audio, load_stage_audio
 from ..data import artist_folds, load_4q, targets
 from ..fit import clip_metrics, predict_clips
 from ..models import ModelConfig
-from ..roomtest import RoomPath, merge_room, room_evaluation
+from ..roomtest import merge_room, room_evaluation, room_test_args
 from .run_spec import CACHE, HERE, load_fold_models
 
 
@@ -55,12 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if audio.dropped:  # the result's folds were made over all its clips: none may be missing
         raise SystemExit(f"{len(audio.dropped)} clips of {args.result} did not decode: {audio.dropped[:3]}")
     try:
-        paths = [RoomPath.parse(p) for p in args.room_path]
+        seeds, paths = room_test_args(args.room_test, args.room_path)
     except ValueError as e:
         raise SystemExit(f"stage_eval: error: {e}") from None
-    seeds = [int(x) for x in args.room_test.split(",")] if args.room_test else []
-    if paths and not seeds:
-        raise SystemExit("stage_eval: error: --room-path needs --room-test SEEDS")
     stage = load_stage_audio(clips, list(audio), sr, CACHE, progress=True)
     y, quads = targets(clips), np.array([c.quadrant for c in clips])
     oof = np.full((len(clips), 2), np.nan)
