@@ -32,7 +32,7 @@ from .augment import spec_augment, time_stretch
 from .data import Clip, artist_folds, targets
 from .distill_bank import Bank
 from .models import EmotionModel
-from .specfit import SpecFitConfig, SpecFitResult, augment_db, freeze_frontend, tag_vocabulary
+from .specfit import SpecFitConfig, SpecFitResult, augment_db, freeze_frontend, optimizer, tag_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +175,8 @@ def fit_distill(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch
     tags = torch.tensor([[float(t in c.tags) for t in vocab] for c in clips]) if vocab else None
     feat_head = (torch.nn.Linear(model.heads.av.in_features, fb.features.shape[1])
                  if dcfg.feature_weight > 0 else None)
-    params = [p for p in model.parameters() if p.requires_grad]
-    for head in (tag_head, feat_head):
-        if head is not None:
-            params += list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps,
-                                                pct_start=0.2)
+    opt, sched = optimizer(model, (tag_head, feat_head), cfg, steps)
+    params = opt.param_groups[0]["params"]  # what gradient clipping bounds
     g = torch.Generator().manual_seed(cfg.seed)
     p_teacher = torch.sigmoid(torch.from_numpy(fb.logits) / dcfg.temperature)
     f_target = torch.from_numpy(fb.features)

@@ -339,6 +339,19 @@ def _teacher_probs(teachers: Sequence[EmotionModel], db: torch.Tensor, nt: int) 
         return torch.stack(outs).mean(dim=0)
 
 
+def optimizer(model: EmotionModel, heads: Sequence[torch.nn.Module | None], cfg: SpecFitConfig,
+              steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW over the model's trainable weights and the training-only ``heads`` (None: absent),
+    with the one-cycle schedule of ``cfg.epochs`` x ``steps`` (every cached-spectrogram recipe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for head in heads:
+        if head is not None:
+            params += list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                    steps_per_epoch=steps, pct_start=0.2)
+
+
 def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Tensor],
              cfg: SpecFitConfig | None = None, desc: str = "fit",
              on_epoch: Callable[[int, EmotionModel], dict[str, float]] | None = None,
@@ -418,13 +431,8 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
         fz = (fz - fz.mean(0)) / (fz.std(0) + 1e-6)
         ftarget = torch.from_numpy(fz.astype(np.float32))
         feat_head = torch.nn.Linear(model.heads.av.in_features, fz.shape[1]).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    for head in (tag_head, feat_head):
-        if head is not None:
-            params += list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps,
-                                                pct_start=0.2)
+    opt, sched = optimizer(model, (tag_head, feat_head), cfg, steps)
+    params = opt.param_groups[0]["params"]  # what gradient clipping bounds
     g = torch.Generator().manual_seed(cfg.seed)
     gd = torch.Generator(device=device).manual_seed(cfg.seed + 1) if device.type == "cuda" else g
     if cfg.distill and not teachers and clip_probs is None:
