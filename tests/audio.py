@@ -170,6 +170,20 @@ def tone(freq: float, seconds: float, sr: int = SINK_RATE, amp: float = 0.5, cha
     return np.repeat(x[:, None], channels, axis=1)
 
 
+def plucked(seconds: float, sr: int, seed: int = 0, peak: float = 0.1, noise: float = 0.0) -> np.ndarray:
+    """Mono plucked chords every 0.5 s (decaying tones with two overtones, a random root each time),
+    scaled to ``peak``, plus white noise of std ``noise``: music-like and not stationary."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for start in np.arange(0, seconds, 0.5):
+        f0 = 220 * 2 ** (rng.integers(0, 12) / 12)
+        env = np.where(t >= start, np.exp(-(t - start) * 4), 0.0)
+        y += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3))
+    y = peak * y / np.abs(y).max()
+    return (y + noise * rng.standard_normal(len(t)) if noise else y).astype(np.float32)
+
+
 def write_wav(path: Path, audio: np.ndarray, sr: int = SINK_RATE) -> Path:
     import soundfile as sf
 

@@ -17,6 +17,7 @@ from mer_live.filesource import FileSource
 from mer_live.fusion import Fusion, FusionSpec, TeacherThread
 from mer_live.model import ModelError
 from mer_live.pipeline import Pipeline, PipelineConfig
+from tests.conftest import need_module
 
 RATE = 16000
 
@@ -34,7 +35,7 @@ def fusion(model):
 
 
 def test_mer_analyze_equals_the_cv_clip_score(model, fusion) -> None:
-    fx = pytest.importorskip("train.experiments.fusion")
+    fx = need_module("train.experiments.fusion", "train")
     x = demo_audio(RATE)[: 31 * RATE]  # a 31-s clip, like 4Q's
     rec = analyze_array(x, RATE, model, fusion=fusion)  # no music gate: every window, as the CV
     # the CV: CNN clip score = mean of windows 1 s apart; teacher = head on the mean features of the

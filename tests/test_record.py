@@ -14,6 +14,7 @@ import pytest
 
 from mer_live.estimate import Estimate
 from mer_live.record import COLUMNS, Recorder, RecordError, read_record, row_of, song_starts
+from tests.conftest import need_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def test_song_starts() -> None:
 
 
 def test_plot_command_draws_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    need_module("matplotlib", "train")
     path = tmp_path / "show.csv"
     rec = Recorder(path)
     rec.start()

@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("pyroomacoustics")
+from tests.audio import plucked
+from tests.conftest import need_module
+
+need_module("pyroomacoustics", "train")
 
 from train.room import (  # noqa: E402
     RoomConfig,
@@ -26,15 +29,7 @@ SMALL = RoomConfig(bank=77, n_rooms=3, mics_per_room=2, rt60=(0.4, 0.9), distanc
 
 
 def _music(seconds: float = 8.0, seed: int = 0) -> np.ndarray:
-    """A chord of decaying plucked tones every 0.5 s plus a little noise: music-like, not stationary."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    y = np.zeros_like(t)
-    for start in np.arange(0, seconds, 0.5):
-        f0 = 220 * 2 ** (rng.integers(0, 12) / 12)
-        env = np.where(t >= start, np.exp(-(t - start) * 4), 0.0)
-        y += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3))
-    return (0.1 * y / np.abs(y).max() + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+    return plucked(seconds, SR, seed, peak=0.1, noise=0.002)
 
 
 def test_schroeder_rt60_measures_an_exponential_decay():

@@ -22,6 +22,7 @@ from mer_live.model import Model, default_model_path
 from mer_live.roominput import RoomModel, input_kind, load_for_input, room_model_path
 from mer_live.teacher import default_head_path, default_teacher_path
 from mer_live.terminal import format_line
+from tests.audio import plucked
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.timeout(180)
@@ -68,15 +69,7 @@ def fused_room_card(loudness_model, tmp_path_factory) -> Path:
 
 
 def _music(seconds: float, seed: int = 0) -> np.ndarray:
-    """Plucked chords every 0.5 s, level varying: music-like, not stationary."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    y = np.zeros_like(t)
-    for start in np.arange(0, seconds, 0.5):
-        f0 = 220 * 2 ** (rng.integers(0, 12) / 12)
-        env = np.where(t >= start, np.exp(-(t - start) * 4), 0.0)
-        y += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3))
-    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+    return plucked(seconds, SR, seed, peak=0.2)
 
 
 def _reverberant(x: np.ndarray, rt60: float = 1.2, seed: int = 1) -> np.ndarray:

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ort = pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+from tests.conftest import need_module
+
+ort = need_module("onnxruntime", "cpu")
+onnx = need_module("onnx", "train")
 
 from mer_live.demo import demo_audio  # noqa: E402
 from train import teacher  # noqa: E402

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-pytest.importorskip("sklearn")
+from tests.conftest import need_module
+
+need_module("sklearn", "train")
 
 from train.data import Clip, artist_folds  # noqa: E402
 from train.experiments import fusion  # noqa: E402

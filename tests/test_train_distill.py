@@ -18,7 +18,7 @@ from tests.conftest import need_module
 
 torch = need_module("torch", "train")
 need_module("onnxruntime", "train")
-pytest.importorskip("sklearn")
+need_module("sklearn", "train")
 
 from train import teacher  # noqa: E402
 from train.data import Clip, artist_folds  # noqa: E402
