@@ -7,14 +7,12 @@ that is not there yet and starts when it appears, or ends cleanly on SIGTERM whi
 
 from __future__ import annotations
 
-import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,40 +21,26 @@ import pytest
 
 from tests.audio import SINK, PulseServer, dominant_hz, missing_tools, pulse_fixture, tone, write_wav  # noqa: F401
 from tests.conftest import missing
+from tests.proc import LineProcess
 from tests.test_cli import ROOT, env, run_cli
 from tests.test_cli_effects import Wire
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(180)]
 
 
-class Live:
+class Live(LineProcess):
     """mer-live in the background; its stderr lines arrive on a queue (reads never hang)."""
 
     def __init__(self, *args: str, extra_env: dict[str, str]) -> None:
-        self.p = subprocess.Popen([sys.executable, "-m", "mer_live", *args], cwd=ROOT, env=env(**extra_env),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.p.stderr is not None
-        for line in self.p.stderr:
-            self.lines.put(line.rstrip("\n"))
+        p = subprocess.Popen([sys.executable, "-m", "mer_live", *args], cwd=ROOT, env=env(**extra_env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        super().__init__(p, p.stderr)
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                if self.p.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.seen.append(line)
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"no line matching {pattern!r} within {timeout} s; stderr: {self.seen}")
+        line = self.next_matching(lambda ln: re.search(pattern, ln) is not None, timeout)
+        if line is None:
+            raise AssertionError(f"no line matching {pattern!r} within {timeout} s; stderr: {self.seen}")
+        return line
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         if self.p.poll() is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from mer_live.estimate import Estimate
 from mer_live.osc import OscConfig, OscSender, build_messages, parse_target
+from tests.proc import LineProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -322,34 +322,19 @@ def test_broadcast_is_opt_in(caplog) -> None:
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-class Script:
+class Script(LineProcess):
     """An example script in a subprocess; its stdout lines arrive on a queue (reads never hang)."""
 
     def __init__(self, *args: str) -> None:
-        self.p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, bufsize=1)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.p.stdout is not None
-        for line in self.p.stdout:
-            self.lines.put(line.rstrip("\n"))
+        p = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1)
+        super().__init__(p, p.stdout)
 
     def wait_for(self, pred, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                if self.p.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.seen.append(line)
-            if pred(line):
-                return line
-        raise AssertionError(f"no matching line within {timeout} s; got {self.seen[-5:]}")
+        line = self.next_matching(pred, timeout)
+        if line is None:
+            raise AssertionError(f"no matching line within {timeout} s; got {self.seen[-5:]}")
+        return line
 
     def close(self) -> None:
         self.p.terminate()
