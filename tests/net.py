@@ -1,10 +1,15 @@
-"""Network facts of this machine that the OSC tests need (read from the kernel, not guessed)."""
+"""What the OSC tests need of the network: this machine's broadcast addresses (read from the kernel,
+not guessed) and a real UDP receiver."""
 
 from __future__ import annotations
 
 import fcntl
 import socket
 import struct
+import threading
+import time
+
+from pythonosc.osc_packet import OscPacket
 
 SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFBRDADDR = 0x8913, 0x8915, 0x8919
 IFF_UP, IFF_BROADCAST, IFF_LOOPBACK = 0x1, 0x2, 0x8
@@ -28,3 +33,41 @@ def broadcast_addresses() -> list[tuple[str, str, str]]:
             if brd != "0.0.0.0":
                 out.append((name, addr, brd))
     return out
+
+
+class Wire:
+    """A UDP receiver that keeps every datagram with its arrival time, and the messages in them."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.dgrams: list[tuple[float, bytes]] = []
+        self.messages: list[tuple[float, str, tuple]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                d = self.sock.recv(65536)
+            except (TimeoutError, OSError):
+                continue
+            now = time.monotonic()
+            self.dgrams.append((now, d))
+            for m in OscPacket(d).messages:
+                self.messages.append((now, m.message.address, tuple(m.message.params)))
+
+    def values(self, address: str) -> list[tuple]:
+        return [p for _t, a, p in self.messages if a == address]
+
+    def times(self, address: str) -> list[float]:
+        return [t for t, a, _p in self.messages if a == address]
+
+    def close(self) -> None:
+        time.sleep(0.2)  # the last datagrams in flight
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()

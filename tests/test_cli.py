@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tomllib
-from pythonosc.osc_packet import OscPacket
 
 from tests.conftest import need_module
+from tests.net import Wire
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,40 +35,9 @@ def run_cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProces
     )
 
 
-class OscServer:
-    """A plain UDP socket that collects OSC messages on its own thread."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list[tuple[str, tuple]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except (TimeoutError, OSError):
-                continue
-            for m in OscPacket(data).messages:
-                self.messages.append((m.message.address, tuple(m.message.params)))
-
-    def values(self, address: str) -> list[tuple]:
-        return [p for a, p in self.messages if a == address]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
 def osc_server():
-    s = OscServer()
+    s = Wire()
     yield s
     s.close()
 

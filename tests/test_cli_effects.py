@@ -8,10 +8,7 @@ on the terminal or in the log file.
 from __future__ import annotations
 
 import re
-import socket
 import statistics
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,50 +17,12 @@ import soundfile as sf
 from pythonosc.osc_packet import OscPacket
 
 from tests.conftest import missing
-from tests.net import broadcast_addresses
+from tests.net import Wire, broadcast_addresses
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.timeout(180)
 
 SR = 16000
-
-
-class Wire:
-    """A UDP receiver that keeps every datagram with its arrival time, and the messages in them."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.dgrams: list[tuple[float, bytes]] = []
-        self.messages: list[tuple[float, str, tuple]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                d = self.sock.recv(65536)
-            except (TimeoutError, OSError):
-                continue
-            now = time.monotonic()
-            self.dgrams.append((now, d))
-            for m in OscPacket(d).messages:
-                self.messages.append((now, m.message.address, tuple(m.message.params)))
-
-    def values(self, address: str) -> list[tuple]:
-        return [p for _t, a, p in self.messages if a == address]
-
-    def times(self, address: str) -> list[float]:
-        return [t for t, a, _p in self.messages if a == address]
-
-    def close(self) -> None:
-        time.sleep(0.2)  # the last datagrams in flight
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
 
 
 def listen(*args: str, host: str = "127.0.0.1", target: str | None = None, **kw):

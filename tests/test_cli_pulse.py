@@ -21,9 +21,9 @@ import pytest
 
 from tests.audio import SINK, PulseServer, dominant_hz, missing_tools, pulse_fixture, tone, write_wav  # noqa: F401
 from tests.conftest import missing
+from tests.net import Wire
 from tests.proc import LineProcess
 from tests.test_cli import ROOT, env, run_cli
-from tests.test_cli_effects import Wire
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(180)]
 

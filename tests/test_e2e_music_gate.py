@@ -19,7 +19,7 @@ import soxr
 from mer_live.demo import demo_audio
 from tests.audio import SINK_RATE, PulseServer, pulse_fixture, write_wav  # noqa: F401
 from tests.conftest import missing
-from tests.test_cli_effects import Wire
+from tests.net import Wire
 from tests.test_cli_pulse import Live
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow, pytest.mark.timeout(240)]

@@ -23,8 +23,9 @@ from mer_live.osc import OscConfig, OscSender
 from mer_live.pipeline import Pipeline, PipelineConfig
 from mer_live.sections import SectionConfig, SectionDetector
 from tests.grooves import groove, pad
+from tests.net import Wire
 from tests.olad import SACN_UNIVERSE, olad  # noqa: F401
-from tests.test_cli import ROOT, OscServer, env, run_cli
+from tests.test_cli import ROOT, env, run_cli
 
 pytestmark = pytest.mark.timeout(180)
 SR = 44100
@@ -32,7 +33,7 @@ SR = 44100
 
 @pytest.fixture
 def osc_server():
-    s = OscServer()
+    s = Wire()
     yield s
     s.close()
 
