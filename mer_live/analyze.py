@@ -587,9 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         tl = _open_for_writing(args.timeline_csv, "--timeline-csv") if args.timeline_csv else None
         try:
             threads = args.threads or default_threads(default_decoders())
-            model = load_model(args.model, args.provider, threads, "room" if args.room else "line")
-            log.info("model %s on %s, %d threads, %s input", model.card.name, model.active_provider, threads,
-                     "room" if args.room else "line")
+            kind = "room" if args.room else "line"
+            model = load_model(args.model, args.provider, threads, kind)
+            log.info("model %s on %s, %d threads, %s input", model.card.name, model.active_provider, threads, kind)
             paths = collect_paths(args.paths)
             if not paths:
                 raise AnalyzeError("no audio files to analyse")
