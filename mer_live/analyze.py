@@ -589,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
             threads = args.threads or default_threads(default_decoders())
             kind = "room" if args.room else "line"
             model = load_model(args.model, args.provider, threads, kind)
-            log.info("model %s on %s, %d threads, %s input", model.card.name, model.active_provider, threads, kind)
+            log.info("model %s on %s, %d threads, %s input", model.card.name, model.active_provider,
+                     threads, kind)
             paths = collect_paths(args.paths)
             if not paths:
                 raise AnalyzeError("no audio files to analyse")
