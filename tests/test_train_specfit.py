@@ -283,6 +283,29 @@ def test_stage_degradation_is_deterministic_and_changes_the_clip() -> None:
     assert np.corrcoef(a, x)[0, 1] < 0.98  # really degraded, not just rescaled
 
 
+def test_stage_training_versions_are_other_draws_than_the_stage_test(tmp_path: Path) -> None:
+    """``load_stage_audio(version=r)``: the stage chain's TRAINING versions (run_spec --stage-train)
+    are deterministic, cached apart from the test's, and never the test's own draw of a clip."""
+    from train.cache import load_stage_audio
+
+    clips, audio = synthetic_clips(3)
+    clips = [dataclasses.replace(c, path=tmp_path / f"{c.id}.wav") for c in clips]
+    for c, x in zip(clips, audio, strict=True):  # the cache keys on the file behind each clip
+        sf.write(c.path, x, SR)
+    cache = tmp_path / "cache"
+    test = load_stage_audio(clips, audio, SR, cache, progress=False)
+    v0 = load_stage_audio(clips, audio, SR, cache, progress=False, version=0)
+    v1 = load_stage_audio(clips, audio, SR, cache, progress=False, version=1)
+    again = load_stage_audio(clips, audio, SR, None, progress=False, version=0)
+    for t, a, b, c, x in zip(test, v0, v1, again, audio, strict=True):
+        assert a.shape == x.shape and np.isfinite(a).all()
+        assert not np.allclose(a, t, atol=1e-2) and not np.allclose(a, b, atol=1e-2)
+        assert np.allclose(a, c, atol=2e-3)  # the cache (float16) holds the same draw
+    folders = sorted(d.name for d in cache.iterdir() if d.is_dir())
+    assert len(folders) == 3 and sum("stage-train0" in f for f in folders) == 1
+    assert sum("stage-train1" in f for f in folders) == 1
+
+
 def test_tag_head_trains_the_embedding_and_stays_out_of_the_model() -> None:
     """tag_weight > 0 adds a multi-label tag loss (4Q: genres) on the shared embedding: the fitted
     weights differ from a fit without it, and the model itself gains no parameters (the head is

@@ -154,9 +154,14 @@ def load_audio(
 
 
 def load_stage_audio(clips: Sequence[Clip], audio: Sequence[np.ndarray], sr: int,
-                     cache_dir: Path | None = DEFAULT_CACHE_DIR, progress: bool = True) -> list[np.ndarray]:
+                     cache_dir: Path | None = DEFAULT_CACHE_DIR, progress: bool = True,
+                     version: int | None = None) -> list[np.ndarray]:
     """``augment.stage_degrade`` of each clip (seeded by a hash of its id, so a clip always meets
     the same room whatever run scores it), cached as float16 ``.npy``.
+
+    ``version=None`` is the old stage TEST. ``version=r`` is TRAINING version ``r``: the same chain
+    family with other draws (seeded by a hash of the id and ``r``, never the test's seed), for a
+    model that trains on the chain its test uses, as the room CNN trains on training rooms.
 
     Degrading a 30-s clip takes ~0.3-1 s; every recipe is scored on the same degraded audio, so it
     is computed once per clip and reused by every CV run."""
@@ -168,11 +173,13 @@ def load_stage_audio(clips: Sequence[Clip], audio: Sequence[np.ndarray], sr: int
     out = []
     for c, x in tqdm(list(zip(clips, audio, strict=True)), desc="stage audio", unit="clip",
                      disable=not progress, leave=False):
-        seed = int(hashlib.sha1(c.id.encode()).hexdigest()[:8], 16)
+        key = c.id if version is None else f"{c.id}#stage-train{int(version)}"
+        seed = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16)
         if cache_dir is None:
             out.append(stage_degrade(x, sr, seed))
             continue
-        folder = cache_folder(Path(cache_dir), f"{c.dataset}-stage-{tag}", sr)
+        kind = "stage" if version is None else f"stage-train{int(version)}"
+        folder = cache_folder(Path(cache_dir), f"{c.dataset}-{kind}-{tag}", sr)
         folder.mkdir(parents=True, exist_ok=True)
         f = folder / f"{_safe(c.id)}--{_key(c, sr)}.npy"
         if f.is_file():

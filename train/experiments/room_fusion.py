@@ -15,7 +15,8 @@ Protocol (docs/room.md), the same as ``train.roomtest`` and ``fusion_stage``:
   starting every ``--every`` s from 0), one mean feature vector per clip; fold k's head
   (``fusion.fit_head``: C = 0.1) is fitted on fold k's TRAINING clips' clean features (mean of all
   1-s patches, as the shipped head) or, for the ``roomhead`` rows, on those plus the training clips'
-  TRAINING-ROOM versions (training bank, seeds 0..2: ``roomtest.room_training_audio``);
+  TRAINING-ROOM versions (training bank, seeds 0..2: ``roomtest.room_training_audio``) and, with
+  ``--stage-versions N``, their stage-chain training versions (``cache.load_stage_audio``);
 * fusion: ``sigmoid(0.7 logit(mean CNN window) + 0.3 z)`` per clip (``fusion.W_FIXED``);
 * re-centring: logit offsets fitted so that the mean out-of-fold clip score in the calibration
   rooms equals the mean on clean audio; fold k uses the mean of the OTHER folds' offsets (no test
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="room-test degradation seeds")
     ap.add_argument("--every", type=float, default=15.0, help="teacher patch cadence (mer-analyze's)")
     ap.add_argument("--room-versions", type=int, default=3, help="training-room versions for the room head")
+    ap.add_argument("--stage-versions", type=int, default=0,
+                    help="stage-chain training versions (cache.load_stage_audio version 0..N-1) for the room "
+                         "head too, as run_spec --stage-train")
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
     ap.add_argument("--teacher", type=Path, default=Path(__file__).resolve().parents[2] / "models"
                     / "musicnn-msd.onnx")
@@ -192,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         ra = room_training_audio(clips, audio, sr, r, "none", CACHE)
         train_rooms.append(teacher_features(f"trainroom{r}", ra, args.every, args.teacher))
         del ra
+    for r in range(args.stage_versions):
+        sa = load_stage_audio(clips, audio, sr, CACHE, progress=False, version=r)
+        train_rooms.append(teacher_features(f"trainstage{r}", sa, args.every, args.teacher))
+        del sa
 
     # heads per fold: clean (as shipped) and room (clean + training rooms)
     pf, _, _ = load_features(args.features, clips)
@@ -283,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out: dict = {"name": f"room-fusion-{args.cnn}", "cnn": args.cnn, "models": str(args.models),
                  "seeds": seeds, "every_s": args.every, "weight": W_FIXED,
-                 "room_versions": args.room_versions,
+                 "room_versions": args.room_versions, "stage_versions": args.stage_versions,
                  "command": "python -m train.experiments.room_fusion " + shlex.join(
                      sys.argv[1:] if argv is None else argv),
                  "offsets": {"cnn": {str(k): v.tolist() for k, v in cnn_off.items()},

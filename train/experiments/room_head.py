@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnn", default="room-model",
                     help="the run_spec result whose clip order room_fusion used")
     ap.add_argument("--room-versions", type=int, default=3)
+    ap.add_argument("--stage-versions", type=int, default=0,
+                    help="stage-chain training versions too (room_fusion --stage-versions)")
     ap.add_argument("--every", type=float, default=15.0)
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
     ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
@@ -49,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if sha != sha256_of(args.teacher):
         raise SystemExit(f"room_head: error: {args.features} was computed with another teacher file")
     rooms = []
-    for r in range(args.room_versions):
-        f = OUT / f"teacher-trainroom{r}-{args.every:g}s.npy"
+    names = [f"trainroom{r}" for r in range(args.room_versions)]
+    names += [f"trainstage{r}" for r in range(args.stage_versions)]
+    for name in names:
+        f = OUT / f"teacher-{name}-{args.every:g}s.npy"
         if not f.is_file():
             raise SystemExit(f"room_head: error: {f} not found (run train.experiments.room_fusion first)")
         rooms.append(np.load(f))
@@ -67,13 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         "weight": head.weight.tolist(), "bias": head.bias.tolist(),
         "fusion": {"w": 0.3, "formula": "p = sigmoid((1 - w) * logit(p_cnn) + w * z), as musicnn-msd-head"},
         "training": {"clips": len(clips),
-                     "data": f"4Q (716 clips) clean and through {len(rooms)} simulated training-room "
-                             "versions each (train.room, training bank), quadrant halves as 0/1 targets",
+                     "data": f"4Q (716 clips) clean and through {args.room_versions} simulated training-room "
+                             "versions each (train.room, training bank)"
+                             + (f" and {args.stage_versions} stage-chain training versions each "
+                                "(cache.load_stage_audio, never the stage test's draws)"
+                                if args.stage_versions else "") + ", quadrant halves as 0/1 targets",
                      "features": "clean: mean over each clip's patches every 1 s; rooms: mean over "
                                  f"patches every {args.every:g} s (train/experiments/room_fusion.py)",
                      "model": f"StandardScaler + LogisticRegression(C={C}) per dimension, folded into "
                               "one affine map"},
-        "cv": "train/experiments/results/room-fusion-room-model.json, row fused-roomhead (docs/room.md)",
+        "cv": f"train/experiments/results/room-fusion-{args.cnn}.json, row fused-roomhead (docs/room.md)",
         "command": command, "created": dt.date.today().isoformat(),
     }
     args.out.write_text(json.dumps(card, indent=1) + "\n")

@@ -121,14 +121,19 @@ def artist_subset(clips, tr: np.ndarray, fraction: float, seed: int) -> np.ndarr
     return np.array([i for i in tr if clips[i].artist in keep], dtype=np.asarray(tr).dtype)
 
 
-def room_training_mels(mcfg: ModelConfig, clips, audio: list[np.ndarray], n: int, norm: str
-                       ) -> list[list[torch.Tensor]]:
-    """Per clip, the cached spectrograms of its ``n`` training-room versions (``--room-train``)."""
+def room_training_mels(mcfg: ModelConfig, clips, audio: list[np.ndarray], n: int, norm: str,
+                       n_stage: int = 0) -> list[list[torch.Tensor]]:
+    """Per clip, the cached spectrograms of its ``n`` training-room versions (``--room-train``)
+    and its ``n_stage`` stage-chain training versions (``--stage-train``)."""
     variants = []
     for r in range(n):
         ra = room_training_audio(clips, audio, mcfg.sample_rate, r, norm, CACHE)
         variants.append(cached_mels(build_model(mcfg), ra, clips, CACHE))
         del ra
+    for r in range(n_stage):
+        sa = load_stage_audio(clips, audio, mcfg.sample_rate, CACHE, progress=False, version=r)
+        variants.append(cached_mels(build_model(mcfg), sa, clips, CACHE))
+        del sa
     return [[v[i] for v in variants] for i in range(len(clips))]
 
 
@@ -160,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--room-train-norm", default="none", choices=("none", "clip", "show", "stream"),
                     help="pass the --room-train audio through the room normaliser first (reference: the mean "
                          "spectrum of all clips' clean audio)")
+    ap.add_argument("--stage-train", type=int, default=0,
+                    help="N more training versions of every clip through augment.stage_degrade's chain "
+                         "family (other draws than the stage test's: cache.load_stage_audio version "
+                         "0..N-1), drawn by --fit p_room=P beside the --room-train versions")
     ap.add_argument("--save-models", type=Path, default=None,
                     help="save each fitted model's weights as DIR/fold<k>-seed<seed>.pt")
     ap.add_argument("--teachers", type=Path, nargs="*", default=[],
@@ -224,16 +233,20 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"run_spec: error: --train-artists {args.train_artists} must be in (0, 1]")
     if args.clip_teacher and (args.teachers or not fcfg.distill):
         raise SystemExit("run_spec: error: --clip-teacher needs --fit distill=A and no --teachers")
-    if fcfg.p_room > 0 and not args.room_train:
-        raise SystemExit("run_spec: error: --fit p_room needs --room-train N")
+    if fcfg.p_room > 0 and not (args.room_train or args.stage_train):
+        raise SystemExit("run_spec: error: --fit p_room needs --room-train N or --stage-train N")
+    if (args.room_train or args.stage_train) and fcfg.p_room == 0:
+        raise SystemExit("run_spec: error: --room-train and --stage-train need --fit p_room=P")
     try:
         room_seeds, room_paths = room_test_args(args.room_test, args.room_path)
     except ValueError as e:
         raise SystemExit(f"run_spec: error: {e}") from None
     room_mels = None
-    if args.room_train:
-        room_mels = room_training_mels(mcfg, clips, list(audio), args.room_train, args.room_train_norm)
-        log.info("room training: %d room versions per clip (norm %s)", args.room_train, args.room_train_norm)
+    if args.room_train or args.stage_train:
+        room_mels = room_training_mels(mcfg, clips, list(audio), args.room_train, args.room_train_norm,
+                                       args.stage_train)
+        log.info("room training: %d room versions (norm %s) and %d stage-chain versions per clip",
+                 args.room_train, args.room_train_norm, args.stage_train)
     folds = artist_folds(clips, k=args.k, seed=0)
     only = [int(f) for f in args.folds.split(",")] if args.folds else list(range(args.k))
     stage_all: dict[int, np.ndarray] = {}
@@ -331,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                                            cache_dir=CACHE, stage_audio=stage_list, progress=False)
     res["room_train"] = args.room_train
     res["room_train_norm"] = args.room_train_norm
+    res["stage_train"] = args.stage_train
     if args.stage_test:
         res["stage_folds"] = stage_folds
         res["stage_oof"] = [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in stage_oof]
