@@ -230,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         from .run_spec import room_training_mels
 
         room_mels = room_training_mels(mcfg, clips, list(audio), int(res.get("room_train") or 0),
-                                       str(res.get("room_train_norm") or "none"))
-        log.info("room training: %d room versions per clip", len(room_mels[0]))
+                                       str(res.get("room_train_norm") or "none"),
+                                       int(res.get("stage_train") or 0))
+        log.info("room training: %d room and stage-chain versions per clip", len(room_mels[0]))
     for s in range(len(members), seeds):
         torch.manual_seed(9000 + s)
         m = build_model(mcfg)
