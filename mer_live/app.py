@@ -16,7 +16,8 @@ from typing import Any
 
 from mer_live.estimate import Estimate
 from mer_live.model import Model
-from mer_live.pipeline import Pipeline, PipelineConfig, Sink, Source
+from mer_live.pipeline import Pipeline, PipelineConfig, Source
+from mer_live.sinks import Sink
 
 log = logging.getLogger(__name__)
 

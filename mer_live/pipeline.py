@@ -25,18 +25,18 @@ Policies (documented choices):
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from mer_live.arrivals import Arrivals
 from mer_live.estimate import Estimate, Event
 from mer_live.estimator import Estimator, Judgement
 from mer_live.framing import hop_samples
@@ -45,12 +45,11 @@ from mer_live.logs import Throttled, one_line
 from mer_live.model import Model
 from mer_live.realtime import promote_or_warn
 from mer_live.ringbuffer import RingBuffer
+from mer_live.sinks import Sink, Sinks
 from mer_live.smoothing import ON_SILENCE, Smoother
 from mer_live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
-
-Sink = Callable[[Estimate], None]
 
 
 class Source(Protocol):
@@ -162,10 +161,7 @@ class Pipeline:
         self.window = int(model.window_samples)
         self.hop = hop_samples(self.config.hop_s, self.model_rate)
         self._lock = threading.Lock()
-        self._sinks: list[Sink] = []
-        self._event_sinks: list[Callable[[Event], None]] = []
-        for s in sinks:
-            self.add_sink(s)
+        self.sinks = Sinks(sinks)
         cfg = self.config
         smoother = Smoother(cfg.attack_s, cfg.release_s, cfg.on_silence, cfg.neutral_s)
         self.estimator = Estimator(model, smoother, presence, gate, teacher)
@@ -181,7 +177,6 @@ class Pipeline:
         self._latency_ms: deque[float] = deque(maxlen=600)
         self.hops = 0
         self.hops_skipped = 0
-        self.sink_errors = 0
         self.bad_samples = 0
         self.wakeups = 0  #: loop passes (proves the thread sleeps between hops instead of spinning)
         #: config.realtime: whether the thread got real-time scheduling (None: not asked for)
@@ -237,17 +232,10 @@ class Pipeline:
 
     def add_sink(self, sink: Sink) -> None:
         """Add a sink (thread-safe; it sees the next estimate, and events if it has ``event``)."""
-        with self._lock:
-            self._sinks = [*self._sinks, sink]
-            on_event = getattr(sink, "event", None)
-            if callable(on_event):
-                self._event_sinks = [*self._event_sinks, on_event]
+        self.sinks.add(sink)
 
     def remove_sink(self, sink: Sink) -> None:
-        with self._lock:
-            self._sinks = [s for s in self._sinks if s is not sink]
-            on_event = getattr(sink, "event", None)
-            self._event_sinks = [e for e in self._event_sinks if e != on_event]
+        self.sinks.remove(sink)
 
     def set_smoothing(self, attack_s: float, release_s: float) -> None:
         """Change the smoothing times while running (from the GUI thread)."""
@@ -290,7 +278,7 @@ class Pipeline:
             "latency_ms_median": pct(lat, 50),
             "latency_ms_p99": pct(lat, 99),
             "latency_ms_last": float(lat[-1]) if lat.size else math.nan,
-            "sink_errors": self.sink_errors,
+            "sink_errors": self.sinks.errors,
             "model_errors": self.estimator.model_errors,
             "bad_samples": self.bad_samples,
             "wakeups": self.wakeups,
@@ -327,7 +315,7 @@ class Pipeline:
             a.reset(self.src_rate)
         self._bpm, self._beats = 0.0, 0
         self._last_eval: int | None = None  # model-rate end of the last evaluated window
-        self._read_log: deque[tuple[int, float]] = deque(maxlen=512)
+        self._arrivals = Arrivals(src, self.src_rate, self.model_rate)
         self._last_audio_wall = time.monotonic()
         self._last_emit_wall = time.monotonic()
         self._t_last = 0.0
@@ -404,10 +392,8 @@ class Pipeline:
         piece = max(1, int(math.ceil(self.hop * self.src_rate / self.model_rate)))
         total = 0
         pending: Boundary | None = None
-        own_log = getattr(src, "write_log", None) is None
         while not self._stop.is_set():
-            if own_log:  # the source does not log its writes: our read time bounds them
-                self._read_log.append((src.ring.frames_written, time.monotonic()))
+            self._arrivals.before_read()
             block = src.ring.read_new(piece)
             n = block.shape[0]
             if n == 0:
@@ -441,7 +427,7 @@ class Pipeline:
                 if ev.kind == "beat":
                     self._bpm, self._beats = ev.bpm, ev.count
                 if self.latest is not None and self.latest.music:  # talk or applause drive no lights
-                    self._publish_event(ev)
+                    self.sinks.event(ev)
 
     # -- estimates ----------------------------------------------------------------------------
     def _evaluate(self, b: Boundary) -> None:
@@ -449,7 +435,7 @@ class Pipeline:
         self._last_eval = b.end
         j = self.estimator.judge(b, bool(self.source.ok), dt)
         now = time.monotonic()
-        latency_ms = max(0.0, (now - self._written_at(b.end)) * 1000.0)
+        latency_ms = max(0.0, (now - self._arrivals.written_at(b.end)) * 1000.0)
         self._latency_ms.append(latency_ms)
         self._t_last = b.end / self.model_rate
         self._publish(self._estimate(j, now, b.rms_db, b.peak_db, b.silent, b.clipping, bool(self.source.ok),
@@ -477,41 +463,8 @@ class Pipeline:
             beats=self._beats,
         )
 
-    def _written_at(self, end: int) -> float:
-        """When the source frame holding model sample ``end - 1`` reached the ring (monotonic).
-
-        Uses the source's ``write_log`` (FileSource records every write) or, for sources without
-        one, the pipeline's own read times (an upper bound on the write time).
-        """
-        need = int(math.floor((end - 1) * self.src_rate / self.model_rate)) + 1  # frames written
-        log_ = getattr(self.source, "write_log", None)
-        entries = list(log_) if log_ is not None else list(self._read_log)
-        if not entries:
-            return time.monotonic()
-        i = bisect.bisect_left(entries, (need, -math.inf))
-        if i < len(entries):
-            return entries[i][1]
-        frames, wall = entries[-1]  # newer than anything logged (cannot happen): extrapolate
-        return wall + (need - frames) / self.src_rate
-
     def _publish(self, e: Estimate) -> None:
         self.latest = e
         self.hops += 1
         self._last_emit_wall = e.wall
-        for sink in self._sinks:
-            try:
-                sink(e)
-            except Exception as ex:
-                self._sink_failed(sink, ex)
-
-    def _publish_event(self, ev: Event) -> None:
-        for on_event in self._event_sinks:
-            try:
-                on_event(ev)
-            except Exception as ex:
-                self._sink_failed(on_event, ex)
-
-    def _sink_failed(self, sink: Any, ex: Exception) -> None:
-        self.sink_errors += 1
-        name = getattr(sink, "__name__", type(sink).__name__)
-        self._throttle.warn(("sink", id(sink)), "sink %s failed: %s", name, one_line(ex))
+        self.sinks.publish(e)

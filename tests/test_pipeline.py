@@ -305,3 +305,30 @@ def test_set_source_swaps_and_resets_stream_time(model):
     assert pl.source is b and not a.ok
     quiet = [e for e in est if e.arousal < 0.2]
     assert quiet and quiet[0].t == pytest.approx(1.0)  # hop clock restarted with the new source
+
+
+def test_arrivals_use_the_sources_write_log_else_the_read_times():
+    """Latency starts when a window's last frame reached the ring: the write that completed it
+    (a source's write_log), or for a source without one the first read that could find it."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from mer_live.arrivals import Arrivals
+    from mer_live.ringbuffer import RingBuffer
+
+    logged = SimpleNamespace(ring=RingBuffer(4096, 1), write_log=deque([(100, 1.0), (200, 2.0), (300, 3.0)]))
+    a = Arrivals(logged, 48000, 16000)  # model sample 50 is source frame ~150: the 2nd write
+    assert a.written_at(50) == 2.0 and a.written_at(33) == 1.0 and a.written_at(100) == 3.0
+    a.before_read()  # a logging source keeps no read times of its own
+    assert a.written_at(50) == 2.0
+    silent = SimpleNamespace(ring=RingBuffer(4096, 1))
+    b = Arrivals(silent, 16000, 16000)
+    silent.ring.write(np.zeros((160, 1), np.float32))
+    t0 = time.monotonic()
+    b.before_read()
+    time.sleep(0.02)
+    silent.ring.write(np.zeros((160, 1), np.float32))
+    b.before_read()
+    first = b.written_at(160)  # frame 159 was there at the first read
+    assert t0 <= first < t0 + 0.015
+    assert b.written_at(161) - first >= 0.019  # frame 160 only at the second read
