@@ -1,8 +1,8 @@
 """Merge run_spec results of disjoint folds (run as parallel processes) into one complete CV result.
 
 ``python -m train.experiments.merge --name X part1.json part2.json ...``: the parts must share the
-recipe (model, fit, seeds); out-of-fold scores and per-fold metrics are combined, mean/std and
-pooled metrics recomputed.
+recipe (model, fit, seeds); out-of-fold scores and per-fold metrics are combined (the stage
+test's too, when every part ran ``--stage-test``), mean/std and pooled metrics recomputed.
 """
 
 from __future__ import annotations
@@ -53,21 +53,35 @@ def main(argv: list[str] | None = None) -> int:
     order = np.argsort(folds_run)
     per_fold = [m for p in parts for m in p["folds"]]
     secs = [s for p in parts for s in p["seconds"]]
-    oof = np.full((len(first["ids"]), 2), np.nan)
-    for p in parts:
-        for i, r in enumerate(p["oof"]):
-            if r is not None:
-                oof[i] = r
+    def joined(key: str) -> np.ndarray:
+        out = np.full((len(first["ids"]), 2), np.nan)
+        for p in parts:
+            for i, r in enumerate(p[key]):
+                if r is not None:
+                    out[i] = r
+        return out
+
+    def rows(a: np.ndarray) -> list:
+        return [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in a]
+
+    oof = joined("oof")
     res = {**first, "name": args.name, "folds_run": sorted(folds_run),
            "folds": [per_fold[i] for i in order], "seconds": [secs[i] for i in order],
            **summarize([per_fold[i] for i in order]),
-           "command": " && ".join(p.get("command", "") for p in parts),
-           "oof": [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in oof]}
+           "command": " && ".join(p.get("command", "") for p in parts), "oof": rows(oof)}
+    stage = all("stage_oof" in p for p in parts)  # run_spec --stage-test in every part
+    if stage:
+        stage_folds = [m for p in parts for m in p["stage_folds"]]
+        res["stage_folds"] = [stage_folds[i] for i in order]
+        res["stage_oof"] = rows(joined("stage_oof"))
     if not np.isnan(oof[:, 0]).any():
         by_id = {c.id: c for c in load_4q()}
         cl = [by_id[i] for i in first["ids"]]
         y = np.array([[c.arousal_high, c.valence_high] for c in cl], np.float32)
-        res["pooled"] = clip_metrics(y, oof, np.array([c.quadrant for c in cl]))
+        quads = np.array([c.quadrant for c in cl])
+        res["pooled"] = clip_metrics(y, oof, quads)
+        if stage:
+            res["stage_pooled"] = clip_metrics(y, joined("stage_oof"), quads)
     (HERE / "results" / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
     print(f"{args.name}: folds {res['folds_run']}")
