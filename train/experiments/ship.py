@@ -122,8 +122,14 @@ def room_card(res: dict) -> dict | None:
     plain = rt["room"].get("none", {}).get("mean", {})
     keys = ("arousal_auc", "valence_auc", "valence_auc_low_arousal", "quadrant_macro_f1", "mean_arousal",
             "mean_valence")
+    p_room = float(res.get("fit", {}).get("p_room") or 0)
+    rooms, stages = int(res.get("room_train") or 0), int(res.get("stage_train") or 0)
     return {
         "input": "room",
+        "training": f"{p_room:g} of the training crops from {rooms} simulated training-room versions "
+                    f"(train.room, training bank) and {stages} stage-chain training versions "
+                    "(augment.stage_degrade, other draws than the stage test's) of each training clip, "
+                    "drawn alike; the rest clean",
         "offsets": [round(v, 4) for v in rt["offsets"]["none"]["all_folds"]],
         "offsets_note": "logits added to arousal and valence for room input (mer_live/roominput.py): the "
                         "mean over the 5 CV folds of the offsets that bring each fold model's mean "
@@ -311,10 +317,12 @@ def main(argv: list[str] | None = None) -> int:
                                      "fitted " + after + "so the fused mean on the calibration rooms equals "
                                      "its clean mean (train/experiments/room_fusion.py, row " + name + ")")
         else:
+            worst = max(abs(row[t][f"shift_{q}"]) for t in ("room_mean", "stage")
+                        for q in ("arousal", "valence"))
             room["offsets_note"] += ("; the teacher is not re-centred either: its head ("
                                      + str(args.fusion_head) + ") was fitted on clean and simulated "
-                                     "training-room audio, and the fused means on the room test stay within "
-                                     "0.03 of clean (room_fusion row " + name + ")")
+                                     "room audio, and the fused means on the room and stage tests stay "
+                                     f"within {worst:.3f} of clean (room_fusion row " + name + ")")
         room["room_test_fused"] = {
             "how": f"{rf['command']}: the same out-of-fold CNN fused (w {rf['weight']}) with the teacher on "
                    f"mer-analyze's patches (every {rf['every_s']:g} s), head per fold ({h}), "
