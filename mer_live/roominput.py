@@ -2,11 +2,13 @@
 
 ``[model] input = "line"`` (the default) is the desk feed: the model as shipped, untouched.
 ``input = "room"`` (``mer-live --room``, ``mer-analyze --room``) is a laptop or room microphone in
-front of a PA (issue #19): the room model (``models/mer-room.onnx``, trained on simulated rooms)
-unless another model is given, with its outputs RE-CENTRED: the logit offsets in its card's
+front of a PA (issue #19): the room model (``models/mer-room.onnx``, trained on simulated rooms
+and PA chains) unless another model is given. Its card may RE-CENTRE it: the logit offsets in
 ``room.offsets`` (measured on out-of-fold scores of simulated rooms, see docs/room.md) are added
 to each window's arousal and valence, which undoes the shift a room causes (everything read as
-tenser and sadder) without changing how the model ranks music.
+tenser and sadder) without changing how the model ranks music. The shipped room model's offsets
+are 0 (trained on rooms, it is not shifted); a model whose card carries non-zero ones (a line
+model calibrated for rooms: docs/room.md's re-centring rows) gets them.
 
 With a fused model (a card ``fusion`` entry, ``mer_live.fusion``) the teacher's logits are
 re-centred too, by the card's ``room.teacher_offsets`` (``Fusion.of`` reads them from the model),
