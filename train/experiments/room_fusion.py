@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         train_rooms.append(teacher_features(f"trainstage{r}", sa, args.every, args.teacher))
         del sa
 
-    # heads per fold: clean (as shipped) and room (clean + training rooms)
+    # heads per fold: clean (as shipped) and room (clean + training rooms + stage-chain versions)
     pf, _, _ = load_features(args.features, clips)
     clean_all = np.nanmean(pf, axis=1)
     heads = {"clean": {}, "room": {}}

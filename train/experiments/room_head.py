@@ -1,7 +1,8 @@
 """The room model's teacher head: the fused ``--room`` path's linear head on musicnn's features,
-fitted on all 716 clips' clean features AND their training-room versions.
+fitted on all 716 clips' clean features AND their training-room versions (and, with
+``--stage-versions N``, their stage-chain training versions: the shipped head has 2).
 
-    python -m train.experiments.room_head --cnn room-model --out models/mer-room-head.json
+    python -m train.experiments.room_head --cnn room-stage --stage-versions 2 --out models/mer-room-head.json
 
 Why a head of its own: through a room the teacher's features move (its clean head reads room audio
 as tense and sad: mean valence 0.19 on the room test); a head that has seen the same clips through
