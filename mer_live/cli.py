@@ -347,14 +347,26 @@ def display_available() -> bool:
 
 
 class _Stopper:
-    """SIGINT/SIGTERM -> a clean stop. A second signal while stopping exits at once (nothing hangs)."""
+    """SIGINT/SIGTERM -> a clean stop. A second signal while stopping exits at once (nothing hangs).
+
+    The handler only writes a byte to a pipe. It runs in the main thread between any two bytecodes,
+    so taking a lock there can deadlock: ``Event.set`` takes the lock that the main thread holds
+    for an instant on every pass of its own ``event.wait``. A small thread reads the pipe and sets
+    ``event``; the loops that wait (headless, the window's timer, a device wait) see it at once.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.on_stop: Callable[[], None] | None = None
+        self._signalled = False
         self._old: dict[int, Any] = {}
+        self._pipe: tuple[int, int] | None = None
+        self._thread: threading.Thread | None = None
 
     def install(self) -> None:
+        r, w = os.pipe()
+        self._pipe = (r, w)
+        self._thread = threading.Thread(target=self._watch, args=(r,), name="mer-signals", daemon=True)
+        self._thread.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
 
@@ -362,13 +374,28 @@ class _Stopper:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
+        if self._pipe is not None:
+            r, w = self._pipe
+            os.write(w, b"q")
+            if self._thread is not None:
+                self._thread.join(1.0)
+            os.close(r)
+            os.close(w)
+            self._pipe, self._thread = None, None
+
+    def _watch(self, r: int) -> None:
+        while True:
+            b = os.read(r, 1)
+            if not b or b == b"q":
+                return
+            self.event.set()
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        if self.event.is_set():
+        if self._signalled:
             os._exit(EXIT_OK if signum == signal.SIGTERM else 130)
-        self.event.set()
-        if self.on_stop is not None:
-            self.on_stop()
+        self._signalled = True
+        if self._pipe is not None:
+            os.write(self._pipe[1], b"s")
 
 
 def run_headless(app: Any, printer: Any, stopper: _Stopper, duration: float | None) -> None:
@@ -391,7 +418,6 @@ def run_gui(app: Any, cfg: Any, stopper: _Stopper, duration: float | None) -> in
     from mer_live.dashboard import run_dashboard
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([PROG])
-    stopper.on_stop = qapp.closeAllWindows
     timers = []
     if duration is not None:
         QtCore.QTimer.singleShot(int(duration * 1000), qapp.closeAllWindows)

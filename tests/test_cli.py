@@ -330,3 +330,26 @@ def test_unreachable_osc_host_is_one_warning_line(loudness_model) -> None:
     assert len(about) == 1, r.stderr
     assert about[0].startswith("mer-live: warning: OSC target no-such-host.invalid:9000:")
     assert "A [" in r.stdout  # estimates kept coming
+
+
+def test_signal_handler_takes_no_lock_the_main_thread_may_hold() -> None:
+    """The handler runs in the main thread between two bytecodes, possibly while that thread holds
+    the stop Event's own lock (every pass of ``event.wait`` takes it for an instant): a handler that
+    called ``Event.set`` there deadlocked (CI once saw SIGTERM hang mer-live). It must return at
+    once, and the stop must still arrive."""
+    from mer_live.cli import _Stopper
+
+    s = _Stopper()
+    s.install()
+    try:
+        def interrupted_inside_wait() -> None:
+            with s.event._cond:  # what the main thread holds inside Event.wait
+                s._handle(signal.SIGTERM, None)
+
+        t = threading.Thread(target=interrupted_inside_wait, daemon=True)
+        t.start()
+        t.join(3)
+        assert not t.is_alive(), "the signal handler blocked on the Event's lock"
+        assert s.event.wait(2), "the stop never arrived"
+    finally:
+        s.restore()
