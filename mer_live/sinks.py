@@ -50,20 +50,16 @@ class Sinks:
             self._event_sinks = [e for e in self._event_sinks if e != on_event]
 
     def publish(self, e: Estimate) -> None:
-        for sink in self._sinks:
-            try:
-                sink(e)
-            except Exception as ex:
-                self._failed(sink, ex)
+        self._each(self._sinks, e)
 
     def event(self, ev: Event) -> None:
-        for on_event in self._event_sinks:
-            try:
-                on_event(ev)
-            except Exception as ex:
-                self._failed(on_event, ex)
+        self._each(self._event_sinks, ev)
 
-    def _failed(self, sink: Any, ex: Exception) -> None:
-        self.errors += 1
-        name = getattr(sink, "__name__", type(sink).__name__)
-        self._throttle.warn(("sink", id(sink)), "sink %s failed: %s", name, one_line(ex))
+    def _each(self, sinks: list[Any], value: Any) -> None:
+        for sink in sinks:
+            try:
+                sink(value)
+            except Exception as ex:
+                self.errors += 1
+                name = getattr(sink, "__name__", type(sink).__name__)
+                self._throttle.warn(("sink", id(sink)), "sink %s failed: %s", name, one_line(ex))
