@@ -28,11 +28,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import spec_augment, time_stretch
 from .data import Clip, artist_folds, targets
 from .distill_bank import Bank
 from .models import EmotionModel
-from .specfit import SpecFitConfig, SpecFitResult, augment_db, freeze_frontend, optimizer, tag_vocabulary
+from .specfit import (
+    SpecFitConfig,
+    SpecFitResult,
+    augment_db,
+    freeze_frontend,
+    model_view,
+    optimizer,
+    tag_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +215,7 @@ def fit_distill(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch
                 yb = lam[:, None] * yb + (1 - lam[:, None]) * yb[perm]
                 qb = lam[:, None] * qb + (1 - lam[:, None]) * qb[perm]
                 tb = lam[:, None] * tb + (1 - lam[:, None]) * tb[perm] if tb is not None else None
-            feats = model.frontend.normalize(db)
-            if "stretch" in cfg.augs:
-                feats = time_stretch(feats, cfg.stretch_max, g)
-            feats = feats[..., :nt]
-            if "specaug" in cfg.augs:
-                feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, g)
+            feats = model_view(model, db, cfg, nt, g)
             # the bank stream: fixed views, no further augmentation (the teacher heard exactly these)
             if bank_pos + nb > len(fb):
                 bank_order, bank_pos = torch.randperm(len(fb), generator=g), 0

@@ -260,6 +260,19 @@ def _smooth_curve(b: int, nf: int, db: float, g: torch.Generator) -> torch.Tenso
     return F.interpolate(pts, size=nf, mode="linear", align_corners=True)[:, 0]
 
 
+def model_view(model: EmotionModel, db: torch.Tensor, cfg: SpecFitConfig, nt: int, g: torch.Generator
+               ) -> torch.Tensor:
+    """The model's input for a batch of dB crops: its front end's normalisation, then the
+    feature-domain steps of ``cfg.augs`` (time stretch, SpecAugment) and the crop to ``nt`` frames."""
+    feats = model.frontend.normalize(db)
+    if "stretch" in cfg.augs:
+        feats = time_stretch(feats, cfg.stretch_max, g)
+    feats = feats[..., :nt]
+    if "specaug" in cfg.augs:
+        feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, g)
+    return feats
+
+
 def augment_db(db: torch.Tensor, cfg: SpecFitConfig, frame_rate: float, g: torch.Generator) -> torch.Tensor:
     """The live-rig effects on mel dB crops ``[B, F, T]`` (see the module docstring)."""
     b, nf, nt = db.shape
@@ -513,12 +526,7 @@ def fit_spec(model: EmotionModel, clips: Sequence[Clip], mels: Sequence[torch.Te
                 if pool > 1:  # the teachers' clip-level opinion: the mean over the group's crops
                     tp = _pooled(tp, pool).repeat_interleave(pool, dim=0)
                 yb = (1 - cfg.distill) * yb + cfg.distill * tp
-            feats = model.frontend.normalize(db)
-            if "stretch" in cfg.augs:
-                feats = time_stretch(feats, cfg.stretch_max, gd)
-            feats = feats[..., :nt]
-            if "specaug" in cfg.augs:
-                feats = spec_augment(feats, cfg.freq_mask, cfg.time_mask, gd)
+            feats = model_view(model, db, cfg, nt, gd)
             h = model.heads.fc(model.embed(feats))
             av, quad = model.heads.av(h), model.heads.quad(h)
             if pool == 1:
