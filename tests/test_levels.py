@@ -26,6 +26,12 @@ def test_to_mono_mean_and_pick():
     np.testing.assert_allclose(to_mono(np.array([0.1, 0.2]), None), [0.1, 0.2])
 
 
+def test_stereo_downmix_is_bit_for_bit_the_mean():
+    x = np.random.default_rng(0).standard_normal((4801, 2)).astype(np.float32)
+    y = to_mono(x, None)
+    assert y.dtype == np.float32 and np.array_equal(y, x.mean(axis=1, dtype=np.float32))
+
+
 def test_to_mono_bad_channel_is_one_line_error():
     with pytest.raises(ValueError, match=r"channel\(s\) \[4\].*3 channel") as ei:
         to_mono(np.zeros((4, 3)), (1, 4))
