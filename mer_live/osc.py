@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from mer_live.estimate import Estimate, Event
 from mer_live.realtime import DEFAULT_PRIORITY, promote_or_warn
@@ -129,6 +129,26 @@ def _finite(x: float, default: float, lo: float, hi: float) -> float:
     return min(max(x, lo), hi)
 
 
+def _osc_string(s: str) -> bytes:
+    """An OSC-string: ASCII, NUL-terminated, NUL-padded to a multiple of 4 bytes."""
+    b = s.encode("ascii") + b"\0"
+    return b + b"\0" * (-len(b) % 4)
+
+
+_HEADS: dict[tuple[str, str], tuple[bytes, struct.Struct]] = {}
+
+
+def osc_message(address: str, tags: str, *values: float | int) -> bytes:
+    """One OSC message of float32 ('f') and int32 ('i') arguments, as python-osc's builder makes
+    it, from an address and type-tag head built once (why: the sender builds ~14 messages 30 times
+    a second; python-osc's builder cost as much CPU as the music-presence model, docs/benchmarks.md)."""
+    head = _HEADS.get((address, tags))
+    if head is None:
+        head = _HEADS[(address, tags)] = (_osc_string(address) + _osc_string("," + tags),
+                                          struct.Struct(">" + tags))
+    return head[0] + head[1].pack(*values)
+
+
 def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbeat: int | None = None,
                    beat_phase: float | None = None) -> list[bytes]:
     """The OSC datagrams for one tick (see the address table in docs/architecture.md).
@@ -145,10 +165,7 @@ def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbea
     out: list[bytes] = []
 
     def add(addr: str, *args: tuple[Any, str]) -> None:
-        b = OscMessageBuilder(address=prefix + addr)
-        for value, kind in args:
-            b.add_arg(value, kind)
-        out.append(b.build().dgram)
+        out.append(osc_message(prefix + addr, "".join(k for _v, k in args), *(v for v, _k in args)))
 
     if est is not None:
         a, v = _finite(est.arousal, 0.5, 0, 1), _finite(est.valence, 0.5, 0, 1)
@@ -177,9 +194,7 @@ def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbea
 
 def event_message(ev: Event, prefix: str) -> bytes:
     """``/<prefix>/<kind> i count`` for an analyser's event (a beat, an onset, a section change)."""
-    b = OscMessageBuilder(address=f"{prefix}/{ev.kind}")
-    b.add_arg(int(ev.count), "i")
-    return b.build().dgram
+    return osc_message(f"{prefix}/{ev.kind}", "i", int(ev.count))
 
 
 def bundle_of(dgrams: list[bytes]) -> bytes:
