@@ -721,10 +721,10 @@ class DashboardWindow(QtWidgets.QMainWindow):
         title = QtWidgets.QLabel("mer-live")
         title.setStyleSheet("font-size: 22px; font-weight: 900; letter-spacing: 2px;")
         row.addWidget(title)
-        row.addSpacing(12)
+        row.addSpacing(6)
         row.addWidget(QtWidgets.QLabel("input"))
         self.device_box = QtWidgets.QComboBox()
-        self.device_box.setMinimumWidth(150)  # grows with the window; a long name is elided
+        self.device_box.setMinimumWidth(120)  # grows with the window; a long name is elided
         self.device_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.device_box.setMinimumContentsLength(12)
         self.device_box.activated.connect(self._on_device_chosen)
@@ -737,7 +737,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.start_stop.setObjectName("startstop")
         self.start_stop.clicked.connect(self.toggle_running)
         row.addWidget(self.start_stop)
-        row.addSpacing(12)
+        row.addSpacing(6)
         self.attack = self._spin("attack s", row)
         self.release = self._spin("release s", row)
         cfg = getattr(self.app, "config", None)
@@ -745,11 +745,11 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self.release.setValue(float(getattr(cfg, "release_s", 1.0)))
         self.attack.editingFinished.connect(self._on_smoothing)
         self.release.editingFinished.connect(self._on_smoothing)
-        row.addSpacing(12)
+        row.addSpacing(6)
         row.addWidget(QtWidgets.QLabel("OSC"))
         self.osc_edit = QtWidgets.QLineEdit()
         self.osc_edit.setPlaceholderText("host:port, host:port")
-        self.osc_edit.setMinimumWidth(130)
+        self.osc_edit.setMinimumWidth(110)
         self.osc_edit.returnPressed.connect(self._on_osc_targets)
         row.addWidget(self.osc_edit, 2)
         self.fs_button = QtWidgets.QPushButton("Fullscreen (F11)")
@@ -764,6 +764,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         s.setDecimals(2)
         s.setSingleStep(0.25)
         s.setKeyboardTracking(False)
+        s.setMinimumWidth(s.fontMetrics().horizontalAdvance("60.00") + 48)  # not 60.00's full hint
         row.addWidget(s)
         return s
 
