@@ -552,6 +552,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         self._beats_seen, self._beat_at, self._beat_events_seen = 0, -np.inf, False
         self._music = False
         self._big_px = 0
+        self._quad_px = 32
         self.folded: tuple[str, ...] = ()
         self.frames_drawn = 0
         self._stopped = False
@@ -633,7 +634,19 @@ class DashboardWindow(QtWidgets.QMainWindow):
             w.setVisible(name not in folded)
 
     def _size_numbers(self, width: int) -> None:
-        """The big numbers as large as the column beside the plane allows (64 px at most)."""
+        """The big numbers as large as the column beside the plane allows (64 px at most), and the
+        quadrant's name (32 px at most) so that the longest one fits whole beside its caption."""
+        font = QtGui.QFont()
+        font.setPixelSize(32)
+        font.setWeight(QtGui.QFont.Weight.ExtraBold)
+        fm = QtGui.QFontMetrics(font)
+        longest = max(fm.horizontalAdvance(f"Q{q} {n}") for q, n in QUADRANT_NAMES.items())
+        room = width - 24 - 12 - 180  # panel margins, spacing, the "QUADRANT" caption
+        quad = int(np.clip(32 * room / max(longest, 1), 16, 32))
+        if quad != self._quad_px:
+            self._quad_px = quad
+            self.quadrant.setStyleSheet(self.quadrant.styleSheet().split("font-size")[0]
+                                        + f"font-size: {quad}px;")
         px = int(np.clip((width - 150) / 8.5, 30, 64))
         if px == self._big_px:
             return
@@ -650,16 +663,17 @@ class DashboardWindow(QtWidgets.QMainWindow):
         return self._store
 
     def show_placed(self, fullscreen: bool = False) -> None:
-        """Show the window where it was last time if that fits a screen now, else maximised on the
-        screen under the mouse; fullscreen if it was or ``fullscreen`` (the config) says so."""
+        """Show the window where it was last time (moved onto the screen it lands on; maximised
+        there if its size does not fit), else maximised on the screen under the mouse; fullscreen
+        if it was or ``fullscreen`` (the config) says so."""
         st = self.store()
         self._remembers = True
-        geo = st.value("window/geometry")
-        restored = (isinstance(geo, (QtCore.QByteArray, bytes))
-                    and self.restoreGeometry(QtCore.QByteArray(geo)))
+        normal = st.value("window/normal")  # our own rect: restoreGeometry refuses some places
+        restored = isinstance(normal, QtCore.QRect) and normal.isValid()
         if restored:
-            self._fit_normal_geometry()
-        else:
+            self.setGeometry(normal)
+        too_big = restored and self._fit_normal_geometry()
+        if not restored:
             screen = (QtGui.QGuiApplication.screenAt(QtGui.QCursor.pos())
                       or QtGui.QGuiApplication.primaryScreen())
             if screen is not None:
@@ -671,24 +685,28 @@ class DashboardWindow(QtWidgets.QMainWindow):
                 self.setGeometry(rect)  # what un-maximising gives
         if fullscreen or _truthy(st.value("window/fullscreen")):
             self.showFullScreen()
-        elif not restored or _truthy(st.value("window/maximized")):
+        elif not restored or too_big or _truthy(st.value("window/maximized")):
             self.showMaximized()
         else:
             self.show()
-            QtCore.QTimer.singleShot(300, self.keep_on_screen)  # once the window manager framed it
+            QtCore.QTimer.singleShot(300, self, self.keep_on_screen)  # once the window manager framed it
 
-    def _fit_normal_geometry(self) -> None:
-        """A remembered size larger than the screen it lands on now (another monitor): shrink it."""
+    def _fit_normal_geometry(self) -> bool:
+        """Bring a remembered place onto the screen it lands on now (another, smaller monitor, or
+        none there any more); True when the size did not fit: then it opens maximised there."""
         app = QtGui.QGuiApplication
         screen = app.screenAt(self.geometry().center()) or app.primaryScreen()
         if screen is None:
-            return
+            return False
         avail = screen.availableGeometry()
         g = self.geometry()
-        g.setSize(g.size().boundedTo(avail.size()))
+        too_big = g.width() > avail.width() or g.height() > avail.height()
+        if too_big:  # what un-maximising gives
+            g.setSize((avail.size() * 0.85).expandedTo(QtCore.QSize(*MIN_WINDOW)).boundedTo(avail.size()))
         g.moveLeft(min(max(g.left(), avail.left()), avail.right() + 1 - g.width()))
         g.moveTop(min(max(g.top(), avail.top()), avail.bottom() + 1 - g.height()))
         self.setGeometry(g)
+        return too_big
 
     def keep_on_screen(self) -> bool:
         """Move and shrink the framed window into its screen's available geometry; True if it had to."""
@@ -710,7 +728,8 @@ class DashboardWindow(QtWidgets.QMainWindow):
     def remember(self) -> None:
         """Save size, position, maximised and fullscreen state for the next run."""
         st = self.store()
-        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/normal", self.normalGeometry() if self.isMaximized() or self.isFullScreen()
+                    else self.geometry())
         st.setValue("window/fullscreen", self.isFullScreen())
         st.setValue("window/maximized", self.isMaximized())
         st.sync()
@@ -908,10 +927,10 @@ class DashboardWindow(QtWidgets.QMainWindow):
         r, g, b = QUADRANT_COLORS.get(latest.quadrant, NO_MUSIC_COLOR)
         if not latest.input_ok:
             self.quadrant.setText("NO INPUT")
-            self.quadrant.setStyleSheet(f"color: {BAD};")
+            self.quadrant.setStyleSheet(f"color: {BAD}; font-size: {self._quad_px}px;")
         else:
             self.quadrant.setText(mood_label(latest))
-            self.quadrant.setStyleSheet(f"color: rgb({r},{g},{b});")
+            self.quadrant.setStyleSheet(f"color: rgb({r},{g},{b}); font-size: {self._quad_px}px;")
         self.meter.set_levels(latest.level_rms_db, latest.level_peak_db)
         self.level_text.setText(
             f"RMS {latest.level_rms_db:.1f}  peak {latest.level_peak_db:.1f} dBFS")

@@ -440,3 +440,33 @@ def test_history_events_reach_the_window_marks_and_pulse(qtbot, tmp_path) -> Non
     win.show_beat(now + BEAT_FADE_S + 0.01)
     assert win.pulse.level == 0.0
     win.grab().save(str(tmp_path / "marks.png"))
+
+
+def test_panels_fold_in_order_and_come_back(qtbot, window) -> None:
+    """Too short a window folds the status panel first; too narrow for the controls row folds it
+    too; the live values stay whole inside the window; a large window shows everything again."""
+    from mer_live.dashboard import FOLD_ORDER
+
+    def inside(w) -> bool:
+        p = w.mapTo(window, QtCore.QPoint(0, 0))
+        return (w.isVisible() and p.x() >= 0 and p.y() >= 0 and p.x() + w.width() <= window.width()
+                and p.y() + w.height() <= window.height())
+
+    window.timer.stop()
+    window.quadrant.setText("Q3 sad / depressed")  # the longest name
+    live = [window.plane, window.numbers, window.quadrant_panel, window.series, window.pulse,
+            window.big["arousal"], window.big["valence"], window.big["bpm"], window.quadrant]
+    for size, folded in (((1600, 900), ()), ((1280, 600), ("status",)), ((1000, 560), ("status", "controls")),
+                         ((1600, 900), ())):
+        window.resize(*size)
+        qtbot.waitUntil(lambda s=size: (window.width(), window.height()) == s, timeout=3000)
+        qtbot.wait(50)
+        assert window.folded == folded and folded == FOLD_ORDER[: len(folded)]
+        assert window.status_panel.isVisible() == ("status" not in folded)
+        assert window.controls.isVisible() == ("controls" not in folded)
+        assert window.input_panel.isVisible()
+        assert all(inside(w) for w in live), size
+        for w in (window.quadrant, window.big["arousal"], window.big["bpm"]):  # not cut
+            assert w.width() >= w.sizeHint().width() and w.height() >= w.sizeHint().height() - 2, size
+        side = window.plane.width()
+        assert side == window.plane.height() or side == (window.body.width() - 12) // 2

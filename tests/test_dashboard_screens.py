@@ -121,13 +121,31 @@ def test_window_remembers_its_place_and_reset_forgets_it(loudness_model: Path, t
         assert rep["window"]["fullscreen"] and rep["window"]["frame"] == [0, 0, 1366, 768]
         _check_fits(rep, 1.0)
         conf = tmp_path / "mer-live" / "dashboard.conf"
-        assert "geometry" in conf.read_text()
+        assert "normal" in conf.read_text()
         r = subprocess.run([sys.executable, "-m", "mer_live.cli", "--reset-window", "--print-config"],
                            env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
         assert f"window settings reset ({conf})" in r.stderr
-        assert "geometry" not in conf.read_text() and "fullscreen" not in conf.read_text()
+        assert "normal" not in conf.read_text() and "fullscreen" not in conf.read_text()
         rep = run_probe(env, tmp_path / "5", loudness_model)
         assert rep["window"]["maximized"] and not rep["window"]["fullscreen"]
 
+
+
+def test_a_place_remembered_on_a_bigger_screen_is_brought_inside_a_smaller_one(loudness_model: Path,
+                                                                               tmp_path: Path) -> None:
+    """Saved at 1800 x 1000 on a desktop monitor, opened on the 1366 x 768 laptop: maximised there,
+    not hanging off it; a place that fits but lies off the smaller screen is moved onto it."""
+    with x_screen(1920, 1080, tmp_path) as env:
+        run_probe(env, tmp_path / "big", loudness_model, "--then", "1800x1000+100+60")
+    with x_screen(1366, 768, tmp_path) as env:
+        rep = run_probe(env, tmp_path / "small", loudness_model)
+    assert rep["window"]["maximized"] and not rep["window"]["fullscreen"]
+    _check_fits(rep, 1.0)
+    with x_screen(1920, 1080, tmp_path) as env:
+        run_probe(env, tmp_path / "big2", loudness_model, "--then", "1200x600+700+450")
+    with x_screen(1366, 768, tmp_path) as env:
+        rep = run_probe(env, tmp_path / "small2", loudness_model)
+    assert not rep["window"]["maximized"] and rep["window"]["geometry"][2:] == [1200, 600], rep["window"]
+    _check_fits(rep, 1.0)
