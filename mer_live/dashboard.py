@@ -647,6 +647,10 @@ class DashboardWindow(QtWidgets.QMainWindow):
             self._quad_px = quad
             self.quadrant.setStyleSheet(self.quadrant.styleSheet().split("font-size")[0]
                                         + f"font-size: {quad}px;")
+        if hasattr(self, "_input_cap"):
+            lamps = (self.music_lamp, self.clip_lamp, self.silent_lamp, self.noinput_lamp)
+            need = sum(w.sizeHint().width() + 6 for w in lamps) + self._input_cap.sizeHint().width() + 24 + 12
+            self._input_cap.setVisible(width >= need)
         px = int(np.clip((width - 150) / 8.5, 30, 64))
         if px == self._big_px:
             return
@@ -832,6 +836,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         cap = QtWidgets.QLabel("INPUT")
         cap.setObjectName("bigcap")
         top.addWidget(cap)
+        self._input_cap = cap  # hidden in a narrow column, so that the lamps stay whole
         top.addStretch(1)
         self.clip_lamp, self.silent_lamp = _lamp("CLIP"), _lamp("SILENT")
         self.noinput_lamp, self.music_lamp = _lamp("NO INPUT"), _lamp("MUSIC")

@@ -457,6 +457,7 @@ def test_panels_fold_in_order_and_come_back(qtbot, window) -> None:
     live = [window.plane, window.numbers, window.quadrant_panel, window.series, window.pulse,
             window.big["arousal"], window.big["valence"], window.big["bpm"], window.quadrant]
     for size, folded in (((1600, 900), ()), ((1280, 600), ("status",)), ((1000, 560), ("status", "controls")),
+                         ((960, 540), ("status", "controls")),
                          ((1600, 900), ())):
         window.resize(*size)
         qtbot.waitUntil(lambda s=size: (window.width(), window.height()) == s, timeout=3000)
@@ -466,7 +467,7 @@ def test_panels_fold_in_order_and_come_back(qtbot, window) -> None:
         assert window.controls.isVisible() == ("controls" not in folded)
         assert window.input_panel.isVisible()
         assert all(inside(w) for w in live), size
-        for w in (window.quadrant, window.big["arousal"], window.big["bpm"]):  # not cut
+        for w in (window.quadrant, window.big["arousal"], window.big["bpm"], window.noinput_lamp):  # not cut
             assert w.width() >= w.sizeHint().width() and w.height() >= w.sizeHint().height() - 2, size
         side = window.plane.width()
         assert side == window.plane.height() or side == (window.body.width() - 12) // 2
