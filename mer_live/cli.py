@@ -473,8 +473,10 @@ def _main(ns: argparse.Namespace) -> int:
         raise CliError(f"--device and {other} cannot be used together", EXIT_USAGE)
     setup_logging(cfg.log.verbosity, cfg.log.file)
     if ns.reset_window:  # before anything else, so that even --print-config can do just this
-        from mer_live.dashboard import reset_window_settings
-
+        try:
+            from mer_live.dashboard import reset_window_settings
+        except ImportError as e:
+            raise CliError(f"--reset-window: the dashboard is not available ({e})") from None
         notice(f"window settings reset ({reset_window_settings()})")
     if ns.print_config:
         print(dumps_toml(cfg), end="")
