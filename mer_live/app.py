@@ -1,7 +1,8 @@
 """``LiveApp``: everything one live run needs, behind one object the CLI and the dashboard drive.
 
 The GUI never touches pipeline internals: it calls ``start/stop/switch_device/set_smoothing/
-set_osc_targets``, reads ``history.snapshot()`` on its timer and ``status()`` for the status bar.
+set_osc_targets``, reads ``history.snapshot()`` and ``history.events()`` on its timer and
+``status()`` for the status bar.
 Data still flows one way: source -> pipeline -> sinks (History, OSC sender, extra sinks).
 """
 
