@@ -357,8 +357,10 @@ class TimeSeries(pg.PlotWidget):
         for lab, m in zip(self._labels, shown, strict=False):
             row = (row + 1) % 3 if m.x - last_x < near else 0
             last_x = m.x
-            lab.setHtml(f'<span style="color:{colors[m.kind]};font-size:11pt;font-weight:700">'
-                        f'{m.text}</span>')
+            html = f'<span style="color:{colors[m.kind]};font-size:11pt;font-weight:700">{m.text}</span>'
+            if getattr(lab, "_html", None) != html:  # re-laying out text 10 times a second costs
+                lab.setHtml(html)
+                lab._html = html
             lab.setPos(m.x, 1.0 - 0.16 * row)
             lab.show()
         for lab in self._labels[len(shown):]:

@@ -108,7 +108,8 @@ def test_window_fits_the_screen(width: int, height: int, scale: float, loudness_
 
 def test_window_remembers_its_place_and_reset_forgets_it(loudness_model: Path, tmp_path: Path) -> None:
     """Moved and sized by hand, it opens there next time (folding what does not fit); left
-    fullscreen, it opens fullscreen; ``mer-live --reset-window`` forgets both."""
+    fullscreen, it opens fullscreen; ``mer-live --reset-window`` forgets both; the config's
+    fullscreen opens it fullscreen whatever was saved."""
     with x_screen(1366, 768, tmp_path) as env:
         run_probe(env, tmp_path / "1", loudness_model, "--then", "1200x560+120+60")
         rep = run_probe(env, tmp_path / "2", loudness_model)
@@ -130,6 +131,9 @@ def test_window_remembers_its_place_and_reset_forgets_it(loudness_model: Path, t
         assert "normal" not in conf.read_text() and "fullscreen" not in conf.read_text()
         rep = run_probe(env, tmp_path / "5", loudness_model)
         assert rep["window"]["maximized"] and not rep["window"]["fullscreen"]
+        rep = run_probe(env, tmp_path / "6", loudness_model, "--fullscreen")  # [gui] fullscreen = true
+        assert rep["window"]["fullscreen"] and rep["window"]["frame"] == [0, 0, 1366, 768]
+        _check_fits(rep, 1.0)
 
 
 
