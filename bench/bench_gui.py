@@ -7,7 +7,7 @@ Qt renders offscreen unless QT_QPA_PLATFORM says otherwise; a real X window:
     xvfb-run -a -s "-screen 0 1600x900x24" env QT_QPA_PLATFORM=xcb python -m bench.bench_gui
 
 ``--screenshot docs/dashboard.png`` instead plays the demo with the window open and saves a
-screenshot (docs/dashboard.png is made this way).
+screenshot (docs/dashboard.png is made this way, with ``--size 1366x768``, a common laptop screen).
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def bench(seconds: float, model_arg: str | Path | None, do_record: bool) -> None
         print("\n".join(f"- {n}" for n in notes))
 
 
-def screenshot(path: Path, at_s: float, model_arg: str | Path | None) -> None:
+def screenshot(path: Path, at_s: float, model_arg: str | Path | None,
+               size: tuple[int, int] = (1600, 900)) -> None:
     """Play the demo with the window open for ``at_s`` seconds, then save a screenshot."""
     from PySide6 import QtWidgets
 
@@ -178,7 +179,7 @@ def screenshot(path: Path, at_s: float, model_arg: str | Path | None) -> None:
         app = make_app(model_path, listener.port)
         app.start()
         win = DashboardWindow(app, GuiSettings(history_s=60, trail_s=10), devices=lambda: [])
-        win.resize(1600, 900)
+        win.resize(*size)
         win.show()
         run_qt(qapp, at_s)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--screenshot", type=Path, help="save a screenshot of the demo instead of benchmarking")
     ap.add_argument("--at", type=positive_float, default=32.0, help="seconds of demo before the screenshot")
+    ap.add_argument("--size", default="1600x900", help="the window's size for --screenshot, WxH")
     a = ap.parse_args(argv)
     if a.screenshot:
-        screenshot(a.screenshot, a.at, a.model)
+        w, h = (int(v) for v in a.size.lower().split("x"))
+        screenshot(a.screenshot, a.at, a.model, (w, h))
     else:
         bench(a.seconds, a.model, not a.no_record)
     return 0

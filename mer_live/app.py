@@ -1,7 +1,8 @@
 """``LiveApp``: everything one live run needs, behind one object the CLI and the dashboard drive.
 
 The GUI never touches pipeline internals: it calls ``start/stop/switch_device/set_smoothing/
-set_osc_targets``, reads ``history.snapshot()`` on its timer and ``status()`` for the status bar.
+set_osc_targets``, reads ``history.snapshot()`` and ``history.events()`` on its timer and
+``status()`` for the status bar.
 Data still flows one way: source -> pipeline -> sinks (History, OSC sender, extra sinks).
 """
 
@@ -14,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mer_live.estimate import Estimate
+from mer_live.estimate import Estimate, Event
 from mer_live.model import Model
 from mer_live.pipeline import Pipeline, PipelineConfig, Source
 from mer_live.sinks import Sink
@@ -23,13 +24,20 @@ log = logging.getLogger(__name__)
 
 
 class History:
-    """A sink keeping the last ``seconds`` of estimates (by wall clock) for plots; thread-safe."""
+    """A sink keeping the last ``seconds`` of estimates and events (by wall clock) for plots; thread-safe.
+
+    Events (beats, sections, drops) are kept too, so the window reads them on its own timer like the
+    estimates: the pipeline thread only appends under a short lock and never waits for the GUI.
+    """
+
+    MAX_EVENTS = 4096  #: a bound even for a flood of onsets
 
     def __init__(self, seconds: float = 120.0) -> None:
         if not seconds > 0:
             raise ValueError(f"history seconds must be > 0, got {seconds!r}")
         self.seconds = float(seconds)
         self._d: deque[Estimate] = deque()
+        self._ev: deque[Event] = deque(maxlen=self.MAX_EVENTS)
         self._lock = threading.Lock()
 
     def __call__(self, e: Estimate) -> None:
@@ -38,6 +46,19 @@ class History:
             cutoff = e.wall - self.seconds
             while self._d and self._d[0].wall < cutoff:
                 self._d.popleft()
+
+    def event(self, ev: Event) -> None:
+        """Keep an analyser's event (called on the pipeline thread, like ``__call__``)."""
+        with self._lock:
+            self._ev.append(ev)
+            cutoff = ev.wall - self.seconds
+            while self._ev and self._ev[0].wall < cutoff:
+                self._ev.popleft()
+
+    def events(self) -> list[Event]:
+        """A copy of the kept events, oldest first (safe to use from any thread)."""
+        with self._lock:
+            return list(self._ev)
 
     def __len__(self) -> int:
         return len(self._d)
@@ -50,6 +71,7 @@ class History:
     def clear(self) -> None:
         with self._lock:
             self._d.clear()
+            self._ev.clear()
 
 
 class LiveApp:

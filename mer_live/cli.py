@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("display and run")
     g.add_argument("--headless", action="store_const", const=True, default=S, help="no window: print values")
     g.add_argument("--duration", type=float, default=S, metavar="S", help="stop after S seconds")
+    g.add_argument("--reset-window", action="store_true",
+                   help="forget the window's remembered size, position and fullscreen state first")
     g.add_argument("--record", default=S, metavar="FILE",
                    help="append one row per estimate to FILE (.csv or .jsonl): a record of the show")
     g.add_argument("--no-beat", action="store_const", const=True, default=S,
@@ -470,6 +472,12 @@ def _main(ns: argparse.Namespace) -> int:
         other = "--demo" if cfg.source.demo else "--input"
         raise CliError(f"--device and {other} cannot be used together", EXIT_USAGE)
     setup_logging(cfg.log.verbosity, cfg.log.file)
+    if ns.reset_window:  # before anything else, so that even --print-config can do just this
+        try:
+            from mer_live.dashboard import reset_window_settings
+        except ImportError as e:
+            raise CliError(f"--reset-window: the dashboard is not available ({e})") from None
+        notice(f"window settings reset ({reset_window_settings()})")
     if ns.print_config:
         print(dumps_toml(cfg), end="")
         return EXIT_OK

@@ -95,6 +95,25 @@ def test_history_keeps_a_time_window_and_snapshots_safely():
         History(0)
 
 
+def test_history_keeps_events_for_the_window():
+    """History is an event sink too (the pipeline's fan-out finds its ``event``): the window reads
+    beats and sections on its timer; old ones go with the time window; clear() empties both."""
+    from mer_live.estimate import Event
+    from mer_live.sinks import Sinks
+
+    h = History(seconds=2.0)
+    sinks = Sinks([h])
+    for i in range(30):
+        sinks.event(Event("beat", i + 1, 0.1 * i, 100.0 + 0.1 * i, bpm=600.0))
+    sinks.event(Event("section", 1, 3.0, 103.0))
+    ev = h.events()
+    assert ev[-1].kind == "section" and ev[0].wall >= 103.0 - 2.0 - 1e-9 and len(ev) == 21
+    ev.clear()  # a copy
+    assert len(h.events()) == 21
+    h.clear()
+    assert h.events() == [] and h.snapshot() == []
+
+
 def test_start_stop_leaves_no_threads(model, clips):
     before = _ours()
     app = LiveApp(model, PipelineConfig(), _factory(clips), device="loud")

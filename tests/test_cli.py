@@ -247,13 +247,15 @@ def test_demo_fallback_without_input_devices(loudness_model) -> None:
 
 
 @pytest.mark.gui
-def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model) -> None:
+def test_dashboard_runs_offscreen_for_duration(quiet_then_loud, loudness_model, tmp_path) -> None:
     need_module("PySide6", "cpu")  # a default dependency
     r = run_cli("--input", str(quiet_then_loud), "--duration", "2", "--no-osc",
-                "--model", str(loudness_model), env=env(QT_QPA_PLATFORM="offscreen"), timeout=90)
+                "--model", str(loudness_model), env=env(QT_QPA_PLATFORM="offscreen",
+                                                         XDG_CONFIG_HOME=str(tmp_path)), timeout=90)
     assert r.returncode == 0, r.stderr
     assert "running headless" not in r.stderr and "Traceback" not in r.stderr
     assert "stopped after" in r.stderr
+    assert (tmp_path / "mer-live" / "dashboard.conf").is_file()  # its place is remembered, there
 
 
 def test_bad_device_name_is_one_line_error(loudness_model, osc_server) -> None:

@@ -26,16 +26,19 @@ need_module("pytestqt", "dev")
 
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from mer_live.app import LiveApp  # noqa: E402
+from mer_live.app import History, LiveApp  # noqa: E402
 from mer_live.dashboard import (  # noqa: E402
     AROUSAL_COLOR,
+    BEAT_FADE_S,
     QUADRANT_COLORS,
+    SONG_COLOR,
     VALENCE_COLOR,
     DashboardWindow,
     GuiSettings,
+    marks_of,
     series_of,
 )
-from mer_live.estimate import Estimate  # noqa: E402
+from mer_live.estimate import Estimate, Event  # noqa: E402
 from mer_live.filesource import FileSource, SourceError  # noqa: E402
 from mer_live.model import Model  # noqa: E402
 from mer_live.pipeline import PipelineConfig  # noqa: E402
@@ -66,6 +69,13 @@ def _factory(spec: str | int | None) -> FileSource:
 
 def _our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(("mer-", "FileSource("))]
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_tmp(tmp_path):
+    """The window's remembered place goes to a temp dir, never the user's ~/.config."""
+    for fmt in (QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Format.IniFormat):
+        QtCore.QSettings.setPath(fmt, QtCore.QSettings.Scope.UserScope, str(tmp_path / "config"))
 
 
 @pytest.fixture(autouse=True)
@@ -313,7 +323,7 @@ def test_no_input_and_clip_are_shown(qtbot, window) -> None:
 @pytest.mark.slow
 def test_demo_under_xvfb_exits_cleanly_without_qt_warnings(loudness_model: Path, tmp_path: Path) -> None:
     need_tool("xvfb-run", "xvfb")
-    env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path)}  # remembered there
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x900x24", sys.executable, "-m", "mer_live.cli",
            "--demo", "--duration", "4", "--model", str(loudness_model)]
     try:
@@ -344,9 +354,9 @@ def test_no_music_and_the_beat_are_shown(qtbot, window, tmp_path) -> None:
     window.draw([Estimate(t=1.1, **base, music=True, bpm=128.0, beats=5)], now=10.1)
     assert window.quadrant.text() == "Q2 tense / angry" and not window.plane.no_music.isVisible()
     assert "background" in window.music_lamp.styleSheet()
-    assert window.beat_lamp.text() == "BEAT 128" and "background" in window.beat_lamp.styleSheet()
+    assert window.big["bpm"].text() == "128" and window.pulse.level == 1.0
     window.draw([Estimate(t=1.2, **base, music=True, bpm=128.0, beats=5)], now=10.5)
-    assert "background" not in window.beat_lamp.styleSheet()  # the flash is over, no new beat
+    assert window.pulse.level == 0.0  # the pulse is over, no new beat
     neutral = {**base, "arousal_raw": 0.5, "valence_raw": 0.5, "arousal": 0.5, "valence": 0.5}
     window.draw([Estimate(t=0.1, **neutral, music=False)], now=11.0)
     assert window.quadrant.text() == "neutral"
@@ -366,3 +376,98 @@ def test_the_input_kind_is_shown(qtbot, window, loudness_model: Path) -> None:
     finally:
         win.close()
         app.stop()
+
+
+def _est(t: float, wall: float, music: bool = True, arousal: float = 0.7) -> Estimate:
+    return Estimate(t=t, wall=wall, arousal_raw=arousal, valence_raw=0.6, arousal=arousal, valence=0.6,
+                    level_rms_db=-20.0, level_peak_db=-8.0, silent=not music, clipping=False, input_ok=True,
+                    bad_samples=0, model_ms=1.0, latency_ms=20.0, overflows=0, hops_skipped=0, music=music,
+                    bpm=120.0 if music else 0.0)
+
+
+def test_marks_come_from_the_music_flag_and_this_streams_events() -> None:
+    """A song starts where the music flag turns on; sections and drops sit at their stream time;
+    another stream's events (before a restart) and events outside the plotted range are left out."""
+    snap = [_est(t, 100 + t, music=t >= 3.0) for t in np.arange(0.5, 10.05, 0.5)]
+    events = [Event("section", 1, 5.0, 105.2), Event("drop", 1, 8.0, 108.6), Event("beat", 9, 9.5, 109.5),
+              Event("section", 2, -30.0, 70.0)]
+    marks = marks_of(series_of(snap, 30.0), events, 30.0)
+    assert [(m.kind, m.text, m.x) for m in marks] == [("song", "song", -7.0), ("section", "S1", -5.0),
+                                                      ("drop", "drop", -2.0)]
+    # the source was switched at wall 200: stream time restarts; the old section is not this stream's
+    snap2 = snap + [_est(t, 200 + t) for t in (1.0, 1.5, 2.0)]
+    events2 = [*events, Event("section", 1, 1.2, 201.5)]
+    assert [(m.kind, m.x) for m in marks_of(series_of(snap2, 30.0), events2, 30.0)] == [("section", -0.8)]
+
+
+def test_history_events_reach_the_window_marks_and_pulse(qtbot, tmp_path) -> None:
+    """The pipeline's path: estimates and events into a real History (its sink methods), the window
+    reads them on its timer: a song start and a section drawn on the time series at their times,
+    and a beat event lights the pulse beside the BPM, which fades after BEAT_FADE_S."""
+    import time as _time
+
+    class App:  # what the window reads; the data goes through the real History
+        history = History(120.0)
+        running = True
+
+        def status(self) -> dict:
+            return {}
+
+        def stop(self) -> None:
+            pass
+
+    app = App()
+    win = DashboardWindow(app, GuiSettings(history_s=30, trail_s=5), devices=lambda: [])
+    qtbot.addWidget(win)
+    win.resize(1280, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    win.timer.stop()
+    now = _time.monotonic()
+    t0 = now - 10.0
+    for t in np.round(np.arange(0.5, 10.05, 0.1), 1):
+        app.history(_est(float(t), t0 + float(t), music=t >= 4.0))
+    app.history.event(Event("section", 1, 6.0, t0 + 6.3))
+    app.history.event(Event("beat", 20, 10.0, now, bpm=120.0))
+    win.tick()
+    kinds = [(m.kind, round(m.x, 1)) for m in win.series.marks]
+    assert kinds == [("song", -6.0), ("section", -4.0)]
+    xs, ys = win.series.mark_lines["song"].getData()
+    assert list(xs) == [pytest.approx(-6.0)] * 2 and list(ys) == [0.0, 1.0]
+    assert win.big["bpm"].text() == "120" and win.pulse.level > 0.5
+    img = _rgb(win.series.grab().toImage())
+    assert _near(img, _hex(SONG_COLOR), tol=30) > 30  # the song line is drawn
+    win.show_beat(now + BEAT_FADE_S + 0.01)
+    assert win.pulse.level == 0.0
+    win.grab().save(str(tmp_path / "marks.png"))
+
+
+def test_panels_fold_in_order_and_come_back(qtbot, window) -> None:
+    """Too short a window folds the status panel first; too narrow for the controls row folds it
+    too; the live values stay whole inside the window; a large window shows everything again."""
+    from mer_live.dashboard import FOLD_ORDER
+
+    def inside(w) -> bool:
+        p = w.mapTo(window, QtCore.QPoint(0, 0))
+        return (w.isVisible() and p.x() >= 0 and p.y() >= 0 and p.x() + w.width() <= window.width()
+                and p.y() + w.height() <= window.height())
+
+    window.timer.stop()
+    window.quadrant.setText("Q3 sad / depressed")  # the longest name
+    live = [window.plane, window.numbers, window.quadrant_panel, window.series, window.pulse,
+            window.big["arousal"], window.big["valence"], window.big["bpm"], window.quadrant]
+    for size, folded in (((1600, 900), ()), ((1280, 600), ("status",)), ((1000, 560), ("status", "controls")),
+                         ((960, 540), ("status", "controls")),
+                         ((1600, 900), ())):
+        window.resize(*size)
+        qtbot.waitUntil(lambda s=size: (window.width(), window.height()) == s, timeout=3000)
+        qtbot.wait(50)
+        assert window.folded == folded and folded == FOLD_ORDER[: len(folded)]
+        assert window.status_panel.isVisible() == ("status" not in folded)
+        assert window.controls.isVisible() == ("controls" not in folded)
+        assert window.input_panel.isVisible()
+        assert all(inside(w) for w in live), size
+        for w in (window.quadrant, window.big["arousal"], window.big["bpm"], window.noinput_lamp):  # not cut
+            assert w.width() >= w.sizeHint().width() and w.height() >= w.sizeHint().height() - 2, size
+        side = window.plane.width()
+        assert side == window.plane.height() or side == (window.body.width() - 12) // 2
