@@ -505,6 +505,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.filesource import SourceError
     from mer_live.record import RecordError
     from mer_live.roominput import input_kind
+    from mer_live.stopping import abandon_line, exit_anyway, stray_threads
     from mer_live.terminal import TerminalPrinter
 
     # 3. the window or the terminal
@@ -558,9 +559,11 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         else:
             rc = run_gui(app, cfg, stopper, cfg.run.duration)
     finally:
-        app.stop()
-        if printer is not None:
-            printer.stop()
+        abandoned = app.stop(also=[printer] if printer is not None else [])
+        abandoned += stray_threads(abandoned)
+    if abandoned:  # one line; the process exits anyway, not waiting for what was left (mer_live.stopping)
+        log.warning(abandon_line(abandoned, app.PIPELINE_DEADLINE_S + app.OUTPUTS_DEADLINE_S))
+        exit_anyway(rc)
     st = app.pipeline.stats
     hops = st.get("hops", 0)
     notice(
