@@ -103,11 +103,12 @@ def stray_threads(abandoned: Sequence[str], wait_s: float = 0.2) -> list[str]:
     would wait for them), as phrases for ``abandon_line``; those ``abandoned`` names already, left out."""
     said = " ".join(abandoned)
     me, main = threading.current_thread(), threading.main_thread()
-    left = [t for t in threading.enumerate() if not t.daemon and t not in (me, main)]
+    left = [t for t in threading.enumerate()
+            if not t.daemon and t not in (me, main) and repr(t.name) not in said]
     end = time.monotonic() + wait_s
     for t in left:
         t.join(max(0.0, end - time.monotonic()))
-    return [f"thread {t.name!r} still runs" for t in left if t.is_alive() and repr(t.name) not in said]
+    return [f"thread {t.name!r} still runs" for t in left if t.is_alive()]
 
 
 def abandon_line(abandoned: Iterable[str], deadline_s: float) -> str:
