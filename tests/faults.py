@@ -37,11 +37,6 @@ def fault(what: str, where: str) -> None:
     raise EXCEPTIONS[what](f"planted fault in {where}")
 
 
-def _in_stop() -> bool:
-    """True on a stop path (``mer_live.stopping`` stops each part on a thread named ``mer-stop ...``)."""
-    return threading.current_thread().name.startswith("mer-stop")
-
-
 def plant_sacn(where: str, what: str) -> None:
     import sacn as real
 
@@ -62,8 +57,8 @@ def plant_sacn(where: str, what: str) -> None:
                 fault(what, "sACNsender.deactivate_output")
             super().deactivate_output(universe)
 
-        def __getitem__(self, item: int) -> Any:
-            if where == "universe" and _in_stop():
+        def __getitem__(self, item: int) -> Any:  # the frame thread's sends still work: only the stop fails
+            if where == "universe" and self._running and threading.current_thread().name != "mer-lighting":
                 fault(what, f"sACNsender[{item}]")
             return super().__getitem__(item)
 
@@ -77,8 +72,11 @@ def plant_artnet(where: str, what: str) -> None:
     import stupidArtnet as real
 
     class Node(real.StupidArtnet):  # type: ignore[misc, name-defined]
-        def close(self) -> None:
-            if where == "close" and _in_stop():
+        _closing = False
+
+        def close(self) -> None:  # the first close (mer-live's stop) fails; the library's __del__ is spared
+            if where == "close" and not self._closing:
+                self._closing = True
                 fault(what, "StupidArtnet.close")
             super().close()
 
