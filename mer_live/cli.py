@@ -3,7 +3,8 @@
 Startup order matters on stage: parse and validate the whole config first, then load the model
 (a bad model fails in one line, exit 2, before any audio device opens), then open the source,
 start OSC, then the window (or the terminal printer when headless). SIGINT/SIGTERM stop everything
-within about a second with exit code 0. Every user-facing error is one line
+within 2 s with exit code 0, whatever a library does (``mer_live.stopping``: what did not stop is
+named in one warning line and abandoned). Every user-facing error is one line
 ``mer-live: error: ...`` and a non-zero exit code; tracebacks only with ``-vv``.
 
 Exit codes: 0 ok (stopped by signal, --duration or a finished file), 1 runtime error (device,

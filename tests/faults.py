@@ -12,7 +12,9 @@ everything else (the frames on the wire, the file) is real. FAULT is ``WHERE:WHA
 - ``sacn-stop:RuntimeError``: the library's stop raises without stopping its (non-daemon) thread;
 - ``sacn-stop:block``: the library's stop never returns;
 - ``artnet-close:ValueError`` / ``artnet-close:block``: the Art-Net socket's close;
-- ``record-fsync:block`` / ``record-fsync:OSError``: the record's file system hangs or fails.
+- ``record-fsync:block`` / ``record-fsync:OSError``: the record's file system hangs or fails;
+- ``portaudio-close:block``, ``portaudio-stop:block``: an audio stream (the input device, or the
+  ``--play`` output) whose close or stop never returns (a dead audio server).
 
 Only this module's own code plants faults; it never imports pytest (a plain subprocess).
 """
@@ -97,13 +99,27 @@ def plant_record(where: str, what: str) -> None:
     os.fsync = fsync
 
 
+def plant_portaudio(where: str, what: str) -> None:
+    import sounddevice as sd
+
+    base = sd._StreamBase  # InputStream (a device) and OutputStream (--play) both stop through it
+    real = getattr(base, where)
+
+    def planted(self: Any, *a: Any, **k: Any) -> Any:
+        fault(what, f"PortAudio stream.{where}")
+        return real(self, *a, **k)
+
+    setattr(base, where, planted)
+
+
 def main(argv: list[str]) -> int:
     spec, sep, rest = argv[0], argv[1], argv[2:]
     assert sep == "--", "usage: python -m tests.faults WHERE:WHAT -- MER-LIVE ARGS"
     lib_where, what = spec.split(":")
     lib, where = lib_where.split("-", 1)
     assert what == "block" or what in EXCEPTIONS, what
-    {"sacn": plant_sacn, "artnet": plant_artnet, "record": plant_record}[lib](where, what)
+    plant = {"sacn": plant_sacn, "artnet": plant_artnet, "record": plant_record, "portaudio": plant_portaudio}
+    plant[lib](where, what)
     from mer_live.cli import main as mer_live
 
     return mer_live(rest)

@@ -24,8 +24,10 @@ from mer_live.filesource import FileSource
 from mer_live.model import Model
 from mer_live.pipeline import PipelineConfig
 from mer_live.stopping import Part, stop_parts
+from tests.audio import pulse_fixture  # noqa: F401
 from tests.net import Wire
 from tests.olad import ARTNET_UNIVERSE, SACN_UNIVERSE, olad  # noqa: F401
+from tests.proc import LineProcess
 from tests.test_cli import ROOT, env
 
 pytestmark = pytest.mark.timeout(120)
@@ -142,6 +144,34 @@ def test_a_record_on_a_hung_or_failing_file_system_never_hangs_mer_live(tmp_path
     assert took < EXIT_WITHIN_S, f"{fault}: exited {took:.2f} s after SIGTERM: {err}"
     hits = [ln for ln in err if ln.startswith("mer-live: warning:") and said in ln]
     assert len(hits) == 1 and "record" in hits[0] and str(rec) in hits[0], err
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("fault, args", [
+    ("portaudio-close:block", ["--device", "pulse"]),  # the input device's stream
+    ("portaudio-stop:block", ["--play"]),  # --input --play: the monitoring output's stream
+], ids=["device-close-blocks", "play-stop-blocks"])
+def test_an_audio_stream_that_never_closes_never_hangs_mer_live(tmp_path, tone, loudness_model, pulse,
+                                                               fault: str, args: list[str]) -> None:
+    toml = tmp_path / "show.toml"
+    toml.write_text("[osc]\nenabled = false\n" + ("" if "--device" in args else
+                                                   f'[source]\ninput = "{tone}"\nloop = true\n'))
+    p = subprocess.Popen([sys.executable, "-m", "tests.faults", fault, "--", "--config", str(toml),
+                          "--headless", "--model", str(loudness_model), "--no-music-gate", *args],
+                         cwd=ROOT, env=env(**pulse.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    lines = LineProcess(p, p.stdout)
+    try:  # the terminal printer's lines: estimates are flowing
+        assert lines.next_matching(lambda ln: " A [" in ln, 30.0), f"no estimate printed ({fault})"
+        rc, took, err = _stop(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+    assert rc == 0, err
+    assert took < EXIT_WITHIN_S, f"{fault}: exited {took:.2f} s after SIGTERM: {err}"
+    said = [ln for ln in err if "abandoned" in ln]
+    assert len(said) == 1 and "pipeline: its stop did not return" in said[0], err
 
 
 # ----------------------------------------------------------------------------- in-process
