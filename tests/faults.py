@@ -13,6 +13,7 @@ everything else (the frames on the wire, the file) is real. FAULT is ``WHERE:WHA
 - ``sacn-stop:block``: the library's stop never returns;
 - ``artnet-close:ValueError`` / ``artnet-close:block``: the Art-Net socket's close;
 - ``record-fsync:block`` / ``record-fsync:OSError``: the record's file system hangs or fails;
+- ``osc-close:OSError`` / ``osc-close:block``: the OSC sender's socket;
 - ``portaudio-close:block``, ``portaudio-stop:block``: an audio stream (the input device, or the
   ``--play`` output) whose close or stop never returns (a dead audio server).
 
@@ -112,13 +113,32 @@ def plant_portaudio(where: str, what: str) -> None:
     setattr(base, where, planted)
 
 
+def plant_osc(where: str, what: str) -> None:
+    import socket
+
+    real = socket.socket.close
+
+    def close(self: socket.socket) -> None:  # only the OSC sender's sockets: UDP and connected
+        if where == "close" and self.type == socket.SOCK_DGRAM and self.fileno() >= 0:
+            try:
+                self.getpeername()
+            except OSError:
+                pass  # not connected: not an OSC target's socket
+            else:
+                fault(what, "the OSC socket's close")
+        real(self)
+
+    socket.socket.close = close  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     spec, sep, rest = argv[0], argv[1], argv[2:]
     assert sep == "--", "usage: python -m tests.faults WHERE:WHAT -- MER-LIVE ARGS"
     lib_where, what = spec.split(":")
     lib, where = lib_where.split("-", 1)
     assert what == "block" or what in EXCEPTIONS, what
-    plant = {"sacn": plant_sacn, "artnet": plant_artnet, "record": plant_record, "portaudio": plant_portaudio}
+    plant = {"sacn": plant_sacn, "artnet": plant_artnet, "record": plant_record, "portaudio": plant_portaudio,
+             "osc": plant_osc}
     plant[lib](where, what)
     from mer_live.cli import main as mer_live
 

@@ -146,6 +146,32 @@ def test_a_record_on_a_hung_or_failing_file_system_never_hangs_mer_live(tmp_path
     assert len(hits) == 1 and "record" in hits[0] and str(rec) in hits[0], err
 
 
+@pytest.mark.parametrize("fault, said", [("osc-close:OSError", "OSC target 127.0.0.1:"),
+                                         ("osc-close:block", "abandoned")], ids=["OSError", "block"])
+def test_an_osc_socket_that_fails_or_blocks_on_close_never_hangs_mer_live(tmp_path, tone, loudness_model,
+                                                                         fault: str, said: str) -> None:
+    wire = Wire()
+    toml = tmp_path / "show.toml"
+    toml.write_text(f'[source]\ninput = "{tone}"\nloop = true\n[osc]\ntargets = ["127.0.0.1:{wire.port}"]\n')
+    p = _start(fault, toml, loudness_model)
+    try:
+        wire.wait_for("/mer/av", n=3, timeout=30.0)  # it sends: now stop it
+        rc, took, err = _stop(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+        wire.close()
+    assert rc == 0, err
+    assert took < EXIT_WITHIN_S, f"{fault}: exited {took:.2f} s after SIGTERM: {err}"
+    hits = [ln for ln in err if ln.startswith("mer-live: warning:") and said in ln]
+    assert len(hits) == 1 and "OSC" in hits[0], err
+    if said == "abandoned":
+        assert "OSC: its stop did not return" in hits[0]
+    else:
+        assert "close failed: planted fault" in hits[0]
+
+
 @pytest.mark.audio
 @pytest.mark.parametrize("fault, args", [
     ("portaudio-close:block", ["--device", "pulse"]),  # the input device's stream
