@@ -125,8 +125,8 @@ class LiveApp:
                 raise
 
     #: seconds the pipeline (its thread and the source) may take to stop, then the outputs (all at
-    #: once: blackout, last rows, sockets closed): 1.5 s in all, whatever a library does
-    PIPELINE_DEADLINE_S = 0.5
+    #: once: blackout, last rows, sockets closed): 1.7 s in all, whatever a library does
+    PIPELINE_DEADLINE_S = 0.7
     OUTPUTS_DEADLINE_S = 1.0
 
     def stop(self, also: Iterable[Any] = ()) -> list[str]:
