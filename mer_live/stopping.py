@@ -98,7 +98,7 @@ def stop_parts(parts: Sequence[Part], deadline_s: float) -> list[str]:
     return abandoned
 
 
-def stray_threads(abandoned: Sequence[str], wait_s: float = 0.2) -> list[str]:
+def stray_threads(abandoned: Sequence[str], wait_s: float = 0.1) -> list[str]:
     """Non-daemon threads no part owned that are still alive after ``wait_s`` (the interpreter
     would wait for them), as phrases for ``abandon_line``; those ``abandoned`` names already, left out."""
     said = " ".join(abandoned)
