@@ -295,3 +295,22 @@ def test_olad_that_never_gets_its_frame_fails_within_seconds(olad) -> None:  # n
         olad.expect(SACN_UNIVERSE, lambda ch: len(ch) == 512 and ch[511] == 255, "channel 512 at full",
                     timeout=1.0)
     assert time.monotonic() - t0 < 5.0
+
+
+def test_a_test_that_leaves_a_library_thread_running_fails_instead_of_hanging_pytest(tmp_path) -> None:
+    (tmp_path / "conftest.py").write_text("from tests.conftest import pytest_sessionfinish  # noqa: F401\n")
+    (tmp_path / "test_leak.py").write_text(
+        "import threading\n\n"
+        "def test_leaks():\n"
+        "    threading.Thread(target=threading.Event().wait, name='leaked-lib').start()  # never ends\n")
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate(timeout=5)
+        raise AssertionError(f"pytest hung on the leaked thread: {out}") from None
+    assert p.returncode == 1, out  # the test passed, the leak fails the run
+    assert "1 passed" in out and "non-daemon threads running: 'leaked-lib'" in out, out
