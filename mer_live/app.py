@@ -19,6 +19,7 @@ from mer_live.estimate import Estimate, Event
 from mer_live.model import Model
 from mer_live.pipeline import Pipeline, PipelineConfig, Source
 from mer_live.sinks import Sink
+from mer_live.stopping import Part, part_name, started_threads, stop_parts
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class LiveApp:
                                  analysers=analysers, teacher=teacher)
         self._lock = threading.Lock()
         self._stopped = False
+        self._threads: dict[int, tuple[threading.Thread, ...]] = {}  #: id(output) -> threads its start made
+        self.abandoned: list[str] = []  #: what the last stop() had to abandon (see mer_live.stopping)
 
     @property
     def source_name(self) -> str:
@@ -136,31 +139,36 @@ class LiveApp:
             try:
                 for out in [self.osc, *self.outputs]:
                     if out is not None:
-                        out.start()
+                        self._threads[id(out)] = started_threads(out.start)
                         started.append(out)
                 self.pipeline.start()
             except BaseException:
-                for out in reversed(started):
-                    self._stop_output(out)
+                stop_parts([self._part(out) for out in started], self.OUTPUTS_DEADLINE_S)
                 raise
 
-    def stop(self) -> None:
-        """Stop pipeline, source and OSC, joining their threads; idempotent, about 1 s at most."""
+    #: seconds the pipeline (its thread and the source) may take to stop, then the outputs (all at
+    #: once: blackout, last rows, sockets closed): 1.7 s in all, whatever a library does
+    PIPELINE_DEADLINE_S = 0.7
+    OUTPUTS_DEADLINE_S = 1.0
+
+    def stop(self, also: Iterable[Any] = ()) -> list[str]:
+        """Stop the pipeline and source, then OSC, the outputs and ``also`` (the terminal printer)
+        at once, each within its deadline; idempotent. Returns (and keeps in ``abandoned``) what did
+        not stop in time: the caller says so in one line and exits anyway."""
+        extra = [Part(part_name(o), o.stop) for o in also]
         with self._lock:
             if self._stopped:
-                return
+                return self.abandoned + stop_parts(extra, self.OUTPUTS_DEADLINE_S)
             self._stopped = True
-            self.pipeline.stop(timeout=0.8)
-            for out in [self.osc, *self.outputs]:
-                if out is not None:
-                    self._stop_output(out)
+            pipe = Part("pipeline", lambda: self.pipeline.stop(timeout=0.8 * self.PIPELINE_DEADLINE_S))
+            abandoned = stop_parts([pipe], self.PIPELINE_DEADLINE_S)
+            outs = [self._part(out) for out in [self.osc, *self.outputs] if out is not None]
+            abandoned += stop_parts(outs + extra, self.OUTPUTS_DEADLINE_S)
+            self.abandoned = abandoned
+            return list(abandoned)
 
-    @staticmethod
-    def _stop_output(out: Any) -> None:
-        try:
-            out.stop()
-        except Exception as e:
-            log.warning("stopping %s failed: %s", type(out).__name__, e)
+    def _part(self, out: Any) -> Part:
+        return Part(part_name(out), out.stop, self._threads.pop(id(out), ()))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the pipeline ends (a file finished); True when it has."""

@@ -3,7 +3,8 @@
 Startup order matters on stage: parse and validate the whole config first, then load the model
 (a bad model fails in one line, exit 2, before any audio device opens), then open the source,
 start OSC, then the window (or the terminal printer when headless). SIGINT/SIGTERM stop everything
-within about a second with exit code 0. Every user-facing error is one line
+within 2 s with exit code 0, whatever a library does (``mer_live.stopping``: what did not stop is
+named in one warning line and abandoned). Every user-facing error is one line
 ``mer-live: error: ...`` and a non-zero exit code; tracebacks only with ``-vv``.
 
 Exit codes: 0 ok (stopped by signal, --duration or a finished file), 1 runtime error (device,
@@ -513,6 +514,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.filesource import SourceError
     from mer_live.record import RecordError
     from mer_live.roominput import input_kind
+    from mer_live.stopping import abandon_line, exit_anyway, stray_threads
     from mer_live.terminal import TerminalPrinter
 
     # 3. the window or the terminal
@@ -566,9 +568,11 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         else:
             rc = run_gui(app, cfg, stopper, cfg.run.duration)
     finally:
-        app.stop()
-        if printer is not None:
-            printer.stop()
+        abandoned = app.stop(also=[printer] if printer is not None else [])
+        abandoned += stray_threads(abandoned)
+    if abandoned:  # one line; the process exits anyway, not waiting for what was left (mer_live.stopping)
+        log.warning(abandon_line(abandoned, app.PIPELINE_DEADLINE_S + app.OUTPUTS_DEADLINE_S))
+        exit_anyway(rc)
     st = app.pipeline.stats
     hops = st.get("hops", 0)
     notice(

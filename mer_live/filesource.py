@@ -241,6 +241,10 @@ class FileSource:
         if s is not None:
             try:
                 s.stop()
-                s.close()
             except Exception:  # a vanished device cannot spoil a shutdown
                 pass
+            finally:  # PortAudio's stream is released even when its stop raised
+                try:
+                    s.close()
+                except Exception:
+                    pass

@@ -159,7 +159,7 @@ class TeacherThread:
             self._cv.notify()
         t, self._thread = self._thread, None
         if t is not None:
-            t.join(2.0)
+            t.join(1.0)  # a daemon thread: a patch still in the model is left to finish on its own
 
     def reset(self) -> None:
         """A new source: forget what was heard."""

@@ -35,11 +35,13 @@ from typing import Any
 
 from mer_live.estimate import Estimate, Event
 from mer_live.showconfig import ShowConfigError, check, config_from_dict
+from mer_live.stopping import describe
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("sacn", "artnet")
 FIXTURE_WIDTH = {"dimmer": 1, "rgb": 3, "rgbw": 4}
+_BROKEN: list[Any] = []  #: senders whose close raised (never collected, see LightingOutput.stop)
 
 
 @dataclass(frozen=True)
@@ -254,10 +256,17 @@ class _SacnSender:
         self.sender[self.universe].dmx_data = tuple(frame)
 
     def close(self, fps: float) -> None:
-        self.sender[self.universe].dmx_data = tuple(bytes(512))
-        time.sleep(3.0 / fps)  # the library's thread sends it within a frame: give it three
-        self.sender.deactivate_output(self.universe)  # three stream-terminated packets (E1.31)
-        self.sender.stop()
+        """Blackout, stream-terminated packets, then the library's stop: in a ``finally``, since its
+        sending thread is not a daemon and would keep the process alive whatever went wrong before."""
+        try:
+            out = self.sender[self.universe]
+            if out is None:  # the library answers None for a universe it does not send
+                raise KeyError(f"universe {self.universe} is not an active output")
+            out.dmx_data = tuple(bytes(512))
+            time.sleep(3.0 / fps)  # the library's thread sends it within a frame: give it three
+            self.sender.deactivate_output(self.universe)  # three stream-terminated packets (E1.31)
+        finally:
+            self.sender.stop()
 
 
 class _ArtnetSender:
@@ -279,12 +288,19 @@ class _ArtnetSender:
                                        (self.node.target_ip, self.node.port))
 
     def close(self, fps: float) -> None:
+        """Three blackout frames, each tried even if one failed, then the socket closes (``finally``)."""
+        first: Exception | None = None
         try:
             for _ in range(3):  # UDP may drop one: three blackout frames, a frame apart
-                self.send(bytes(512))
+                try:
+                    self.send(bytes(512))
+                except Exception as e:  # noqa: BLE001 - raised below, after the other two tries
+                    first = first or e
                 time.sleep(1.0 / fps)
         finally:
             self.node.close()
+        if first is not None:
+            raise first
 
 
 class LightingOutput:
@@ -355,9 +371,10 @@ class LightingOutput:
                 if self.error:
                     log.warning("lighting: sending again")
                     self.error = ""
-            except OSError as e:
+            except Exception as e:  # noqa: BLE001 - OSError, or whatever the library raises: the show goes on
                 if not self.error:
-                    log.warning("lighting: send to %s failed: %s (retrying each frame)", self.config.host, e)
+                    log.warning("lighting: send to %s failed: %s (retrying each frame)", self.config.host,
+                                e if isinstance(e, OSError) else describe(e))
                 self.error = str(e)
             nxt += period
             delay = nxt - time.monotonic()
@@ -366,17 +383,25 @@ class LightingOutput:
                 delay = 0.0
             self._stop.wait(max(0.0, delay))
 
+    @property
+    def part_name(self) -> str:
+        """How stop warnings name this output (``mer_live.stopping``)."""
+        c = self.config
+        return f"lighting ({c.protocol} to {c.host or 'multicast'})"
+
     def stop(self) -> None:
-        """Blackout, then close. Safe to call twice."""
+        """Blackout, then close; whatever the library raises, its own stop still runs (a warning
+        names the output). Safe to call twice."""
         th, self._thread = self._thread, None
         if th is None:
             return
         self._stop.set()
-        th.join(timeout=2.0)
-        if self._sender is not None:
-            try:
-                self._sender.close(self.config.fps)
-            except OSError as e:
-                log.warning("lighting: blackout failed: %s", e)
-            self._sender = None
+        th.join(timeout=1.0)
+        sender, self._sender = self._sender, None
         self.last_frame = bytearray(512)
+        if sender is not None:
+            try:
+                sender.close(self.config.fps)
+            except Exception as e:  # noqa: BLE001 - any library error: warn, the process goes on stopping
+                _BROKEN.append(sender)  # kept: the library's __del__ would retry the stop that failed
+                log.warning("%s: blackout or close failed: %s", self.part_name, describe(e))

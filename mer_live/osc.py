@@ -342,6 +342,8 @@ class OscSender:
       pipeline reports them (``event``).
     """
 
+    part_name = "OSC"  #: how stop warnings name it (``mer_live.stopping``)
+
     def __init__(self, config: OscConfig) -> None:
         self.config = config.validate()
         self._lock = threading.Lock()
@@ -393,7 +395,10 @@ class OscSender:
             t.join(1.0)
         with self._lock:
             for tg in self._targets:
-                tg.close()
+                try:
+                    tg.close()
+                except OSError as e:  # one socket's error must not leave the others open
+                    log.warning("OSC target %s: close failed: %s", tg.spec, e)
 
     def set_targets(self, targets: list[str]) -> None:
         """Swap the destinations while running (ValueError, nothing changed, if one is invalid)."""

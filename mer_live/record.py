@@ -171,16 +171,25 @@ class Recorder:
             log.warning("record: writing %s failed: %s", self.path, err.strerror or err)
         self.error = str(err)
 
-    def stop(self) -> None:
-        """Write what is queued, flush and close. Safe to call twice."""
+    @property
+    def part_name(self) -> str:
+        """How stop warnings name this output (``mer_live.stopping``)."""
+        return f"record ({self.path})"
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Write what is queued, flush and close. Safe to call twice. A writer stuck in the file
+        system (a hung network share) is a daemon thread: after ``timeout`` it is left, the file
+        unclosed, and a ``TimeoutError`` names it (``LiveApp`` abandons it at its own deadline)."""
         th, self._thread = self._thread, None
         if th is None:
             return
         self._q.put(None)
-        th.join(timeout=5.0)
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        th.join(timeout=timeout)
+        f, self._f = self._f, None
+        if th.is_alive():
+            raise TimeoutError(f"the writer did not finish within {timeout:g} s (last rows may be lost)")
+        if f is not None:
+            f.close()
 
 
 def read_record(path: str | Path) -> list[dict[str, Any]]:

@@ -56,6 +56,8 @@ def tempo(e: Estimate) -> str:
 class TerminalPrinter:
     """Sink that prints the newest estimate ``rate_hz`` times a second on its own thread."""
 
+    part_name = "terminal"  #: how stop warnings name it (``mer_live.stopping``)
+
     def __init__(self, stream: TextIO | None = None, rate_hz: float = 4.0, tty: bool | None = None,
                  label: str = "") -> None:
         if not rate_hz > 0:
@@ -86,7 +88,7 @@ class TerminalPrinter:
         """Print the last value (so a short run shows its final state) and end the line."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=0.5)  # a daemon thread: one stuck on a paused terminal is left
             self._thread = None
         self._print_latest()
         if self.tty and self.lines:

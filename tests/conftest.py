@@ -57,3 +57,29 @@ def need_tool(name: str, package: str | None = None) -> str:
     if path is None:
         missing(f"{name} is not installed (Debian: {package or name})")
     return str(path)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that leaves a non-daemon thread running keeps this process alive after the summary
+    (issue #29: once for 9 minutes, beyond any per-test timeout): name the threads and exit anyway,
+    failed (``mer_live.stopping.exit_anyway`` at interpreter shutdown)."""
+    import threading
+    import time
+
+    from mer_live.stopping import exit_anyway
+
+    main = threading.main_thread()
+    left = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    end = time.monotonic() + 2.0
+    for t in left:
+        t.join(max(0.0, end - time.monotonic()))
+    left = [t for t in left if t.is_alive()]
+    if left:
+        line = (f"tests left non-daemon threads running: {', '.join(repr(t.name) for t in left)}; "
+                "exiting anyway, failed")
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(line, flush=True)
+        exit_anyway(int(exitstatus) or 1)

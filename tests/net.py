@@ -60,6 +60,18 @@ class Wire:
             for m in OscPacket(d).messages:
                 self.messages.append((now, m.message.address, tuple(m.message.params)))
 
+    def wait_for(self, address: str, n: int = 1, timeout: float = 5.0) -> list[tuple]:
+        """The values of ``address`` once ``n`` have arrived; an ``AssertionError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.values(address)
+            if len(got) >= n:
+                return got
+            time.sleep(0.02)
+        seen = sorted({a for _t, a, _p in self.messages})
+        raise AssertionError(f"UDP port {self.port}: {len(self.values(address))} of {n} {address} "
+                             f"within {timeout:g} s (other addresses seen: {seen or 'none'})")
+
     def values(self, address: str) -> list[tuple]:
         return [p for _t, a, p in self.messages if a == address]
 

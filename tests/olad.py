@@ -115,6 +115,14 @@ class Olad:
             time.sleep(0.05)
         return last
 
+    def expect(self, universe: int, pred, what: str, timeout: float = 5.0) -> list[int]:
+        """``wait_for`` that fails: an ``AssertionError`` naming ``what`` after ``timeout`` s."""
+        last = self.wait_for(universe, pred, timeout)
+        if not (last and pred(last)):
+            raise AssertionError(f"olad universe {universe}: no {what} within {timeout:g} s "
+                                 f"(it holds {last[:8] or 'nothing'}...)")
+        return last
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
