@@ -263,7 +263,13 @@ class _SacnSender:
             if out is None:  # the library answers None for a universe it does not send
                 raise KeyError(f"universe {self.universe} is not an active output")
             out.dmx_data = tuple(bytes(512))
-            time.sleep(3.0 / fps)  # the library's thread sends it within a frame: give it three
+            # The library's thread sends a changed frame within a frame and then clears its private
+            # ``_changed``; wait for that (a loaded machine may take longer than three frames), but
+            # never longer than half a second: the stop has a deadline (mer_live.stopping).
+            deadline = time.monotonic() + max(3.0 / fps, 0.5)
+            time.sleep(1.0 / fps)
+            while getattr(out, "_changed", False) and time.monotonic() < deadline:
+                time.sleep(0.005)
             self.sender.deactivate_output(self.universe)  # three stream-terminated packets (E1.31)
         finally:
             self.sender.stop()
