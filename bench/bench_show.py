@@ -392,11 +392,11 @@ def sync_teacher(fusion):
         def stop(self) -> None:
             pass
 
-        def submit(self, patch: np.ndarray, t_end: float) -> None:
+        def submit(self, patch: np.ndarray, t_end: float, **kw) -> None:
             z = self.fusion.logits(np.asarray(patch, np.float32)[None, :])[0]
             land = getattr(self, "_land", None)  # the same hand-over as the thread's (older code: append)
             if land is not None:
-                land(t_end, z)
+                land(t_end, z, **kw)
             elif np.all(np.isfinite(z)):
                 with self._cv:
                     self._done.append((t_end, z))
@@ -526,13 +526,15 @@ def score(show: Show, col: Collector, ref: dict[str, tuple[np.ndarray, np.ndarra
                        "opposite": OPPOSITE[prev_q] == start_q, "settle_s": st, "t": g.change_t})
 
     def settle_stats(how: str) -> tuple[int, str, str]:
-        xs = [s["settle_s"] for s in settle if s["how"] == how]
-        done = [x for x in xs if x is not None]
-        never = len(xs) - len(done)
-        if not done:
-            return len(xs), "n/a", "n/a"
-        worst = f"{max(done):.1f}" + (f" (+{never} never)" if never else "")
-        return len(xs), f"{np.median(done):.1f}", worst
+        """Count, median, worst; a change never settled within 22 s counts as longer than any."""
+        xs = [s["settle_s"] if s["settle_s"] is not None else np.inf for s in settle if s["how"] == how]
+        if not xs:
+            return 0, "n/a", "n/a"
+        never = sum(np.isinf(xs))
+        med = float(np.median(xs))
+        worst = f"{max(x for x in xs if np.isfinite(x)):.1f}" if never < len(xs) else "-"
+        worst += f" (+{never} never)" if never else ""
+        return len(xs), ("> 22" if np.isinf(med) else f"{med:.1f}"), worst
 
     # quadrant accuracy
     quad: dict[str, list[int]] = {}
@@ -578,9 +580,10 @@ def score(show: Show, col: Collector, ref: dict[str, tuple[np.ndarray, np.ndarra
                      f"{sa[1]} songs"])
     for how in ("cut", "crossfade", "after break"):
         n, med, worst = settle_stats(how)
-        opp = [s["settle_s"] for s in settle
-               if s["how"] == how and s["opposite"] and s["settle_s"] is not None]
-        extra = f"; opposite quadrants: median {np.median(opp):.1f} s, worst {max(opp):.1f} s" if opp else ""
+        opp = [s["settle_s"] if s["settle_s"] is not None else np.inf for s in settle
+               if s["how"] == how and s["opposite"]]
+        extra = (f"; opposite quadrants ({len(opp)}): median {np.median(opp):.1f} s, worst "
+                 + ("never" if np.isinf(max(opp)) else f"{max(opp):.1f} s") if opp else "")
         rows.append(["settle time (s)", how, f"median {med}, worst {worst}{extra}",
                      f"{n} quadrant changes"])
     rows.append(["beat F-measure (+-70 ms)", "groove",
@@ -591,10 +594,9 @@ def score(show: Show, col: Collector, ref: dict[str, tuple[np.ndarray, np.ndarra
                  f"{count_between(sections) / max(mins, 1e-9):.2f}, emotion estimates "
                  f"{emo_s / max(mins, 1e-9):.1f} s", f"{mins:.1f} min"])
     table = md_table(["measure", "kind", "value", "over"], rows)
-    cuts = [s["settle_s"] for s in settle if s["how"] == "cut"]
-    summary = {"cut_median": float(np.median([c for c in cuts if c is not None])) if cuts else None,
-               "cut_worst": max((c for c in cuts if c is not None), default=None),
-               "cut_never": sum(c is None for c in cuts)}
+    cuts = [s["settle_s"] if s["settle_s"] is not None else np.inf for s in settle if s["how"] == "cut"]
+    summary = {"cut_median": float(np.median(cuts)) if cuts else None,
+               "cut_worst": float(max(cuts)) if cuts else None}
     return Scores(table, settle, summary)
 
 

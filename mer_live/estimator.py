@@ -133,7 +133,7 @@ class Estimator:
         A patch is due every ``live_every_s`` of music, and at once when the song may have
         changed: music after a break (the teacher then forgets the last song), or the CNN alone
         settled for ``PROBE_AFTER_S`` in a quadrant the fused output is not in (the teacher's
-        memory may hold the last song; the patch restarts it if it disagrees, ``TeacherThread``).
+        memory may hold the last song: this patch replaces it, ``TeacherThread``).
         Without these the old song's patches held the values for up to ``memory_s`` after a cut.
         """
         th, t = self.teacher, b.end / self.rate
@@ -149,7 +149,7 @@ class Estimator:
         probe = (self._probed != self._cnn_q_since and t - self._cnn_q_since >= PROBE_AFTER_S
                  and _quadrant(fused) != q)
         if t >= self._next_patch_t or probe:
-            th.submit(window[-th.fusion.window_samples :], t)
+            th.submit(window[-th.fusion.window_samples :], t, restart=probe)
             self._next_patch_t = t + every
             self._probed = self._cnn_q_since
         return fused

@@ -6,8 +6,10 @@ The file: one 4Q clip the default reads in Q4 (low arousal, high valence), cut h
 reads in Q2 (high arousal, low valence), the pair bench/bench_show.py's seed-0 show cuts at
 292.5 s. "Settled" is bench_show's definition: the quadrant of ``/mer/av`` equals the new song's
 steady quadrant (what the same run sends 15 s into it and after) for 3 s without a break. The
-worst settle the issue allows on the benchmark's hard cuts is 7 s. Both clips are 4Q clips the
-default was trained on: this tests how fast the values move, not whether they are right."""
+issue's floor on the benchmark's hard cuts is a median of 4 s (worst 7 s); this cut must settle
+within the median's 4 s: it took 4.3 s before the teacher's memory restarted at a song change,
+3.0 s after (one run each, here). Both clips are 4Q clips the default was trained on: this tests
+how fast the values move, not whether they are right."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ OLD, NEW = "MT0000746822", "MT0010736208"  # 4Q labels Q4 and Q2
 OLD_S, NEW_S = 20.0, 20.0
 RATE = 22050
 HOLD_S = 3.0
-FLOOR_S = 7.0
+FLOOR_S = 4.0
 
 
 def clip(root, song: str, seconds: float) -> np.ndarray:
