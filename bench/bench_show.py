@@ -51,6 +51,8 @@ Definitions (hops of 0.1 s; the smoothed outputs, what goes out on the wire):
   segment starts (the gate's hysteresis is allowed its 2 s);
 * quadrant accuracy: share of song hops from 8 s after its start to its end whose output quadrant
   equals the label (and, per song, the steady quadrant against the label);
+* quadrant changes inside songs: how often the output quadrant changes from 8 s into a song to its
+  end, per minute (what faster settling may cost in steadiness);
 * beat F-measure: mir_eval's F-measure at +-70 ms, per groove, of the ``/mer/beat`` events inside
   it against its grid (whole song, and from 5 s in as bench_beat trims: after the lock);
 * between songs (talk, applause, silence, from 2 s after they start): beat and section events that
@@ -83,6 +85,8 @@ QUAD_AFTER_S = 8.0
 SONG_RMS_DB = -20.0
 CROSSFADE_S = 4.0
 PNG = ROOT / "docs" / "show-benchmark.png"
+#: PipelineConfig settings other than the defaults (``--attack``, ``--release``: the trade-off)
+OVERRIDES: dict[str, float] = {}
 MUSIC_KINDS_NOTE = "4q (trained on), emopia (held out), groove (no label)"
 
 
@@ -422,7 +426,7 @@ def run_live(show: Show, paced: bool, teacher: bool) -> tuple[Collector, float]:
     sections = SectionDetector(SectionConfig())
     col = Collector()
     src = FileSource(show.audio, show.sr, realtime=paced, name="show")
-    pipe = Pipeline(src, model, PipelineConfig(), [col, sections.observe],
+    pipe = Pipeline(src, model, PipelineConfig(**OVERRIDES), [col, sections.observe],
                     presence=PresenceModel(None, provider="cpu", threads=1), gate=MusicGate(),
                     analysers=[BeatTracker(BeatConfig()), sections], teacher=th)
     t0 = time.monotonic()
@@ -448,8 +452,8 @@ def run_alone(show: Show, teacher: bool) -> dict[str, tuple[np.ndarray, np.ndarr
     out = {}
     for sid, x in show.alone.items():
         col = Collector()
-        pipe = Pipeline(FileSource(x, show.sr, realtime=False, name=sid), model, PipelineConfig(), [col],
-                        presence=presence, gate=MusicGate(),
+        src = FileSource(x, show.sr, realtime=False, name=sid)
+        pipe = Pipeline(src, model, PipelineConfig(**OVERRIDES), [col], presence=presence, gate=MusicGate(),
                         teacher=sync_teacher(fusion) if fusion is not None else None)
         pipe.start()
         while not pipe.join(1.0):
@@ -536,6 +540,13 @@ def score(show: Show, col: Collector, ref: dict[str, tuple[np.ndarray, np.ndarra
         worst += f" (+{never} never)" if never else ""
         return len(xs), ("> 22" if np.isinf(med) else f"{med:.1f}"), worst
 
+    # quadrant flips inside songs (from 8 s in): what fast settling may cost in steadiness
+    flips, song_min = 0, 0.0
+    for g in songs:
+        m = span(g.change_t + QUAD_AFTER_S, g.end) & music
+        flips += int(np.sum(np.diff(q[m]) != 0))
+        song_min += float(m.sum()) * HOP_S / 60.0
+
     # quadrant accuracy
     quad: dict[str, list[int]] = {}
     song_acc: dict[str, list[int]] = {}
@@ -586,6 +597,8 @@ def score(show: Show, col: Collector, ref: dict[str, tuple[np.ndarray, np.ndarra
                  + ("never" if np.isinf(max(opp)) else f"{max(opp):.1f} s") if opp else "")
         rows.append(["settle time (s)", how, f"median {med}, worst {worst}{extra}",
                      f"{n} quadrant changes"])
+    rows.append(["quadrant changes inside songs (from 8 s)", "all songs",
+                 f"{flips / max(song_min, 1e-9):.1f} / min", f"{song_min:.1f} min"])
     rows.append(["beat F-measure (+-70 ms)", "groove",
                  f"mean {np.mean(fms):.3f}, min {np.min(fms):.3f}; from 5 s in: mean {np.mean(fms5):.3f}, "
                  f"min {np.min(fms5):.3f}" if fms else "n/a", f"{len(fms)} songs"])
@@ -675,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-teacher", action="store_true", help="the CNN alone (as mer-live --no-teacher)")
     ap.add_argument("--extra", action="append", default=[], metavar="MODULE:FUNC",
                     help="more songs: FUNC(sr, seed) -> Songs (repeatable)")
+    ap.add_argument("--attack", type=float, default=None, help="smoothing attack (s)")
+    ap.add_argument("--release", type=float, default=None, help="smoothing release (s)")
     ap.add_argument("--label", default="", help="a label for this run in the record")
     ap.add_argument("--png", type=Path, default=PNG, help=f"the picture (default {PNG.relative_to(ROOT)})")
     ap.add_argument("--no-record", action="store_true",
@@ -684,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (SHARED_DATA / "4q" / "labels.csv").is_file():
         print("error: ../shared/data/4q not found", file=sys.stderr)
         return 2
+    for key, v in (("attack_s", args.attack), ("release_s", args.release)):
+        if v is not None:
+            OVERRIDES[key] = v
     show = build_show(args.seed, args.extra)
     kinds = Counter(g.kind for g in show.segments)
     changes = Counter(g.change.split(" ")[0] for g in show.segments if g.music)
@@ -691,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     col, wall = run_live(show, args.paced, not args.no_teacher)
     sc = score(show, col, run_alone(show, not args.no_teacher))
     mode = ("paced" if args.paced else "unpaced") + (", --no-teacher" if args.no_teacher else ", teacher")
+    mode += "".join(f", {k} {v:g}" for k, v in OVERRIDES.items())
     if args.no_record:
         print(sc.table)
     for s in sc.settle:
