@@ -2,14 +2,15 @@
 song within the floor, through the real product: ``mer-live --input FILE --headless`` (the shipped
 default with its teacher and music gate) sends OSC over real UDP to a receiver here.
 
-The file: one 4Q clip the default reads in Q4 (low arousal, high valence), cut hard into one it
-reads in Q2 (high arousal, low valence), the pair bench/bench_show.py's seed-0 show cuts at
-292.5 s. "Settled" is bench_show's definition: the quadrant of ``/mer/av`` equals the new song's
-steady quadrant (what the same run sends 15 s into it and after) for 3 s without a break. The
-issue's floor on the benchmark's hard cuts is a median of 4 s (worst 7 s); this cut must settle
-within the median's 4 s: it took 4.3 s before the teacher's memory restarted at a song change,
-3.0 s after (one run each, here). Both clips are 4Q clips the default was trained on: this tests
-how fast the values move, not whether they are right."""
+The file: 20 s of a 4Q clip the default reads in Q4 (low arousal, high valence), cut hard into 20 s
+of one it reads in Q2 (high arousal, low valence) (a pair an earlier draw of bench/bench_show.py's
+show cut between). "Settled": the quadrant of ``/mer/av`` equals the new song's steady quadrant
+(what the same run sends from 15 s into it on, checked to hold there) for 3 s without a break
+(bench_show compares with the song played alone instead; for a song that stays in one quadrant
+the two agree). The issue's floor on the benchmark's hard cuts is a median of 4 s (worst 7 s);
+this cut must settle within 4 s: it took 4.3 s before the song-change handling of
+mer_live/estimator.py and fusion.py, 3.0 s after (one run each, here). Both clips are 4Q clips the
+default was trained on: this tests how fast the values move, not whether they are right."""
 
 from __future__ import annotations
 
