@@ -132,12 +132,18 @@ class Fusion:
 class TeacherThread:
     """The teacher off the pipeline thread. ``submit`` a patch (returns at once; a patch still
     waiting is replaced, so a slow machine skips patches instead of queueing them); ``recent(t)``
-    is the mean logits of the patches that ended in the ``memory_s`` before stream time ``t``."""
+    is the mean logits of the patches that ended in the ``memory_s`` before stream time ``t``.
+
+    The memory restarts at a patch that disagrees with it (``disagrees``: another quadrant, by a
+    margin) or that was submitted with ``restart`` (the estimator's sign of a song change): after
+    a song change the old song's patches would otherwise hold the fused values in
+    the old quadrant for up to ``memory_s`` (bench/bench_show.py measures the settle time).
+    mer-analyze places its patches itself (``Fusion.patch_starts``), so the CV is not affected."""
 
     def __init__(self, fusion: Fusion) -> None:
         self.fusion = fusion
         self.memory_s = fusion.spec.memory_s
-        self._pending: tuple[float, np.ndarray] | None = None
+        self._pending: tuple[float, np.ndarray, bool] | None = None
         self._done: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
         self._cv = threading.Condition()
         self._stop = False
@@ -145,6 +151,7 @@ class TeacherThread:
         self._throttle = Throttled(log)
         self.runs = 0
         self.skipped = 0
+        self.restarts = 0  #: times the memory restarted at a disagreeing patch
         self.ms: deque[float] = deque(maxlen=100)
 
     def start(self) -> None:
@@ -167,11 +174,13 @@ class TeacherThread:
             self._pending = None
             self._done.clear()
 
-    def submit(self, patch: np.ndarray, t_end: float) -> None:
+    def submit(self, patch: np.ndarray, t_end: float, restart: bool = False) -> None:
+        """``restart``: the song may have changed; this patch's result replaces the memory."""
         with self._cv:
             if self._pending is not None:
                 self.skipped += 1
-            self._pending = (t_end, np.array(patch, np.float32))
+                restart = restart or self._pending[2]  # a newer patch still says the song changed
+            self._pending = (t_end, np.array(patch, np.float32), restart)
             self._cv.notify()
 
     def recent(self, t: float) -> np.ndarray | None:
@@ -186,7 +195,7 @@ class TeacherThread:
                     self._cv.wait()
                 if self._stop:
                     return
-                t_end, patch = self._pending  # type: ignore[misc]
+                t_end, patch, restart = self._pending  # type: ignore[misc]
                 self._pending = None
             t0 = time.perf_counter()
             try:
@@ -196,10 +205,33 @@ class TeacherThread:
                 self._throttle.warn("teacher", "teacher model failed: %s (the CNN goes on alone)", why)
                 continue
             self.ms.append((time.perf_counter() - t0) * 1000.0)
-            if np.all(np.isfinite(z)):
-                with self._cv:
-                    self._done.append((t_end, z))
-                    self.runs += 1
+            self._land(t_end, z, restart)
+
+    def _land(self, t_end: float, z: np.ndarray, restart: bool = False) -> None:
+        """Keep a finished patch; the memory restarts at it when asked to or when it disagrees
+        with the memory."""
+        if not np.all(np.isfinite(z)):
+            return
+        with self._cv:
+            held = [lz for te, lz in self._done if t_end - self.memory_s < te <= t_end + 1e-9]
+            if held and (restart or disagrees(z, np.mean(held, axis=0))):
+                self._done.clear()
+                self.restarts += 1
+            self._done.append((t_end, z))
+            self.runs += 1
+
+
+#: how far (logit) a patch must be from the memory, in a dimension where they lie on opposite
+#: sides of 0, to count as another song (0.5 moves the fused value by 0.15 logit): a memory that
+#: hovers at 0 does not restart at every patch
+DISAGREE_MARGIN = 0.5
+
+
+def disagrees(z: np.ndarray, memory: np.ndarray, margin: float = DISAGREE_MARGIN) -> bool:
+    """Whether teacher logits ``z`` put the music in another quadrant than ``memory`` does, in a
+    dimension where they differ by at least ``margin``."""
+    z, m = np.asarray(z, np.float64), np.asarray(memory, np.float64)
+    return bool(np.any((np.sign(z) != np.sign(m)) & (np.abs(z - m) >= margin)))
 
 
 def crosses(end: int, step: int, every: int) -> bool:

@@ -14,7 +14,8 @@ Policies (documented choices):
   ``music=False`` until the model has heard a full window of music.
 * Live (a paced source), when more than one boundary is pending the pipeline evaluates only the
   newest and counts the rest in ``hops_skipped``; an unpaced file evaluates every boundary, so its
-  values equal ``mer-analyze``'s over the same audio.
+  values equal ``mer-analyze``'s over the same audio (with a music gate, not in the first seconds of
+  music after a break: the live model then hears only the music, ``Estimator._music_part``).
 * Analysers' events (beats, onsets, sections, drops) go to the sinks only while music plays (the
   latest estimate's ``music``): talk, applause and line checks between songs drive no chases.
   The analysers keep listening, so the counters run on and a beat is locked when a song starts.
