@@ -222,6 +222,20 @@ class BeatClock:
         return out
 
 
+def _pearson_acf(o: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``o`` with itself at lags 0..len/2, over the overlapping parts
+    (an FFT for the products, cumulative sums for the norms)."""
+    m = len(o)
+    u = o - o.mean()
+    nfft = 1 << int(math.ceil(math.log2(2 * m)))
+    f = np.fft.rfft(u, nfft)
+    num = np.fft.irfft(f * np.conj(f), nfft)[: m // 2 + 1]
+    c2 = np.concatenate([[0.0], np.cumsum(u * u)])
+    lags = np.arange(m // 2 + 1)
+    den = np.sqrt((c2[m - lags] - c2[0]) * (c2[m] - c2[lags]))
+    return np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
+
+
 class Periodicity:
     """How periodic the recent onset envelope is, and how well a tempo explains it (pure numpy).
 
@@ -240,8 +254,9 @@ class Periodicity:
     """
 
     def __init__(self, fps: float, window_s: float = 4.0, lo_bpm: float = 60.0, hi_bpm: float = 215.0,
-                 every: int = 8) -> None:
+                 every: int = 8, low_mix: float = 1.0) -> None:
         self.fps = float(fps)
+        self.low_mix = low_mix
         self.n = max(16, int(round(window_s * fps)))
         self.lo_bpm, self.hi_bpm = lo_bpm, hi_bpm
         self.every = every
@@ -249,7 +264,7 @@ class Periodicity:
         self._low = np.zeros(self.n)  #: the low band's onsets (kick, snare body, bass): for the phase
         self._count = 0
         self._quiet = 0
-        self.lag, self.valley = 0, 0.0
+        self.lag = 0  #: the comb's best lag (frames)
         self.score = 0.0
         self._r = np.zeros(0)
 
@@ -281,29 +296,23 @@ class Periodicity:
         w = max(1, int(0.25 * self.fps))
         c = np.cumsum(np.concatenate([np.zeros(w // 2 + 1), o, np.full(w - w // 2, o[-1])]))
         o = np.maximum(0.0, o - (c[w:w + m] - c[:m]) / w)  # minus its centred moving average
-        u = o - o.mean()
-        nfft = 1 << int(math.ceil(math.log2(2 * m)))
-        f = np.fft.rfft(u, nfft)
-        num = np.fft.irfft(f * np.conj(f), nfft)[: m // 2 + 1]
-        c2 = np.concatenate([[0.0], np.cumsum(u * u)])
-        lags = np.arange(m // 2 + 1)
-        den = np.sqrt((c2[m - lags] - c2[0]) * (c2[m] - c2[lags]))
-        self._r = np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
-        self.score = self._comb()
+        self._r = _pearson_acf(o)
+        self.score = self._comb(self._r)
+        if self.low_mix > 0:  # plus the low band's onsets: the kick of a TR-808 carries little HFC
+            lo = self._low[-m:]
+            mixed = o / (float(np.std(o)) + 1e-9) + self.low_mix * lo / (float(np.std(lo)) + 1e-9)
+            self.score = self._comb(_pearson_acf(mixed))
 
-    def _comb(self) -> float:
-        r, fps = self._r, self.fps
+    def _comb(self, r: np.ndarray) -> float:
+        fps = self.fps
         top = len(r) - 1
         lo, hi = int(math.floor(60 * fps / self.hi_bpm)), int(math.ceil(60 * fps / self.lo_bpm))
-        best, self.lag, self.valley = 0.0, 0, 0.0
+        best, self.lag = 0.0, 0
         for lag in range(max(1, lo), min(hi, top) + 1):
             ks = [k * lag for k in (1, 2, 3, 4) if k * lag <= top]
             v = float(np.mean(r[ks]))
             if v > best:
                 best, self.lag = v, lag
-        if self.lag:
-            ks = [k * self.lag for k in (1, 2, 3, 4) if k * self.lag <= top]
-            self.valley = float(np.mean([np.min(r[max(1, k - self.lag + 1):k]) for k in ks]))
         return best
 
     def r_at(self, lag: float) -> float:
@@ -349,7 +358,7 @@ class RhythmGate:
     update to the next; a groove holds it from its first second.
     """
 
-    def __init__(self, config: BeatConfig, steady_s: float = 0.75) -> None:
+    def __init__(self, config: BeatConfig, steady_s: float = 0.5) -> None:
         self.config = config
         self.steady_s = steady_s
         self.open = False
