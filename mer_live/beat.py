@@ -262,7 +262,8 @@ class Periodicity:
         self.every = every
         self._env = np.zeros(self.n)
         self._low = np.zeros(self.n)  #: the low band's onsets (kick, snare body, bass): for the phase
-        self._count = 0
+        self._count = 0  #: frames of envelope since the sound last started (<= n used)
+        self._frames = 0
         self._quiet = 0
         self.lag = 0  #: the comb's best lag (frames)
         self.score = 0.0
@@ -280,7 +281,8 @@ class Periodicity:
         self._quiet = 0 if audible else self._quiet + 1
         if self._quiet >= 0.5 * self.fps:
             self._count = 0
-        if self._count % self.every or self._count == 0:
+        self._frames += 1
+        if self._frames % self.every:
             return False
         self._update()
         return True

@@ -52,7 +52,8 @@ def beats_sent(wire: Wire) -> tuple[np.ndarray, list[int]]:
     return np.array(wire.times("/mer/beat")), [p[0] for p in wire.values("/mer/beat")]
 
 
-def check_one_per_beat(wire: Wire, truth: np.ndarray, bpm: float, start_s: float, first_within_s: float) -> None:
+def check_one_per_beat(wire: Wire, truth: np.ndarray, bpm: float, start_s: float,
+                       first_within_s: float) -> None:
     t0 = audio_start(wire)
     times, counts = beats_sent(wire)
     assert len(times), "no /mer/beat at all"
