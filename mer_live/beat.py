@@ -260,8 +260,10 @@ class Periodicity:
         self.n = max(16, int(round(window_s * fps)))
         self.lo_bpm, self.hi_bpm = lo_bpm, hi_bpm
         self.every = every
-        self._env = np.zeros(self.n)
-        self._low = np.zeros(self.n)  #: the low band's onsets (kick, snare body, bass): for the phase
+        self._ring = np.zeros(self.n)  #: the onset envelope, a ring (``_at``: the next slot)
+        self._ring_low = np.zeros(self.n)  #: the low band's onsets (kick, snare body, bass), a ring
+        self._at = 0
+        self._env = self._low = np.zeros(0)  #: both in time order, as of the last update
         self._count = 0  #: frames of envelope since the sound last started (<= n used)
         self._frames = 0
         self._quiet = 0
@@ -273,10 +275,9 @@ class Periodicity:
         """Add one hop's onset-function value; True when the scores were just recomputed. Only
         the envelope since the sound last started counts (a silent lead-in would dilute a groove's
         first seconds): ``audible`` false for 0.5 s starts the history over."""
-        self._env = np.roll(self._env, -1)
-        self._env[-1] = max(0.0, float(value)) if math.isfinite(value) else 0.0
-        self._low = np.roll(self._low, -1)
-        self._low[-1] = max(0.0, float(low)) if math.isfinite(low) else 0.0
+        self._ring[self._at] = max(0.0, float(value)) if math.isfinite(value) else 0.0
+        self._ring_low[self._at] = max(0.0, float(low)) if math.isfinite(low) else 0.0
+        self._at = (self._at + 1) % self.n
         self._count += 1
         self._quiet = 0 if audible else self._quiet + 1
         if self._quiet >= 0.5 * self.fps:
@@ -288,6 +289,7 @@ class Periodicity:
         return True
 
     def _update(self) -> None:
+        self._env, self._low = np.roll(self._ring, -self._at), np.roll(self._ring_low, -self._at)
         m = min(self._count, self.n)
         x = self._env[-m:]
         mean = float(np.mean(x))
@@ -306,16 +308,24 @@ class Periodicity:
             self.score = self._comb(_pearson_acf(mixed))
 
     def _comb(self, r: np.ndarray) -> float:
+        """The best mean of ``r`` at 1-4 x lag (those <= its last lag) over lags of 60-215 BPM;
+        sets ``lag``."""
         fps = self.fps
         top = len(r) - 1
-        lo, hi = int(math.floor(60 * fps / self.hi_bpm)), int(math.ceil(60 * fps / self.lo_bpm))
-        best, self.lag = 0.0, 0
-        for lag in range(max(1, lo), min(hi, top) + 1):
-            ks = [k * lag for k in (1, 2, 3, 4) if k * lag <= top]
-            v = float(np.mean(r[ks]))
-            if v > best:
-                best, self.lag = v, lag
-        return best
+        lo = max(1, int(math.floor(60 * fps / self.hi_bpm)))
+        hi = min(top, int(math.ceil(60 * fps / self.lo_bpm)))
+        self.lag = 0
+        if hi < lo:
+            return 0.0
+        lags = np.arange(lo, hi + 1)
+        idx = lags[None, :] * np.arange(1, 5)[:, None]
+        ok = idx <= top
+        vals = np.where(ok, r[np.minimum(idx, top)], 0.0).sum(axis=0) / ok.sum(axis=0)
+        i = int(np.argmax(vals))
+        if vals[i] <= 0:
+            return 0.0
+        self.lag = int(lags[i])
+        return float(vals[i])
 
     def r_at(self, lag: float) -> float:
         """The envelope's correlation with itself ``lag`` frames later (interpolated; nan: no history)."""
@@ -332,7 +342,7 @@ class Periodicity:
         m = min(self._count, self.n)
         if bpm <= 0 or m < 2:
             return math.nan
-        o = self._low[-m:]
+        o = np.roll(self._ring_low, -self._at)[-m:]  # up to the newest frame (t_last)
         p = 60.0 * self.fps / bpm
         nb = 16
         idx = np.floor((np.arange(m) % p) / p * nb).astype(int) % nb
