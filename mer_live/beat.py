@@ -360,19 +360,22 @@ _RELATED = (-1.0, -math.log2(1.5), 0.0, math.log2(1.5), 1.0)
 
 
 class RhythmGate:
-    """Rhythm by itself: opens once the onset envelope has been periodic (``Periodicity.score``
-    >= ``rhythm_on``) at one steady period (the comb's best lag the same, or an octave or 3:2
-    away, to 7 %) for ``steady_s``; closes after ``rhythm_hold_s`` below ``rhythm_off``, and at once after
-    1 s of silence. Pure logic over the scores.
+    """Rhythm by itself: opens once the onset envelope has been periodic at one steady period
+    (the comb's best lag the same, or an octave or 3:2 away, to 7 %): ``Periodicity.score`` >=
+    ``rhythm_on`` for ``steady_s``, or >= half-way between ``rhythm_off`` and ``rhythm_on`` for
+    ``long_s`` (a busy groove whose comb is weaker but whose period never wavers); closes after
+    ``rhythm_hold_s`` below ``rhythm_off``, and after 1 s of silence. Pure logic over the scores.
 
     Why the steady period: speech is bursty, and one phrase's syllables can look periodic for a
     moment (espeak-ng's voices are machine-regular), but the period they suggest wanders from one
     update to the next; a groove holds it from its first second.
     """
 
-    def __init__(self, config: BeatConfig, steady_s: float = 0.5) -> None:
+    def __init__(self, config: BeatConfig, steady_s: float = 0.5, long_s: float = 1.5) -> None:
         self.config = config
         self.steady_s = steady_s
+        self.long_s = long_s
+        self._strong_since: float | None = None
         self.open = False
         self._low_since: float | None = None
         self._quiet_since: float | None = None
@@ -387,14 +390,19 @@ class RhythmGate:
                 self.open = False
         else:
             self._quiet_since = None
-        if score >= c.rhythm_on and lag > 0 and audible:
+        if score >= (c.rhythm_on + c.rhythm_off) / 2 and lag > 0 and audible:
             same = self._lag > 0 and min(abs(math.log2(lag / self._lag) - k) for k in _RELATED) <= 0.1
             if not same or self._steady_since is None:
-                self._steady_since, self._lag = t, lag
-            if t - self._steady_since >= self.steady_s:
+                self._steady_since, self._lag, self._strong_since = t, lag, None
+            if score >= c.rhythm_on:
+                self._strong_since = t if self._strong_since is None else self._strong_since
+            else:
+                self._strong_since = None
+            if (self._strong_since is not None and t - self._strong_since >= self.steady_s
+                    or t - self._steady_since >= self.long_s):
                 self.open = True
         else:
-            self._steady_since, self._lag = None, 0
+            self._steady_since, self._lag, self._strong_since = None, 0, None
         if self.open and score < c.rhythm_off:
             self._low_since = t if self._low_since is None else self._low_since
             if t - self._low_since >= c.rhythm_hold_s:
