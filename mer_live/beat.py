@@ -371,7 +371,7 @@ class RhythmGate:
     update to the next; a groove holds it from its first second.
     """
 
-    def __init__(self, config: BeatConfig, steady_s: float = 0.5, long_s: float = 1.5) -> None:
+    def __init__(self, config: BeatConfig, steady_s: float = 0.5, long_s: float = 1.0) -> None:
         self.config = config
         self.steady_s = steady_s
         self.long_s = long_s

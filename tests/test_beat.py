@@ -241,9 +241,9 @@ def test_rhythm_gate_opens_on_a_steady_period_only_and_closes_after_the_hold() -
     assert g.update(5.0, 0.5, 40, True)  # between off and on: stays open
     assert g.update(5.1, 0.2, 40, True) and g.update(6.9, 0.2, 40, True)  # low, but within the hold
     assert not g.update(7.2, 0.2, 40, True)
-    g = RhythmGate(c)  # a weaker comb (0.55: between off and on) opens only after 1.5 s at one period
+    g = RhythmGate(c)  # a weaker comb (0.55: between off and on) opens only after 1 s at one period
     opened = [t * 0.1 for t in range(30) if g.update(t * 0.1, 0.55, 40, True)]
-    assert opened and opened[0] == pytest.approx(1.5, abs=0.11)
+    assert opened and opened[0] == pytest.approx(1.0, abs=0.11)
     g = RhythmGate(c)
     for t in range(10):
         g.update(t * 0.1, 0.9, 40, True)
