@@ -57,7 +57,8 @@ DRUM_KITS = ("BJA_Pacific", "ColomboAcousticDrumkit", "ElectricEmpireKit", "Forz
 #: styles: per bar of 16 sixteenths, (role, steps, velocity); "triplet" styles use 12 steps
 STYLES: dict[str, list[tuple[str, tuple[int, ...], float]]] = {
     "rock": [("kick", (0, 8, 10), 1.0), ("snare", (4, 12), 0.9), ("hat", tuple(range(0, 16, 2)), 0.5)],
-    "four on the floor": [("kick", (0, 4, 8, 12), 1.0), ("clap", (4, 12), 0.7), ("open", (2, 6, 10, 14), 0.45),
+    "four on the floor": [("kick", (0, 4, 8, 12), 1.0), ("clap", (4, 12), 0.7),
+                          ("open", (2, 6, 10, 14), 0.45),
                           ("hat", tuple(range(16)), 0.25)],
     "disco": [("kick", (0, 4, 8, 12), 1.0), ("snare", (4, 12), 0.8), ("open", (2, 6, 10, 14), 0.5),
               ("hat", (0, 4, 8, 12), 0.35)],
@@ -250,7 +251,8 @@ def build(seconds: float = 30.0, seed: int = 0) -> list[Item]:
         cut = LEAD_S + 20.0
         b1 = drums(loaded[kit_a], sa, ba, LEAD_S, cut, rng, out)
         b2 = drums(loaded[kit_b], sb, bb, cut, LEAD_S + seconds + 10, rng, out)
-        items.append(Item(f"change {ba:g} {sa} -> {bb:g} {sb}", (0.5 * out / np.max(np.abs(out))).astype(np.float32),
+        items.append(Item(f"change {ba:g} {sa} -> {bb:g} {sb}",
+                          (0.5 * out / np.max(np.abs(out))).astype(np.float32),
                           np.concatenate([b1, b2]), bb, change_t=cut))
     return items
 

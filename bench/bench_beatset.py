@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.beatset import LEAD_S, SR, tempo_class
 from bench.common import ROOT, md_table, record, run_cli
-from bench.beatset import SR, LEAD_S, build, tempo_class
 
 
 class Keep:
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatset",
                     help="the set's folder (built by `python -m bench.beatset` when absent)")
     ap.add_argument("--label", default="", help="a label for the table (before/after)")
-    ap.add_argument("--no-record", action="store_true", help="print only, do not append to docs/benchmarks.md")
+    ap.add_argument("--no-record", action="store_true",
+                    help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--json", type=Path, help="also write the per-item results here")
     args = ap.parse_args(argv)
     import soundfile as sf
@@ -135,12 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         if not sel:
             continue
         first = np.array([r["first"] for r in sel])
-        rows.append([cls, len(sel), f"{np.mean([r['f'] for r in sel]):.3f}", f"{min(r['f'] for r in sel):.3f}",
+        rows.append([cls, len(sel), f"{np.mean([r['f'] for r in sel]):.3f}",
+                     f"{min(r['f'] for r in sel):.3f}",
                      f"{np.mean([r['cmlt'] for r in sel]):.3f}", f"{np.mean([r['amlt'] for r in sel]):.3f}",
                      f"{100 * np.mean([r['acc1'] for r in sel]):.0f} %",
                      f"{100 * np.mean([r['acc2'] for r in sel]):.0f} %",
                      f"{np.median(first):.2f} / {np.max(first):.2f}",
-                     ", ".join(f"{r['follow']:.1f}" for r in sel if np.isfinite(r["follow"]) or r["cls"] == "change")
+                     ", ".join(f"{r['follow']:.1f}" for r in sel
+                               if np.isfinite(r["follow"]) or r["cls"] == "change")
                      or "-"])
     body = md_table(["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Acc2 (3:2 = error)",
                      "first beat s (median / worst)", "tempo change followed after s"], rows)
@@ -149,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(per, indent=1))
     if not args.no_record:
         misses = [f"{r['name']}: {r['bpm']:.1f}" for r in per if not r["acc2"]]
-        record(f"bench_beatset: beats through the live path on the known-grid set{' (' + args.label + ')' if args.label else ''}",
+        label = f" ({args.label})" if args.label else ""
+        record(f"bench_beatset: beats through the live path on the known-grid set{label}",
                body, [f"{len(per)} items from `python -m bench.beatset` (Hydrogen kits + FluidSynth GM band, "
-                      f"1 s silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline with "
-                      f"the shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a shared host",
+                      f"1 s silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline "
+                      f"with the shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a "
+                      "shared host",
                       "tempo misses (item: published bpm): " + ("; ".join(misses) if misses else "none")])
     return 0
 
