@@ -46,13 +46,18 @@ class BeatConfig:
     window: int = 0  #: FFT size in samples at the device rate (power of 2; 0: 2 x hop)
     hop: int = 0  #: samples between analyses (power of 2; 0: ~11 ms, 512 at 44.1/48 kHz)
     bpm_min: float = 70.0  #: the published tempo is folded by octaves into [bpm_min, bpm_max]
-    bpm_max: float = 180.0
+    bpm_max: float = 210.0  #: punk, metal, drum & bass and hardcore live at 160-200 BPM
     silence_db: float = -60.0  #: no beats or onsets below this level (dBFS)
     onset_threshold: float = 0.3  #: aubio's peak-picking threshold (higher: fewer onsets)
     onset_min_ioi_s: float = 0.05  #: at most one onset per this many seconds
     smooth_s: float = 2.0  #: time constant of the tempo smoothing
     switch_s: float = 5.0  #: a different tempo must persist this long to replace the current one
     forget_s: float = 10.0  #: after this long without beats the next tempo is taken at once
+    #: the rhythm gate (``RhythmGate``): beats go out without the music gate while the onset
+    #: envelope is this periodic (0..1; 0: always, 1: never)
+    rhythm_on: float = 0.6
+    rhythm_off: float = 0.4  #: ... and stop going out after ``rhythm_hold_s`` below this
+    rhythm_hold_s: float = 2.0
 
     def __post_init__(self) -> None:
         s = "beat"
@@ -77,6 +82,10 @@ class BeatConfig:
         _check(0.0 <= self.smooth_s <= 60.0, s, "smooth_s", "seconds in 0..60", self.smooth_s)
         _check(0.0 <= self.switch_s <= 60.0, s, "switch_s", "seconds in 0..60", self.switch_s)
         _check(1.0 <= self.forget_s <= 600.0, s, "forget_s", "seconds in 1..600", self.forget_s)
+        _check(0.0 <= self.rhythm_on <= 1.0, s, "rhythm_on", "a number in 0..1", self.rhythm_on)
+        _check(0.0 <= self.rhythm_off <= self.rhythm_on, s, "rhythm_off", f"a number in 0..rhythm_on "
+               f"({self.rhythm_on:g})", self.rhythm_off)
+        _check(0.0 <= self.rhythm_hold_s <= 60.0, s, "rhythm_hold_s", "seconds in 0..60", self.rhythm_hold_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> BeatConfig:
@@ -213,6 +222,242 @@ class BeatClock:
         return out
 
 
+def _pearson_acf(o: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``o`` with itself at lags 0..len/2, over the overlapping parts
+    (an FFT for the products, cumulative sums for the norms)."""
+    m = len(o)
+    u = o - o.mean()
+    nfft = 1 << int(math.ceil(math.log2(2 * m)))
+    f = np.fft.rfft(u, nfft)
+    num = np.fft.irfft(f * np.conj(f), nfft)[: m // 2 + 1]
+    c2 = np.concatenate([[0.0], np.cumsum(u * u)])
+    lags = np.arange(m // 2 + 1)
+    den = np.sqrt((c2[m - lags] - c2[0]) * (c2[m] - c2[lags]))
+    return np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
+
+
+class Periodicity:
+    """How periodic the recent onset envelope is, and how well a tempo explains it (pure numpy).
+
+    Why: the beat must go out on a drum intro or a TR-808 groove that the music-presence model
+    does not call music, but not on speech or applause, whose onsets aubio also turns into
+    "beats" (its tracker always predicts a next beat). A groove repeats: its onset envelope
+    (aubio's HFC onset function, log-compressed, minus its 0.25-s moving average, half-wave
+    rectified) correlates with itself one, two, three and four beats later; speech and applause
+    do not. ``score`` is the best comb over tempi 60-215 BPM of the Pearson correlations at
+    lags k x period (k = 1..4, the lags that fit in half the history), over the last ``window_s``.
+    ``r_at(lag)`` is that correlation at any lag (``ThreeTwo`` reads how aubio's period divides).
+    ``phase(bpm)`` is where in the period the envelope peaks (to pick the on-beat anchors).
+
+    Cost: every ``every`` hops one FFT autocorrelation of <= 4 s of envelope (~400 frames):
+    ~0.1 ms, i.e. well under 1 % of a core at a 10-ms hop.
+    """
+
+    def __init__(self, fps: float, window_s: float = 4.0, lo_bpm: float = 60.0, hi_bpm: float = 215.0,
+                 every: int = 8, low_mix: float = 1.0) -> None:
+        self.fps = float(fps)
+        self.low_mix = low_mix
+        self.n = max(16, int(round(window_s * fps)))
+        self.lo_bpm, self.hi_bpm = lo_bpm, hi_bpm
+        self.every = every
+        self._ring = np.zeros(self.n)  #: the onset envelope, a ring (``_at``: the next slot)
+        self._ring_low = np.zeros(self.n)  #: the low band's onsets (kick, snare body, bass), a ring
+        self._at = 0
+        self._env = self._low = np.zeros(0)  #: both in time order, as of the last update
+        self._count = 0  #: frames of envelope since the sound last started (<= n used)
+        self._frames = 0
+        self._quiet = 0
+        self.lag = 0  #: the comb's best lag (frames)
+        self.score = 0.0
+        self._r = np.zeros(0)
+
+    def push(self, value: float, audible: bool = True, low: float = 0.0) -> bool:
+        """Add one hop's onset-function value; True when the scores were just recomputed. Only
+        the envelope since the sound last started counts (a silent lead-in would dilute a groove's
+        first seconds): ``audible`` false for 0.5 s starts the history over."""
+        self._ring[self._at] = max(0.0, float(value)) if math.isfinite(value) else 0.0
+        self._ring_low[self._at] = max(0.0, float(low)) if math.isfinite(low) else 0.0
+        self._at = (self._at + 1) % self.n
+        self._count += 1
+        self._quiet = 0 if audible else self._quiet + 1
+        if self._quiet >= 0.5 * self.fps:
+            self._count = 0
+        self._frames += 1
+        if self._frames % self.every:
+            return False
+        self._update()
+        return True
+
+    def _update(self) -> None:
+        self._env, self._low = np.roll(self._ring, -self._at), np.roll(self._ring_low, -self._at)
+        m = min(self._count, self.n)
+        x = self._env[-m:]
+        mean = float(np.mean(x))
+        if m < int(0.75 * self.fps) or mean <= 1e-12:
+            self.score, self._r = 0.0, np.zeros(0)
+            return
+        o = np.log1p(x / mean)
+        w = max(1, int(0.25 * self.fps))
+        c = np.cumsum(np.concatenate([np.zeros(w // 2 + 1), o, np.full(w - w // 2, o[-1])]))
+        o = np.maximum(0.0, o - (c[w:w + m] - c[:m]) / w)  # minus its centred moving average
+        self._r = _pearson_acf(o)
+        self.score = self._comb(self._r)
+        if self.low_mix > 0:  # plus the low band's onsets: the kick of a TR-808 carries little HFC
+            lo = self._low[-m:]
+            mixed = o / (float(np.std(o)) + 1e-9) + self.low_mix * lo / (float(np.std(lo)) + 1e-9)
+            self.score = self._comb(_pearson_acf(mixed))
+
+    def _comb(self, r: np.ndarray) -> float:
+        """The best mean of ``r`` at 1-4 x lag (those <= its last lag) over lags of 60-215 BPM;
+        sets ``lag``."""
+        fps = self.fps
+        top = len(r) - 1
+        lo = max(1, int(math.floor(60 * fps / self.hi_bpm)))
+        hi = min(top, int(math.ceil(60 * fps / self.lo_bpm)))
+        self.lag = 0
+        if hi < lo:
+            return 0.0
+        lags = np.arange(lo, hi + 1)
+        idx = lags[None, :] * np.arange(1, 5)[:, None]
+        ok = idx <= top
+        vals = np.where(ok, r[np.minimum(idx, top)], 0.0).sum(axis=0) / ok.sum(axis=0)
+        i = int(np.argmax(vals))
+        if vals[i] <= 0:
+            return 0.0
+        self.lag = int(lags[i])
+        return float(vals[i])
+
+    def r_at(self, lag: float) -> float:
+        """The envelope's correlation with itself ``lag`` frames later (interpolated; nan: no history)."""
+        r = self._r
+        if lag < 1 or lag >= len(r) - 1:
+            return math.nan
+        i = int(lag)
+        return float((1 - (lag - i)) * r[i] + (lag - i) * r[i + 1])
+
+    def phase(self, bpm: float, t_last: float) -> float:
+        """The time (s, on the stream clock of ``t_last``: the time of the newest frame) of the
+        low band's peak phase for period 60/bpm (kick and snare sit on the beat, hats between),
+        reduced to the period before ``t_last``; nan without history."""
+        m = min(self._count, self.n)
+        if bpm <= 0 or m < 2:
+            return math.nan
+        o = np.roll(self._ring_low, -self._at)[-m:]  # up to the newest frame (t_last)
+        p = 60.0 * self.fps / bpm
+        nb = 16
+        idx = np.floor((np.arange(m) % p) / p * nb).astype(int) % nb
+        h = np.bincount(idx, weights=o, minlength=nb) / np.maximum(1, np.bincount(idx, minlength=nb))
+        h = (np.roll(h, 1) + 2 * h + np.roll(h, -1)) / 4
+        ph = (int(np.argmax(h)) + 0.5) / nb * p  # frames after the window's first frame
+        period = p / self.fps
+        t = t_last - (m - 1) / self.fps + ph / self.fps
+        return t + math.floor((t_last - t) / period) * period
+
+
+#: log2 of the period ratios that count as one steady pulse (octaves and 3:2: one groove's comb
+#: may peak at the beat, the bar's half or the dotted beat from one update to the next)
+_RELATED = (-1.0, -math.log2(1.5), 0.0, math.log2(1.5), 1.0)
+
+
+class RhythmGate:
+    """Rhythm by itself: opens once the onset envelope has been periodic at one steady period
+    (the comb's best lag the same, or an octave or 3:2 away, to 7 %): ``Periodicity.score`` >=
+    ``rhythm_on`` for ``steady_s``, or >= half-way between ``rhythm_off`` and ``rhythm_on`` for
+    ``long_s`` (a busy groove whose comb is weaker but whose period never wavers); closes after
+    ``rhythm_hold_s`` below ``rhythm_off``, and after 1 s of silence. Pure logic over the scores.
+
+    Why the steady period: speech is bursty, and one phrase's syllables can look periodic for a
+    moment (espeak-ng's voices are machine-regular), but the period they suggest wanders from one
+    update to the next; a groove holds it from its first second.
+    """
+
+    def __init__(self, config: BeatConfig, steady_s: float = 0.5, long_s: float = 1.0) -> None:
+        self.config = config
+        self.steady_s = steady_s
+        self.long_s = long_s
+        self._strong_since: float | None = None
+        self.open = False
+        self._low_since: float | None = None
+        self._quiet_since: float | None = None
+        self._steady_since: float | None = None
+        self._lag = 0
+
+    def update(self, t: float, score: float, lag: int, audible: bool) -> bool:
+        c = self.config
+        if not audible:
+            self._quiet_since = t if self._quiet_since is None else self._quiet_since
+            if t - self._quiet_since >= 1.0:
+                self.open = False
+        else:
+            self._quiet_since = None
+        if score >= (c.rhythm_on + c.rhythm_off) / 2 and lag > 0 and audible:
+            same = self._lag > 0 and min(abs(math.log2(lag / self._lag) - k) for k in _RELATED) <= 0.1
+            if not same or self._steady_since is None:
+                self._steady_since, self._lag, self._strong_since = t, lag, None
+            if score >= c.rhythm_on:
+                self._strong_since = t if self._strong_since is None else self._strong_since
+            else:
+                self._strong_since = None
+            if (self._strong_since is not None and t - self._strong_since >= self.steady_s
+                    or t - self._steady_since >= self.long_s):
+                self.open = True
+        else:
+            self._steady_since, self._lag, self._strong_since = None, 0, None
+        if self.open and score < c.rhythm_off:
+            self._low_since = t if self._low_since is None else self._low_since
+            if t - self._low_since >= c.rhythm_hold_s:
+                self.open = False
+        else:
+            self._low_since = None
+        return self.open
+
+
+class ThreeTwo:
+    """Undoes aubio's 3:2 lock (it settles on exactly 2/3 of 170-200 BPM).
+
+    Why a pulse test and not a tempo score: on a groove with straight eighths every lag that is
+    a multiple of an eighth correlates, so 1 and 1.5 beats score alike. What differs is how
+    aubio's period ``P`` divides: locked on 2/3 of the tempo, ``P`` holds three eighths, so the
+    onset envelope correlates at ``P/3`` and ``2P/3`` and anti-correlates at ``P/2`` (an off-grid
+    sixteenth-and-a-half); on the right tempo it correlates at ``P/2`` (the eighth). A shuffle
+    (triplets with the middle one missing) correlates only half as much at ``P/3`` and stays.
+    The ratio changes after ``need`` agreeing updates in a row (~0.5 s). A 6/8 groove counted in
+    dotted quarters would be counted in quarters (documented in docs/show.md).
+    """
+
+    def __init__(self, config: BeatConfig, grouped: float = 0.55, need: int = 5) -> None:
+        self.config = config
+        self.grouped = grouped
+        self.need = need
+        self.ratio = 1.0
+        self._rival = 1.0
+        self._votes = 0
+
+    def update(self, bpm: float, per: Periodicity) -> float:
+        """Feed aubio's tempo ``bpm`` after ``per`` was recomputed; returns the ratio to apply."""
+        c = self.config
+        if bpm <= 0:
+            return self.ratio
+        p = 60.0 * per.fps / bpm
+        third, half, two_thirds = per.r_at(p / 3), per.r_at(p / 2), per.r_at(2 * p / 3)
+        if not all(math.isfinite(v) for v in (third, half, two_thirds)):
+            return self.ratio
+        want = self.ratio
+        if min(third, two_thirds) >= self.grouped and half < 0.1 and bpm * 1.5 <= c.bpm_max * 1.001:
+            want = 1.5  # aubio's period holds three straight pulses: the beat is two of them
+        elif half >= 0.3:
+            want = 1.0  # aubio's period splits in two: it is the beat
+        if want == self.ratio:
+            self._votes = 0
+        elif want == self._rival:
+            self._votes += 1
+            if self._votes >= self.need:
+                self.ratio, self._votes = want, 0
+        else:
+            self._rival, self._votes = want, 1
+        return self.ratio
+
+
 def beat_phase(wall: float, last_beat_wall: float, bpm: float) -> float:
     """Beat phase in [0, 1) at time ``wall`` (0 on the beat), from the last beat and the tempo;
     0.0 when no tempo is known. Extrapolated: between detected beats it keeps counting."""
@@ -231,6 +476,8 @@ class BeatState:
     last_beat_t: float = math.nan  #: stream time of the last beat
     last_beat_wall: float = math.nan  #: time.monotonic() at which the last beat sounded
     confidence: float = 0.0  #: aubio's confidence in its current period
+    rhythm: bool = False  #: the rhythm gate is open (a steady beat by itself: ``RhythmGate``)
+    periodicity: float = 0.0  #: ``Periodicity.score`` now (0..1)
 
     def phase(self, wall: float) -> float:
         """Beat phase 0..1 at ``wall`` (time.monotonic())."""
@@ -245,6 +492,7 @@ class BeatTracker:
         self._state = BeatState()
         self._lock = threading.Lock()
         self.samplerate = 0
+        self.rhythm = False
 
     def reset(self, samplerate: int) -> None:
         """Start over at ``samplerate`` (a new source or device): counters go back to 0."""
@@ -263,6 +511,16 @@ class BeatTracker:
         self._onset.set_minioi_s(c.onset_min_ioi_s)
         self._smoother = TempoSmoother(c)
         self._clock = BeatClock()
+        self._per = Periodicity(self.samplerate / self.hop)
+        self._gate = RhythmGate(c)
+        self._three = ThreeTwo(c)
+        self._raw_bpm = 0.0  #: the tempo of aubio's beats (TempoSmoother), before the 3:2 correction
+        self._audible_t = -math.inf  #: stream time of the last hop above silence_db
+        self._silence_pow = 10.0 ** (c.silence_db / 10.0)
+        self._nfft = self.hop  #: a small FFT per hop for the low band (< 250 Hz) the phase is read from
+        self._low_bins = max(2, int(250.0 * self._nfft / self.samplerate) + 1)
+        self._low_prev = 0.0
+        self.rhythm = False  #: the rhythm gate is open (read by the pipeline after each block)
         self._buf = np.zeros(0, dtype=np.float32)
         self._fed = 0  #: samples given to aubio so far
         with self._lock:
@@ -290,23 +548,42 @@ class BeatTracker:
             i += hop
             self._fed += hop
             t_chunk = t_end - (n - i) / sr  # stream time of the sample just after the chunk
+            if float(np.dot(chunk, chunk)) > self._silence_pow * hop:
+                self._audible_t = t_chunk
             t_a = None
             if self._tempo(chunk)[0]:
                 t_a = t_chunk - (self._fed - self._tempo.get_last()) / sr
-                bpm = self._smoother.add_beat(t_a)
+                self._raw_bpm = self._smoother.add_beat(t_a)
+            onset = bool(self._onset(chunk)[0])
+            spec = np.fft.rfft(chunk, self._nfft)[: self._low_bins]
+            low = math.log(1e-10 + float(np.vdot(spec, spec).real))
+            low_onset, self._low_prev = low - self._low_prev, low
+            audible = t_chunk - self._audible_t < 0.05
+            if self._per.push(float(self._onset.get_descriptor()), audible, low_onset):
+                self.rhythm = self._gate.update(t_chunk, self._per.score, self._per.lag,
+                                                t_chunk - self._audible_t < 0.5)
+                self._three.update(self._raw_bpm, self._per)
+            ratio = self._three.ratio
+            bpm = self._raw_bpm * ratio
+            if t_a is not None and ratio != 1.0 and bpm > 0:
+                # aubio beats every 1.5 (or 2/3) beats: only those on the envelope's beat phase anchor
+                period = 60.0 / bpm
+                e = (t_a - self._per.phase(bpm, t_chunk)) / period
+                if not abs(e - round(e)) <= 0.2:
+                    t_a = None
             for t_b in self._clock.step(t_chunk, t_a, bpm):
                 beats += 1
                 last_t, last_wall = t_b, wall - (t_end - t_b)
                 events.append(Event("beat", beats, t_b, wall, bpm=bpm,
                                     strength=1.0 if t_b == t_a else 0.0))
-            if self._onset(chunk)[0]:
+            if onset:
                 t_o = t_chunk - (self._fed - self._onset.get_last()) / sr
                 onsets += 1
                 events.append(Event("onset", onsets, t_o, wall,
                                     strength=float(self._onset.get_descriptor())))
         self._buf = buf[i:].copy()
-        if events:
+        if events or self.rhythm != st.rhythm:
             with self._lock:
                 self._state = BeatState(bpm, beats, onsets, last_t, last_wall,
-                                        float(self._tempo.get_confidence()))
+                                        float(self._tempo.get_confidence()), self.rhythm, self._per.score)
         return events

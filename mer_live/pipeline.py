@@ -19,6 +19,9 @@ Policies (documented choices):
 * Analysers' events (beats, onsets, sections, drops) go to the sinks only while music plays (the
   latest estimate's ``music``): talk, applause and line checks between songs drive no chases.
   The analysers keep listening, so the counters run on and a beat is locked when a song starts.
+  Beats and onsets go out on rhythm alone too (the beat tracker's rhythm gate: a steady groove,
+  before the model's first window or where the presence model hears no music); the estimate's
+  ``bpm`` is the tempo while beats may go out (music or rhythm), 0 otherwise.
 * No audio at all for ``lost_after_s`` (a stalled or vanished device): the pipeline keeps
   publishing an estimate every hop of wall time with ``input_ok=False``, so the lights can relax
   and OSC receivers see the input is gone.
@@ -51,6 +54,8 @@ from mer_live.smoothing import ON_SILENCE, Smoother
 from mer_live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
+#: analyser events that go out on rhythm alone (an analyser's ``rhythm`` flag), without music
+RHYTHM_EVENTS = ("beat", "onset")
 
 
 class Source(Protocol):
@@ -424,10 +429,14 @@ class Pipeline:
                 name = type(a).__name__
                 self._throttle.warn(("analyser", id(a)), "analyser %s failed: %s", name, one_line(e))
                 continue
+            music = self.latest is not None and self.latest.music
+            # a steady beat by itself (a drum intro, a TR-808 groove) sends beats, tempo and onsets
+            # before, or without, the music gate; sections and drops wait for music
+            rhythm = bool(getattr(a, "rhythm", False))
             for ev in events:
                 if ev.kind == "beat":
                     self._bpm, self._beats = ev.bpm, ev.count
-                if self.latest is not None and self.latest.music:  # talk or applause drive no lights
+                if music or (rhythm and ev.kind in RHYTHM_EVENTS):  # talk or applause drive no lights
                     self.sinks.event(ev)
 
     # -- estimates ----------------------------------------------------------------------------
@@ -460,9 +469,16 @@ class Pipeline:
             valence=j.smooth[1], level_rms_db=float(rms), level_peak_db=float(peak), silent=bool(silent),
             clipping=bool(clipping), input_ok=input_ok, bad_samples=int(bad), model_ms=j.model_ms,
             latency_ms=latency_ms, overflows=int(getattr(src, "overflows", 0)) + int(src.ring.frames_lost),
-            hops_skipped=self.hops_skipped, music=j.music, music_prob=j.music_prob, bpm=self._bpm,
-            beats=self._beats,
+            hops_skipped=self.hops_skipped, music=j.music, music_prob=j.music_prob,
+            bpm=self._live_bpm(j.music), beats=self._beats,
         )
+
+    def _live_bpm(self, music: bool) -> float:
+        """The tempo, while beats go out (music, or an analyser's rhythm gate open); else 0, so
+        /mer/bpm stops with /mer/beat between songs (talk, applause) instead of holding a stale one."""
+        if music or any(getattr(a, "rhythm", False) for a in self.analysers):
+            return self._bpm
+        return 0.0
 
     def _publish(self, e: Estimate) -> None:
         self.latest = e

@@ -142,3 +142,83 @@ def build_drop(sr: int, *, bpm: float = 128.0, intro_s: float = 16.0, build_s: f
     build += (0.12 * riser * ramp).astype(np.float32)
     drop, _ = groove(bpm, drop_s, sr, seed=seed + 1, four_on_floor=True, gain=0.9)
     return np.concatenate([intro, build, drop]).astype(np.float32), intro_s + build_s
+
+
+def _808_kick(sr: int) -> np.ndarray:
+    """The TR-808 bass drum: a sine that drops from ~120 to 50 Hz and rings for half a second."""
+    n = int(0.6 * sr)
+    t = np.arange(n) / sr
+    f = 50.0 + 70.0 * np.exp(-t / 0.02)
+    return (np.sin(2 * np.pi * np.cumsum(f) / sr) * _env(n, sr, 0.25)).astype(np.float32)
+
+
+def _808_hat(sr: int, n_s: float = 0.05) -> np.ndarray:
+    """The TR-808 hi-hat: six detuned square waves (its metallic oscillator bank), high-passed."""
+    n = int(n_s * sr)
+    t = np.arange(n + 2) / sr
+    x = sum(np.sign(np.sin(2 * np.pi * f * t)) for f in (205.3, 304.4, 369.6, 522.7, 540.0, 800.0))
+    hp = x[2:] - 2 * x[1:-1] + x[:-2]
+    return (0.1 * hp * _env(n, sr, n_s / 3)).astype(np.float32)
+
+
+def _808_clap(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """The TR-808 hand clap: three quick noise bursts and a tail, band-passed around 1 kHz."""
+    n = int(0.2 * sr)
+    noise = rng.standard_normal(n + 1).astype(np.float32)
+    bp = np.diff(noise).astype(np.float32)
+    env = np.zeros(n, np.float32)
+    for k in range(3):
+        i = int(k * 0.01 * sr)
+        env[i:] += _env(n - i, sr, 0.004)
+    env += 0.6 * _env(n, sr, 0.06)
+    return (0.5 * bp * env).astype(np.float32)
+
+
+def tr808(bpm: float, seconds: float, sr: int, *, seed: int = 0, start_s: float = 0.25,
+          gain: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A TR-808 house groove (four-on-the-floor boom kick, clap on 2 and 4, off-beat open hats,
+    sixteenth closed hats), synthesised the way the 808 makes its sounds. Returns (audio, beats)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * sr), dtype=np.float32)
+    period = 60.0 / bpm
+    beats = np.arange(start_s, seconds - 0.05, period)
+    k, c, h, oh = _808_kick(sr), _808_clap(sr, rng), _808_hat(sr), _808_hat(sr, 0.2)
+    for i, b in enumerate(beats):
+        _add(out, k, b, sr)
+        if i % 2 == 1:
+            _add(out, c, b, sr)
+        _add(out, 0.8 * oh, b + period / 2, sr)
+        for q in (0, 1, 3):
+            _add(out, h * (0.6 if q else 0.8), b + q * period / 4, sr)
+    return (gain * out / max(1e-6, float(np.max(np.abs(out))))).astype(np.float32), beats
+
+
+def kick_hats_intro(bpm: float, seconds: float, sr: int, *, seed: int = 0, start_s: float = 0.25,
+                    gain: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """An EDM intro: a kick on every beat and closed hats on the off-beat eighths, nothing else."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * sr), dtype=np.float32)
+    period = 60.0 / bpm
+    beats = np.arange(start_s, seconds - 0.05, period)
+    k, h = kick(sr), hat(sr, rng, gain=0.5)
+    for b in beats:
+        _add(out, k, b, sr)
+        _add(out, h, b + period / 2, sr)
+    return (gain * out / max(1e-6, float(np.max(np.abs(out))))).astype(np.float32), beats
+
+
+def claps_in_time(bpm: float, seconds: float, sr: int, *, people: int = 40, seed: int = 0,
+                  start_s: float = 0.25, spread_s: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """A crowd clapping along: ``people`` hand claps per beat, each off by ~``spread_s`` (normal).
+    Returns (audio, beats)."""
+    from train.negatives import _clap_templates
+
+    rng = np.random.default_rng(seed)
+    temps = _clap_templates(sr, rng)
+    out = np.zeros(int(seconds * sr), np.float32)
+    beats = np.arange(start_s, seconds - 0.1, 60.0 / bpm)
+    for b in beats:
+        for _ in range(people):
+            clap = temps[int(rng.integers(len(temps)))] * float(rng.lognormal(0, 0.4)) / people
+            _add(out, clap, b + float(rng.normal(0, spread_s)), sr)
+    return (0.3 * out / max(1e-6, float(np.max(np.abs(out))))).astype(np.float32), beats

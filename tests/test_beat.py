@@ -8,7 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from mer_live.beat import BeatClock, BeatConfig, BeatTracker, TempoSmoother, beat_phase, fold_bpm, hop_for
+from mer_live.beat import (
+    BeatClock,
+    BeatConfig,
+    BeatTracker,
+    Periodicity,
+    RhythmGate,
+    TempoSmoother,
+    ThreeTwo,
+    beat_phase,
+    fold_bpm,
+    hop_for,
+)
 from mer_live.showconfig import ShowConfigError
 from tests.grooves import groove
 
@@ -168,9 +179,109 @@ def test_hop_follows_the_rate() -> None:
     ({"bpm_min": "slow"}, "bpm_min"),
     ({"tempo": 120}, "unknown key 'tempo'"),
     ({"enabled": 1}, "enabled"),
+    ({"rhythm_on": 0.3, "rhythm_off": 0.5}, "rhythm_off"),
+    ({"rhythm_on": 1.5}, "rhythm_on"),
 ])
 def test_config_errors_are_one_line_naming_the_key(table: dict, key: str) -> None:
     with pytest.raises(ShowConfigError) as e:
         BeatConfig.from_dict(table)
     assert "\n" not in str(e.value) and key in str(e.value) and str(e.value).startswith("[beat]")
     assert BeatConfig.from_dict({"bpm_min": 60, "bpm_max": 160}).bpm_max == 160.0
+
+
+# -- the rhythm gate and the 3:2 correction (pure parts, on onset envelopes made here) ---------
+
+FPS = 44100 / 512
+
+
+def envelope(seconds: float, hits: list[tuple[float, float]], jitter: float = 0.0,
+             seed: int = 0) -> np.ndarray:
+    """An onset envelope: ``hits`` = (time s, strength), each a 3-frame decaying bump."""
+    rng = np.random.default_rng(seed)
+    e = np.full(int(seconds * FPS), 0.01)
+    for t, a in hits:
+        i = int(round((t + rng.normal(0, jitter)) * FPS))
+        for k, d in enumerate((1.0, 0.4, 0.15)):
+            if 0 <= i + k < len(e):
+                e[i + k] += a * d
+    return e
+
+
+def straight(bpm: float, seconds: float) -> list[tuple[float, float]]:
+    """Eighth notes, the beats accented (kick/snare + hat), the off-beats a hat."""
+    p = 60.0 / bpm
+    return [(k * p / 2, 1.0 if k % 2 == 0 else 0.35) for k in range(int(seconds / p * 2))]
+
+
+def scores(per: Periodicity, env: np.ndarray, low: np.ndarray | None = None
+           ) -> list[tuple[float, float, int]]:
+    out = []
+    for i, v in enumerate(env):
+        if per.push(float(v), True, float(low[i]) if low is not None else float(v)):
+            out.append((i / FPS, per.score, per.lag))
+    return out
+
+
+def test_periodicity_hears_a_groove_and_not_random_onsets() -> None:
+    groove_scores = scores(Periodicity(FPS), envelope(6.0, straight(128.0, 6.0)))
+    assert min(s for t, s, _ in groove_scores if t >= 1.5) > BeatConfig().rhythm_on
+    rng = np.random.default_rng(1)
+    speechy = [(float(t), float(rng.uniform(0.2, 1.0))) for t in np.cumsum(rng.exponential(0.18, 40))]
+    noise_scores = scores(Periodicity(FPS), envelope(6.0, speechy))
+    assert max(s for t, s, _ in noise_scores if t >= 1.5) < BeatConfig().rhythm_off + 0.1
+
+
+def test_rhythm_gate_opens_on_a_steady_period_only_and_closes_after_the_hold() -> None:
+    c = BeatConfig(rhythm_on=0.6, rhythm_off=0.4, rhythm_hold_s=2.0)
+    g = RhythmGate(c)
+    assert not any(g.update(t * 0.1, 0.9, [40, 57, 33, 71][t % 4], True) for t in range(50))  # wandering
+    g = RhythmGate(c)
+    opened = [t * 0.1 for t in range(50) if g.update(t * 0.1, 0.9, 40, True)]
+    assert opened and opened[0] == pytest.approx(0.5, abs=0.11)
+    assert g.update(5.0, 0.5, 40, True)  # between off and on: stays open
+    assert g.update(5.1, 0.2, 40, True) and g.update(6.9, 0.2, 40, True)  # low, but within the hold
+    assert not g.update(7.2, 0.2, 40, True)
+    g = RhythmGate(c)  # a weaker comb (0.55: between off and on) opens only after 1 s at one period
+    opened = [t * 0.1 for t in range(30) if g.update(t * 0.1, 0.55, 40, True)]
+    assert opened and opened[0] == pytest.approx(1.0, abs=0.11)
+    g = RhythmGate(c)
+    for t in range(10):
+        g.update(t * 0.1, 0.9, 40, True)
+    assert g.open and g.update(1.0, 0.9, 40, False) and not g.update(2.05, 0.9, 40, False)  # silence
+
+
+def test_three_two_undoes_a_two_thirds_lock_and_keeps_the_right_tempo_and_a_shuffle() -> None:
+    env = envelope(8.0, straight(176.0, 8.0))
+    for aubio_bpm, want in ((176.0 * 2 / 3, 1.5), (176.0, 1.0)):
+        per, tt = Periodicity(FPS), ThreeTwo(BeatConfig())
+        for v in env:
+            if per.push(float(v)):
+                tt.update(aubio_bpm, per)
+        assert tt.ratio == want, aubio_bpm
+    p = 60.0 / 110.0  # a shuffle: triplets with the middle one missing, the beat accented
+    shuffle = [(k * p + d, a) for k in range(int(8.0 / p)) for d, a in ((0.0, 1.0), (2 * p / 3, 0.4))]
+    per, tt = Periodicity(FPS), ThreeTwo(BeatConfig())
+    for v in envelope(8.0, shuffle):
+        if per.push(float(v)):
+            tt.update(110.0, per)
+    assert tt.ratio == 1.0
+
+
+def test_tracker_rhythm_flag_follows_a_groove_and_not_silence() -> None:
+    sr = 44100
+    x, _ = groove(174.0, 10.0, sr, seed=6)
+    bt = BeatTracker()
+    bt.reset(sr)
+    y = np.concatenate([x, np.zeros(3 * sr, np.float32)])
+    flags = []
+    i = 0
+    while i < len(y):
+        b = y[i:i + 441]
+        i += len(b)
+        bt.process(b, (i - 1) / sr, 0.0)
+        flags.append((i / sr, bt.rhythm))
+    opened = [t for t, f in flags if f]
+    assert opened and opened[0] < 2.0  # within 2 s of the groove's start
+    assert all(f for t, f in flags if 3.0 <= t <= 10.0)
+    assert not any(f for t, f in flags if t >= 12.0)  # 1.5 s of silence closes it
+    assert bt.state().bpm == pytest.approx(174.0, rel=0.02)
