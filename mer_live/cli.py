@@ -529,6 +529,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     teacher = load_teacher(cfg, model)
     analysers, hooks = make_analysers(cfg)
     outputs = make_outputs(cfg)
+    outputs += [a for a in analysers if hasattr(a, "start")]  # bars: the estimates' music flag, reset port
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
                       extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
@@ -593,7 +594,12 @@ def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
         except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
             log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
         else:
-            analysers.append(BeatTracker(cfg.beat))
+            tracker = BeatTracker(cfg.beat)
+            analysers.append(tracker)
+            if cfg.bars.enabled:  # right after the tracker: it reads the tracker's new beats
+                from mer_live.bars import Bars
+
+                analysers.append(Bars(tracker, cfg.bars))
     if cfg.sections.enabled:
         from mer_live.sections import SectionDetector
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mer_live.bars import BarsConfig
 from mer_live.beat import BeatConfig
 from mer_live.capture import CaptureConfig
 from mer_live.lighting import LightingConfig
@@ -111,6 +112,7 @@ class Config:
     beat: BeatConfig = field(default_factory=BeatConfig)
     sections: SectionConfig = field(default_factory=SectionConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    bars: BarsConfig = field(default_factory=BarsConfig)
     osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
 
 
