@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
     g.add_argument("--no-sections", action="store_const", const=True, default=S,
                    help="no section-change or drop detection (/mer/section, /mer/drop)")
+    t = p.add_argument_group("tempo sync")
+    t.add_argument("--midi", default=S, metavar="PORT",
+                   help="MIDI out: beat clock, CCs, notes ([midi]); PORT: an output's index or name, "
+                   "or 'virtual' for a port of mer-live's own (needs the [midi] extra)")
+    t.add_argument("--list-midi", action="store_true", help="list MIDI output ports and exit")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -180,12 +185,15 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "broadcast": ("osc", "broadcast", None),
         "no_osc": ("osc", "enabled", lambda v: not v),
         "realtime": ("pipeline", "realtime", None),
+        "midi": ("midi", "port", None),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():
         if dest in given:
             value = given[dest]
             out[(section, key)] = (conv(value) if conv else value, "--" + dest.replace("_", "-"))
+    if "midi" in given:  # --midi PORT turns the output on
+        out[("midi", "enabled")] = (True, "--midi")
     if "realtime" in given:  # one flag for both threads on the audio path
         out[("osc", "realtime")] = (given["realtime"], "--realtime")
     return out
@@ -482,6 +490,15 @@ def _main(ns: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
         return EXIT_OK
 
+    if ns.list_midi:
+        from mer_live.midi import format_ports
+
+        try:
+            print(format_ports(cfg.midi.api))
+        except (ImportError, OSError) as e:
+            raise CliError(str(e)) from None
+        return EXIT_OK
+
     # 2. the model, before any audio opens
     model = load_model(cfg)
     from mer_live.roominput import input_kind
@@ -551,6 +568,9 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
                   else "one estimate, on a zero-padded window at its end (--loop fills a window)"))
     if osc is not None:
         notice(f"OSC: {describe_osc(cfg)}")
+    for out in outputs:  # the tempo outputs say where they went (MIDI port, Link session)
+        if hasattr(out, "describe"):
+            notice(out.describe())
     started = time.monotonic()
     rc = EXIT_OK
     try:
@@ -620,6 +640,10 @@ def make_outputs(cfg: Any) -> list[Any]:
         from mer_live.lighting import LightingOutput
 
         outputs.append(LightingOutput(cfg.lighting))
+    if cfg.midi.enabled:
+        from mer_live.midi import MidiOutput
+
+        outputs.append(MidiOutput(cfg.midi))
     return outputs
 
 

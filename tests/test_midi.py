@@ -1,0 +1,149 @@
+"""MIDI out through a real port: JACK's dummy driver (tests/jack.py), python-rtmidi, a receiver port.
+
+`mer-live --input groove.wav --midi desk` sends beat clock at the groove's tempo (24 pulses per
+beat between Start and Stop), a note on each beat and bar, and CCs that follow what goes out on
+/mer/arousal over OSC; a missing port is one line at start; --list-midi lists the receiver; a
+virtual port appears under its name. The clock's scheduling is checked on its own too.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer_live.midi import PPQN, MidiClock, MidiConfig, MidiOutput
+from mer_live.showconfig import ShowConfigError
+from tests.grooves import groove
+from tests.jack import jack_server  # noqa: F401 - the `jack` fixture
+from tests.net import Wire
+from tests.test_cli import env, run_cli
+
+pytestmark = pytest.mark.timeout(150)
+SR = 44100
+
+
+def test_clock_gives_24_pulses_a_beat_and_follows_the_beats_without_their_jitter():
+    rng = np.random.default_rng(0)
+    c = MidiClock()
+    bpm, period = 125.0, 60.0 / 125.0
+    truth = 10.0 + period * np.arange(40)
+    heard = truth + rng.normal(0, 0.008, truth.size)  # a tracker's few-ms jitter
+    assert c.beat(heard[0], 1, bpm) is True
+    errs = []
+    for k in range(1, 40):
+        assert c.beat(heard[k], k + 1, bpm) is False
+        # the pulse of this beat is due near the true beat, with less jitter than the tracker's beats
+        errs.append(abs(c.due(PPQN * k) - truth[k]))
+        assert errs[-1] < 0.02
+    dues = np.array([c.due(n) for n in range(PPQN * 39, PPQN * 40 + 1)])
+    assert np.allclose(np.diff(dues), period / PPQN)
+    assert np.median(errs[9:]) < 0.8 * np.median(np.abs(heard - truth)[10:])
+
+
+def test_config_errors_are_one_line():
+    assert MidiConfig().enabled is False
+    with pytest.raises(ShowConfigError, match=r"\[midi\] channel must be a MIDI channel in 1..16, got 17"):
+        MidiConfig(channel=17)
+    with pytest.raises(ShowConfigError, match=r"\[midi\] cc_arousal must be a number in 0..127"):
+        MidiConfig.from_dict({"cc_arousal": 128})
+    with pytest.raises(ShowConfigError, match=r"\[midi\] api"):
+        MidiConfig(api="coreaudio")
+
+
+class Receiver:
+    """A MIDI input port of the test's own ('desk'), keeping every message with its arrival time."""
+
+    def __init__(self, name: str = "desk") -> None:
+        import mido
+
+        self.backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        self.got: list[tuple[float, object]] = []
+        self.port = self.backend.open_input(name, virtual=True, client_name=name,
+                                            callback=lambda m: self.got.append((time.monotonic(), m)))
+
+    def of(self, kind: str) -> list[tuple[float, object]]:
+        return [(t, m) for t, m in self.got if m.type == kind]
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(tmp_path, loudness_model,
+                                                                               jack):
+    bpm = 126.0
+    x, beats = groove(bpm, 16.0, SR, seed=4)
+    x[: 7 * SR] *= 0.08  # quiet, then loud: the loudness model's arousal rises, the CC must follow
+    wav = tmp_path / "groove.wav"
+    sf.write(wav, x, SR)
+    cfg = tmp_path / "show.toml"
+    cfg.write_text('[midi]\napi = "jack"\nchannel = 2\ncc_arousal = 20\nnote_beat = 36\nnote_bar = 37\n')
+    desk, wire = Receiver("desk"), Wire()
+    try:
+        listed = run_cli("--config", str(cfg), "--list-midi", env=env(**jack))
+        assert listed.returncode == 0 and "desk" in listed.stdout, listed.stdout + listed.stderr
+        r = run_cli("--config", str(cfg), "--input", str(wav), "--headless", "--model", str(loudness_model),
+                    "--no-music-gate", "--no-sections", "--midi", "desk", "--osc", f"127.0.0.1:{wire.port}",
+                    timeout=90, env=env(**jack))
+        time.sleep(0.3)
+    finally:
+        desk.close()
+        wire.close()
+    assert r.returncode == 0, r.stderr
+    assert "MIDI: " in r.stderr and "desk" in r.stderr
+    starts, stops, clocks = desk.of("start"), desk.of("stop"), desk.of("clock")
+    assert len(starts) >= 1 and len(clocks) > 200
+    t_start = starts[0][0]
+    t_stop = stops[-1][0] if stops else clocks[-1][0] + 1
+    run = np.array([t for t, _ in clocks if t_start <= t <= t_stop])
+    # the tempo a desk reads off the clock (pulses arrive in JACK's 2.7-ms periods, so over 24 of
+    # them, a beat): the groove's tempo within 1 %
+    read_bpm = 60.0 / (run[PPQN:] - run[:-PPQN])
+    assert np.median(read_bpm) == pytest.approx(bpm, rel=0.01), np.percentile(read_bpm, [5, 50, 95])
+    whole = 60.0 * (len(run) - 1) / (run[-1] - run[0]) / PPQN
+    assert whole == pytest.approx(bpm, rel=0.01), whole
+    # 24 clocks from each beat note to the next
+    beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
+    per_beat = [int(np.sum((run >= a - 0.002) & (run < b - 0.002))) for a, b in
+                zip(beat_notes, beat_notes[1:], strict=False)]
+    assert len(per_beat) >= 20 and np.median(per_beat) == PPQN, per_beat
+    assert sum(abs(n - PPQN) <= 1 for n in per_beat) >= 0.9 * len(per_beat), per_beat
+    # a beat count as heard in the song: notes per beat, bar notes every 4th
+    bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
+    assert abs(len(bar_notes) - len(beat_notes) / 4) <= 1.5
+    # the CCs follow /mer/arousal: each CC value is an arousal that went out over OSC within 0.2 s
+    ccs = [(t, m.value) for t, m in desk.of("control_change") if m.control == 20 and m.channel == 1]
+    osc = [(t, p[0]) for t, a, p in wire.messages if a == "/mer/arousal"]
+    assert len(ccs) >= 5 and osc
+    assert max(v for _, v in ccs) - min(v for _, v in ccs) >= 20, ccs  # it rose with the loudness
+    for t, v in ccs:
+        near = [round(127 * a) for ta, a in osc if abs(ta - t) <= 0.2]
+        assert any(abs(n - v) <= 1 for n in near), (t, v, near)
+
+
+def test_a_missing_port_is_one_line_at_start(tmp_path, loudness_model, jack):
+    cfg = tmp_path / "show.toml"
+    cfg.write_text('[midi]\napi = "jack"\n')
+    r = run_cli("--config", str(cfg), "--demo", "--headless", "--duration", "2", "--midi", "no-such-desk",
+                "--no-osc", "--model", str(loudness_model), env=env(**jack))
+    assert r.returncode == 1
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    want = "mer-live: error: no MIDI output port matches 'no-such-desk' (see --list-midi)"
+    assert errors == [want], r.stderr
+
+
+def test_a_virtual_port_appears_under_its_name_and_stop_returns_at_once(jack):
+    import mido
+
+    out = MidiOutput(MidiConfig(enabled=True, api="jack", virtual_name="mer-virtual-test"))
+    out.start()
+    try:
+        names = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True).get_input_names()
+        assert any("mer-virtual-test" in n for n in names), names
+    finally:
+        t0 = time.monotonic()
+        out.stop()
+        assert time.monotonic() - t0 < 2.0  # bounded, never a hang
+    assert out._thread is None
