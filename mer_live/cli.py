@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MIDI out: beat clock, CCs, notes ([midi]); PORT: an output's index or name, "
                    "or 'virtual' for a port of mer-live's own (needs the [midi] extra)")
     t.add_argument("--list-midi", action="store_true", help="list MIDI output ports and exit")
+    t.add_argument("--link", action="store_const", const=True, default=S,
+                   help="Ableton Link: drive the session's tempo and beat phase from the beat, only while "
+                   "a steady beat is heard ([link]; needs the [link] extra)")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -186,6 +189,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "no_osc": ("osc", "enabled", lambda v: not v),
         "realtime": ("pipeline", "realtime", None),
         "midi": ("midi", "port", None),
+        "link": ("link", "enabled", None),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():
@@ -644,6 +648,10 @@ def make_outputs(cfg: Any) -> list[Any]:
         from mer_live.midi import MidiOutput
 
         outputs.append(MidiOutput(cfg.midi))
+    if cfg.link.enabled:
+        from mer_live.link import LinkOutput
+
+        outputs.append(LinkOutput(cfg.link))
     return outputs
 
 

@@ -25,6 +25,7 @@ from mer_live.bars import BarsConfig
 from mer_live.beat import BeatConfig
 from mer_live.capture import CaptureConfig
 from mer_live.lighting import LightingConfig
+from mer_live.link import LinkConfig
 from mer_live.midi import MidiConfig
 from mer_live.osc import OscConfig
 from mer_live.pipeline import PipelineConfig
@@ -115,6 +116,7 @@ class Config:
     lighting: LightingConfig = field(default_factory=LightingConfig)
     bars: BarsConfig = field(default_factory=BarsConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
     osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
 
 

@@ -5,7 +5,8 @@ is a pipeline sink (``sink(estimate)``, ``event(ev)`` only store) with its own t
 owns the port (RtMidi ports are not thread-safe). It sends:
 
 * **beat clock**, 24 pulses per quarter note at the published tempo, phase-locked to the beats:
-  Start (0xFA) with the first pulse on a beat when music with a beat starts; between beats the
+  Start (0xFA) with the first pulse on a beat once music with a steady beat has started
+  (``BeatFollower.steady``: regular beats heard, each with an onset); between beats the
   pulses run on the grid of the last beat (a flywheel); each new beat re-anchors the grid (half the
   phase error at a time, so a tracker's few-ms jitter does not jitter the clock); pulses owed by an
   early beat go out at once, a late beat makes the clock wait, so every beat gets 24 pulses.
@@ -329,7 +330,10 @@ class MidiOutput:
             ev = self._events.popleft()
             b = self.follow.event(ev)
             if ev.kind == "beat" and b is not None:
-                if c.clock and self.follow.music and self.clock.beat(b.wall, b.count, b.bpm):
+                # Start only on a steady beat heard in the music (not a tracker's beats on a held
+                # chord); once running, every beat keeps the clock locked
+                go = self.clock.running or self.follow.steady(now)
+                if c.clock and go and b.bpm > 0 and self.clock.beat(b.wall, b.count, b.bpm):
                     self._send(M.Message("start"))
                     self.counts["start"] += 1
                 self._play(c.note_beat, now)

@@ -105,14 +105,32 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
     whole = 60.0 * (len(run) - 1) / (run[-1] - run[0]) / PPQN
     assert whole == pytest.approx(bpm, rel=0.01), whole
     # 24 clocks from each beat note to the next
-    beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
+    all_beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
+    beat_notes = [t for t in all_beat_notes if t_start - 0.05 <= t <= t_stop]  # the clock runs from Start
     per_beat = [int(np.sum((run >= a - 0.002) & (run < b - 0.002))) for a, b in
                 zip(beat_notes, beat_notes[1:], strict=False)]
-    assert len(per_beat) >= 20 and np.median(per_beat) == PPQN, per_beat
-    assert sum(abs(n - PPQN) <= 1 for n in per_beat) >= 0.9 * len(per_beat), per_beat
+    assert len(per_beat) >= 18 and np.median(per_beat) == PPQN, per_beat
+    # (the notes go out when a beat is detected, a few ms late and not evenly: +-1 pulse between them)
+    assert sum(abs(n - PPQN) <= 1 for n in per_beat) >= 0.8 * len(per_beat), per_beat
+    assert abs(sum(per_beat) / len(per_beat) - PPQN) <= 0.5, per_beat
+    # phase: when did each groove beat reach mer-live? (the least-lag /mer/beat message says); the
+    # pulse that starts each beat (every 24th from Start) against it
+    osc_beats = np.array(wire.times("/mer/beat"))
+    assert len(osc_beats) > 10
+    first_true = beats[np.argmin(np.abs(beats - beats[beats >= 1.0][0]))]
+    idx = [int(np.argmin(np.abs(beats - (t - osc_beats[0] + first_true)))) for t in osc_beats]
+    walls = beats + float(np.min(osc_beats - beats[idx]))
+    downs = run[::PPQN]
+    err_ms = np.array([1000 * (d - walls[np.argmin(np.abs(walls - d))]) for d in downs[2:]])
+    note_ms = np.array([1000 * (t - walls[np.argmin(np.abs(walls - t))]) for t in beat_notes])
+    print(f"\nMIDI clock: {np.median(read_bpm):.2f} BPM read over 24 pulses (groove {bpm}); "
+          f"beat pulse - beat: median {np.median(err_ms):+.1f} ms, |median| "
+          f"{np.median(np.abs(err_ms)):.1f} ms, p90 {np.percentile(np.abs(err_ms), 90):.1f} ms; "
+          f"beat note - beat: median {np.median(note_ms):+.1f} ms; clocks between beat notes {per_beat}")
+    assert np.median(np.abs(err_ms)) < 20.0, err_ms
     # a beat count as heard in the song: notes per beat, bar notes every 4th
     bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
-    assert abs(len(bar_notes) - len(beat_notes) / 4) <= 1.5
+    assert abs(len(bar_notes) - len(all_beat_notes) / 4) <= 1.5
     # the CCs follow /mer/arousal: each CC value is an arousal that went out over OSC within 0.2 s
     ccs = [(t, m.value) for t, m in desk.of("control_change") if m.control == 20 and m.channel == 1]
     osc = [(t, p[0]) for t, a, p in wire.messages if a == "/mer/arousal"]
