@@ -126,7 +126,10 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
     print(f"\nMIDI clock: {np.median(read_bpm):.2f} BPM read over 24 pulses (groove {bpm}); "
           f"beat pulse - beat: median {np.median(err_ms):+.1f} ms, |median| "
           f"{np.median(np.abs(err_ms)):.1f} ms, p90 {np.percentile(np.abs(err_ms), 90):.1f} ms; "
-          f"beat note - beat: median {np.median(note_ms):+.1f} ms; clocks between beat notes {per_beat}")
+          f"beat note - beat: median {np.median(note_ms):+.1f} ms; clocks between beat notes {per_beat}; "
+          f"beat pulse - beat (ms) {np.round(err_ms).astype(int).tolist()}; beat note - beat (ms) "
+          f"{np.round(note_ms).astype(int).tolist()}; starts "
+          f"{[round(t - t_start, 2) for t, _ in starts]} stops {[round(t - t_start, 2) for t, _ in stops]}")
     assert np.median(np.abs(err_ms)) < 20.0, err_ms
     # a beat count as heard in the song: notes per beat, bar notes every 4th
     bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
