@@ -18,7 +18,9 @@ owns the port (RtMidi ports are not thread-safe). It sends:
 Ports: ``port = ""`` opens a virtual output port named ``virtual_name`` (ALSA, JACK, CoreMIDI;
 not on Windows); otherwise an existing output port by index or by (part of) its name
 (``mer-live --list-midi``). A missing port is a one-line ``OSError`` at start; a port that fails
-while running is warned about (throttled) and reopened every ``RETRY_S``: the show goes on.
+or vanishes while running (checked every ``CHECK_S``: RtMidi itself drops sends to a vanished
+port or server silently) is warned about (throttled) and reopened every ``RETRY_S``: the show
+goes on.
 Needs the ``[midi]`` extra (mido + python-rtmidi).
 """
 
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 APIS = {"": "", "alsa": "mido.backends.rtmidi/LINUX_ALSA", "jack": "mido.backends.rtmidi/UNIX_JACK",
         "coremidi": "mido.backends.rtmidi/MACOSX_CORE", "winmm": "mido.backends.rtmidi/WINDOWS_MM"}
 RETRY_S = 2.0  #: a failed port is reopened this often
+#: how often the thread checks that its port still exists (RtMidi does not report a vanished port
+#: or MIDI server: sends to it just go nowhere)
+CHECK_S = 3.0
 PPQN = 24  #: MIDI beat clock pulses per quarter note (one beat)
 LEVEL_FLOOR_DB = -60.0  #: level CC: -60 dBFS -> 0, 0 dBFS -> 127 (as /mer/level01)
 
@@ -205,6 +210,8 @@ class MidiOutput:
         self.counts = {"clock": 0, "start": 0, "stop": 0, "cc": 0, "note": 0, "errors": 0}
         self._failed_at = -math.inf
         self._warned = -math.inf
+        self._checked = time.monotonic()
+        self._dead: list[Any] = []
 
     # -- sink side (pipeline thread: store only) -------------------------------------------------
     def __call__(self, estimate: Estimate) -> None:
@@ -239,6 +246,8 @@ class MidiOutput:
         if th is not None and th.is_alive():
             log.warning("MIDI: the sending thread did not stop in time; the port is left to the OS")
             return
+        log.info("MIDI: sent %(clock)d clock pulses, %(start)d starts, %(stop)d stops, %(cc)d CCs, "
+                 "%(note)d notes, %(errors)d errors", self.counts)
         port, self._port = self._port, None
         if port is not None:
             try:
@@ -282,12 +291,14 @@ class MidiOutput:
         if now - self._warned >= 10.0:
             self._warned = now
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            log.warning("MIDI: send failed (%s); reopening every %g s", first, RETRY_S)
-        try:
-            if self._port is not None:
-                self._port.close()
-        except Exception:
-            pass
+            log.warning("MIDI: %s; the show goes on, reopening every %g s", first, RETRY_S)
+        if self._port is not None:
+            # never closed nor freed: closing or destroying a JACK client whose server died crashes
+            # libjack (measured: SIGSEGV); one leaked port object per failure is the lesser harm
+            import ctypes
+
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._port))
+            self._dead.append(self._port)
         self._port = None
         self._failed_at = now
         self.clock.stop()
@@ -311,6 +322,16 @@ class MidiOutput:
             return self._mido.Message("note_on", channel=ch, note=note, velocity=self.config.velocity)
         return self._mido.Message("note_off", channel=ch, note=note, velocity=0)
 
+    def _port_present(self) -> bool:
+        """Whether the open port is still listed (a virtual one among the inputs others can open)."""
+        try:
+            _, backend = _mido(self.config.api)
+            if not self.config.port.strip() or self.config.port.strip() == "virtual":
+                return any(self.config.virtual_name in n for n in backend.get_input_names())
+            return self.port_name in backend.get_output_names()
+        except Exception:  # the MIDI server itself is gone
+            return False
+
     def _step(self, now: float) -> None:
         c, M = self.config, self._mido  # noqa: N806
         if self._port is None:
@@ -319,10 +340,15 @@ class MidiOutput:
                 return
             try:
                 self._port = open_port(c)
+                self._checked = now
                 log.warning("MIDI: port %s open again", self.port_name)
             except OSError as e:
                 self._fail(e, now)
                 return
+        if now - self._checked >= CHECK_S:
+            self._checked = now
+            if not self._port_present():
+                raise OSError(f"port {self.port_name or c.virtual_name!r} is gone (MIDI server or device)")
         est = self._latest
         if est is not None:
             self.follow.estimate(est)

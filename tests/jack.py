@@ -45,7 +45,7 @@ def jack_server(tmp_path) -> Iterator[dict[str, str]]:
                 if p.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"jackd did not start: {(tmp_path / 'jackd.log').read_text()[-500:]}")
                 time.sleep(0.1)
-        yield dict(env)
+        yield {**env, "MER_TEST_JACKD_PID": str(p.pid)}  # a test may stop the server under mer-live
     finally:
         p.send_signal(signal.SIGTERM)
         try:

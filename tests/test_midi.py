@@ -86,6 +86,7 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
         assert listed.returncode == 0 and "desk" in listed.stdout, listed.stdout + listed.stderr
         r = run_cli("--config", str(cfg), "--input", str(wav), "--headless", "--model", str(loudness_model),
                     "--no-music-gate", "--no-sections", "--midi", "desk", "--osc", f"127.0.0.1:{wire.port}",
+                    "-v",
                     timeout=90, env=env(**jack))
         time.sleep(0.3)
     finally:
@@ -103,7 +104,7 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
     read_bpm = 60.0 / (run[PPQN:] - run[:-PPQN])
     assert np.median(read_bpm) == pytest.approx(bpm, rel=0.01), np.percentile(read_bpm, [5, 50, 95])
     whole = 60.0 * (len(run) - 1) / (run[-1] - run[0]) / PPQN
-    assert whole == pytest.approx(bpm, rel=0.01), whole
+    assert whole == pytest.approx(bpm, rel=0.01), (whole, len(starts), len(stops), r.stderr[-1500:])
     # 24 clocks from each beat note to the next
     all_beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
     beat_notes = [t for t in all_beat_notes if t_start - 0.05 <= t <= t_stop]  # the clock runs from Start
@@ -129,7 +130,8 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
           f"beat note - beat: median {np.median(note_ms):+.1f} ms; clocks between beat notes {per_beat}; "
           f"beat pulse - beat (ms) {np.round(err_ms).astype(int).tolist()}; beat note - beat (ms) "
           f"{np.round(note_ms).astype(int).tolist()}; starts "
-          f"{[round(t - t_start, 2) for t, _ in starts]} stops {[round(t - t_start, 2) for t, _ in stops]}")
+          f"{[round(t - t_start, 2) for t, _ in starts]} stops {[round(t - t_start, 2) for t, _ in stops]}; "
+          f"received {len(clocks)} clocks; {[ln for ln in r.stderr.splitlines() if 'sent' in ln]}")
     assert np.median(np.abs(err_ms)) < 20.0, err_ms
     # a beat count as heard in the song: notes per beat, bar notes every 4th
     bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
@@ -168,3 +170,35 @@ def test_a_virtual_port_appears_under_its_name_and_stop_returns_at_once(jack):
         out.stop()
         assert time.monotonic() - t0 < 2.0  # bounded, never a hang
     assert out._thread is None
+
+
+def test_a_midi_server_that_dies_is_one_warning_and_the_show_goes_on(tmp_path, loudness_model, jack):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_cli import ROOT
+
+    cfg = tmp_path / "show.toml"
+    cfg.write_text('[midi]\napi = "jack"\n')
+    wire = Wire()
+    p = subprocess.Popen([sys.executable, "-m", "mer_live", "--config", str(cfg), "--demo", "--headless",
+                          "--duration", "9", "--midi", "virtual", "--model", str(loudness_model),
+                          "--no-music-gate", "--osc", f"127.0.0.1:{wire.port}"], cwd=ROOT, env=env(**jack),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.5)
+        assert p.poll() is None
+        os.kill(int(jack["MER_TEST_JACKD_PID"]), signal.SIGTERM)  # the MIDI server goes away
+        killed = time.monotonic()
+        _, err = p.communicate(timeout=40)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        wire.close()
+    assert p.returncode == 0, err[-1500:]
+    ours = [ln for ln in err.splitlines() if ln.startswith("mer-live: warning: MIDI")]
+    assert len(ours) == 1 and "is gone" in ours[0], err[-1500:]
+    after = [t for t in wire.times("/mer/arousal") if t > killed + 1.0]
+    assert len(after) > 50, "OSC went on after the MIDI server died"
