@@ -49,6 +49,10 @@ def _namespace_ok() -> None:
     for tool in ("unshare", "ip"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed (Debian: util-linux / iproute2)")
+    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, text=True,
+                           timeout=10)
+    if probe.returncode != 0:  # a container without CAP_SYS_ADMIN
+        missing(f"unshare -n is not permitted here: {probe.stderr.strip()[:200]}")
 
 
 def _session(tmp_path, audio: np.ndarray, peer_bpm: float, seconds: float, model) -> dict:
