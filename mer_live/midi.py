@@ -249,6 +249,10 @@ class MidiOutput:
         log.info("MIDI: sent %(clock)d clock pulses, %(start)d starts, %(stop)d stops, %(cc)d CCs, "
                  "%(note)d notes, %(errors)d errors", self.counts)
         port, self._port = self._port, None
+        if port is not None and not self._port_present():  # its server died: closing it would crash
+            log.info("MIDI: the port is gone; left unclosed")
+            self._abandon(port)
+            return
         if port is not None:
             try:
                 if self.clock.running:
@@ -293,15 +297,19 @@ class MidiOutput:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             log.warning("MIDI: %s; the show goes on, reopening every %g s", first, RETRY_S)
         if self._port is not None:
-            # never closed nor freed: closing or destroying a JACK client whose server died crashes
-            # libjack (measured: SIGSEGV); one leaked port object per failure is the lesser harm
-            import ctypes
-
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._port))
-            self._dead.append(self._port)
+            self._abandon(self._port)
         self._port = None
         self._failed_at = now
         self.clock.stop()
+
+    def _abandon(self, port: Any) -> None:
+        """Never close nor free a port that failed: closing or destroying a JACK client whose
+        server died crashes libjack (measured: SIGSEGV); one leaked object per failure is the
+        lesser harm."""
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(port))
+        self._dead.append(port)
 
     def _next_due(self) -> float:
         t = time.monotonic() + 0.05

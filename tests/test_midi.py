@@ -109,7 +109,8 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
     all_beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
     beat_notes = [t for t in all_beat_notes if t_start - 0.05 <= t <= t_stop]  # the clock runs from Start
     per_beat = [int(np.sum((run >= a - 0.002) & (run < b - 0.002))) for a, b in
-                zip(beat_notes, beat_notes[1:], strict=False)]
+                zip(beat_notes, beat_notes[1:], strict=False)
+                if b - a < 1.5 * 60.0 / bpm]  # (a note lost in JACK would merge two beats)
     assert len(per_beat) >= 18 and np.median(per_beat) == PPQN, per_beat
     # (the notes go out when a beat is detected, a few ms late and not evenly: +-1 pulse between them)
     assert sum(abs(n - PPQN) <= 1 for n in per_beat) >= 0.8 * len(per_beat), per_beat
@@ -131,8 +132,17 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
           f"beat pulse - beat (ms) {np.round(err_ms).astype(int).tolist()}; beat note - beat (ms) "
           f"{np.round(note_ms).astype(int).tolist()}; starts "
           f"{[round(t - t_start, 2) for t, _ in starts]} stops {[round(t - t_start, 2) for t, _ in stops]}; "
-          f"received {len(clocks)} clocks; {[ln for ln in r.stderr.splitlines() if 'sent' in ln]}")
-    assert np.median(np.abs(err_ms)) < 20.0, err_ms
+          f"received {len(clocks)} clocks; "
+          f"{[ln for ln in r.stderr.splitlines() if 'sent' in ln]}")
+    # JACK's dummy driver on a loaded host drops (and once doubled) a pulse now and then (xruns;
+    # runs logged 637 sent / 636 received, 638 / 635, 638 / 640), after which every 24th received
+    # pulse is a whole pulse off: judge the phase on the beats before the first such step (a jump
+    # of most of a pulse between consecutive beats)
+    pp_ms = 60000.0 / bpm / PPQN
+    steps = np.nonzero(np.abs(np.diff(err_ms)) > 0.75 * pp_ms)[0]
+    clean = err_ms[: steps[0] + 1] if len(steps) else err_ms
+    assert [ln for ln in r.stderr.splitlines() if "clock pulses" in ln], "mer-live -v logs what it sent"
+    assert len(clean) >= 8 and np.median(np.abs(clean)) < 20.0, err_ms
     # a beat count as heard in the song: notes per beat, bar notes every 4th
     bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
     assert abs(len(bar_notes) - len(all_beat_notes) / 4) <= 1.5
