@@ -46,7 +46,7 @@ APIS = {"": "", "alsa": "mido.backends.rtmidi/LINUX_ALSA", "jack": "mido.backend
 RETRY_S = 2.0  #: a failed port is reopened this often
 #: how often the thread checks that its port still exists (RtMidi does not report a vanished port
 #: or MIDI server: sends to it just go nowhere)
-CHECK_S = 3.0
+CHECK_S = 5.0
 PPQN = 24  #: MIDI beat clock pulses per quarter note (one beat)
 LEVEL_FLOOR_DB = -60.0  #: level CC: -60 dBFS -> 0, 0 dBFS -> 127 (as /mer/level01)
 
@@ -381,8 +381,9 @@ class MidiOutput:
             self.clock.stop()
         if self.clock.running:
             burst = 0
+            tick = M.Message("clock")  # immutable in use: one object for the burst
             while self.clock.due(self.clock.sent) <= time.monotonic() and burst < PPQN:
-                self._send(M.Message("clock"))
+                self._send(tick)
                 self.clock.sent += 1
                 self.counts["clock"] += 1
                 burst += 1

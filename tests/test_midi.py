@@ -194,7 +194,7 @@ def test_a_midi_server_that_dies_is_one_warning_and_the_show_goes_on(tmp_path, l
     cfg.write_text('[midi]\napi = "jack"\n')
     wire = Wire()
     p = subprocess.Popen([sys.executable, "-m", "mer_live", "--config", str(cfg), "--demo", "--headless",
-                          "--duration", "9", "--midi", "virtual", "--model", str(loudness_model),
+                          "--duration", "12", "--midi", "virtual", "--model", str(loudness_model),
                           "--no-music-gate", "--osc", f"127.0.0.1:{wire.port}"], cwd=ROOT, env=env(**jack),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
