@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
     g.add_argument("--no-sections", action="store_const", const=True, default=S,
                    help="no section-change or drop detection (/mer/section, /mer/drop)")
+    t = p.add_argument_group("tempo sync")
+    t.add_argument("--midi", default=S, metavar="PORT",
+                   help="MIDI out: beat clock, CCs, notes ([midi]); PORT: an output's index or name, "
+                   "or 'virtual' for a port of mer-live's own (needs the [midi] extra)")
+    t.add_argument("--list-midi", action="store_true", help="list MIDI output ports and exit")
+    t.add_argument("--link", action="store_const", const=True, default=S,
+                   help="Ableton Link: drive the session's tempo and beat phase from the beat, only while "
+                   "a steady beat is heard ([link]; needs the [link] extra)")
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -183,12 +191,16 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "broadcast": ("osc", "broadcast", None),
         "no_osc": ("osc", "enabled", lambda v: not v),
         "realtime": ("pipeline", "realtime", None),
+        "midi": ("midi", "port", None),
+        "link": ("link", "enabled", None),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():
         if dest in given:
             value = given[dest]
             out[(section, key)] = (conv(value) if conv else value, "--" + dest.replace("_", "-"))
+    if "midi" in given:  # --midi PORT turns the output on
+        out[("midi", "enabled")] = (True, "--midi")
     if "realtime" in given:  # one flag for both threads on the audio path
         out[("osc", "realtime")] = (given["realtime"], "--realtime")
     return out
@@ -491,6 +503,15 @@ def _main(ns: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
         return EXIT_OK
 
+    if ns.list_midi:
+        from mer_live.midi import format_ports
+
+        try:
+            print(format_ports(cfg.midi.api))
+        except (ImportError, OSError) as e:
+            raise CliError(str(e)) from None
+        return EXIT_OK
+
     # 2. the model, before any audio opens
     model = load_model(cfg)
     from mer_live.roominput import input_kind
@@ -539,6 +560,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     teacher = load_teacher(cfg, model)
     analysers, hooks = make_analysers(cfg)
     outputs = make_outputs(cfg)
+    outputs += [a for a in analysers if hasattr(a, "start")]  # bars: the estimates' music flag, reset port
     try:
         app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
                       extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
@@ -560,6 +582,9 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
                   else "one estimate, on a zero-padded window at its end (--loop fills a window)"))
     if osc is not None:
         notice(f"OSC: {describe_osc(cfg)}")
+    for out in outputs:  # the tempo outputs say where they went (MIDI port, Link session)
+        if hasattr(out, "describe"):
+            notice(out.describe())
     started = time.monotonic()
     rc = EXIT_OK
     try:
@@ -605,7 +630,12 @@ def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
         except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
             log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
         else:
-            analysers.append(BeatTracker(cfg.beat))
+            tracker = BeatTracker(cfg.beat)
+            analysers.append(tracker)
+            if cfg.bars.enabled:  # right after the tracker: it reads the tracker's new beats
+                from mer_live.bars import Bars
+
+                analysers.append(Bars(tracker, cfg.bars))
     if cfg.sections.enabled:
         from mer_live.sections import SectionDetector
 
@@ -626,6 +656,14 @@ def make_outputs(cfg: Any) -> list[Any]:
         from mer_live.lighting import LightingOutput
 
         outputs.append(LightingOutput(cfg.lighting))
+    if cfg.midi.enabled:
+        from mer_live.midi import MidiOutput
+
+        outputs.append(MidiOutput(cfg.midi))
+    if cfg.link.enabled:
+        from mer_live.link import LinkOutput
+
+        outputs.append(LinkOutput(cfg.link))
     return outputs
 
 

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mer_live.bars import BarsConfig
 from mer_live.beat import BeatConfig
 from mer_live.capture import CaptureConfig
 from mer_live.lighting import LightingConfig
+from mer_live.link import LinkConfig
+from mer_live.midi import MidiConfig
 from mer_live.osc import OscConfig
 from mer_live.pipeline import PipelineConfig
 from mer_live.sections import SectionConfig
@@ -111,6 +114,9 @@ class Config:
     beat: BeatConfig = field(default_factory=BeatConfig)
     sections: SectionConfig = field(default_factory=SectionConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
+    bars: BarsConfig = field(default_factory=BarsConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
     osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
 
 

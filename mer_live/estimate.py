@@ -71,8 +71,10 @@ def mood_label(e: Estimate) -> str:
     return "no music"
 
 
-#: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count).
-EVENT_KINDS = ("beat", "onset", "section", "drop")
+#: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count; for
+#: ``beat_in_bar`` the count is the beat's place in its bar 1..N, for ``bar`` the bar's number in
+#: the song, mer_live/bars.py).
+EVENT_KINDS = ("beat", "onset", "section", "drop", "bar", "beat_in_bar")
 
 
 @dataclass(frozen=True)
