@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.estimate import Estimate, Event
+from mer_live.estimate import Estimate, Event, beats_go_out
 from mer_live.showconfig import check, config_from_dict
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,18 @@ class Bars:
         self._seen = 0  #: the tracker's beat count already turned into positions
         self._reset_wall: float | None = None  #: set by the listener thread, taken by process()
         self._music = False
+        self._silent = False
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.resets = 0
 
     # -- analyser (pipeline thread) -----------------------------------------------------------
+    @property
+    def rhythm(self) -> bool:
+        """The beat tracker's rhythm gate: bars go out wherever its beats do (the pipeline reads it)."""
+        return bool(self.tracker.state().rhythm)
+
     def reset(self, samplerate: int) -> None:
         """A new source: counting starts again (the tracker is reset before us, its count is 0)."""
         self._seen = 0
@@ -118,7 +124,7 @@ class Bars:
         new = st.beats - self._seen
         if new < 0:  # the tracker was reset under us
             self._seen, new = 0, st.beats
-        if not self._music:  # beats between songs go nowhere (the pipeline's gate): wait for music
+        if not beats_go_out(self._music, st.rhythm, self._silent):  # the pipeline sends no beats now
             self.counter.restart()
             self._seen = st.beats
             return out
@@ -145,10 +151,9 @@ class Bars:
 
     # -- sink -----------------------------------------------------------------------------------
     def __call__(self, estimate: Estimate) -> None:
-        """No music (between songs, talk, applause): the next beat heard starts a new song."""
-        if self._music and not estimate.music:
-            self.counter.restart()
-        self._music = bool(estimate.music)
+        """Keep the music and silence flags: while beats do not go out (``beats_go_out``: no music
+        and no rhythm, or silence) the counting restarts, so the next beat heard is beat 1."""
+        self._music, self._silent = bool(estimate.music), bool(estimate.silent)
 
     # -- the reset listener ---------------------------------------------------------------------
     def request_reset(self, wall: float) -> None:

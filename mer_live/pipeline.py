@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mer_live.arrivals import Arrivals
-from mer_live.estimate import Estimate, Event
+from mer_live.estimate import Estimate, Event, beats_go_out
 from mer_live.estimator import Estimator, Judgement
 from mer_live.framing import hop_samples
 from mer_live.levels import SILENCE_DB
@@ -55,7 +55,7 @@ from mer_live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
 #: analyser events that go out on rhythm alone (an analyser's ``rhythm`` flag), without music
-RHYTHM_EVENTS = ("beat", "onset")
+RHYTHM_EVENTS = ("beat", "onset", "beat_in_bar", "bar")
 
 
 class Source(Protocol):
@@ -430,9 +430,10 @@ class Pipeline:
                 self._throttle.warn(("analyser", id(a)), "analyser %s failed: %s", name, one_line(e))
                 continue
             music = self.latest is not None and self.latest.music
+            silent = self.latest is not None and self.latest.silent
             # a steady beat by itself (a drum intro, a TR-808 groove) sends beats, tempo and onsets
             # before, or without, the music gate; sections and drops wait for music
-            rhythm = bool(getattr(a, "rhythm", False))
+            rhythm = beats_go_out(music, bool(getattr(a, "rhythm", False)), silent)
             for ev in events:
                 if ev.kind == "beat":
                     self._bpm, self._beats = ev.bpm, ev.count
@@ -476,7 +477,8 @@ class Pipeline:
     def _live_bpm(self, music: bool) -> float:
         """The tempo, while beats go out (music, or an analyser's rhythm gate open); else 0, so
         /mer/bpm stops with /mer/beat between songs (talk, applause) instead of holding a stale one."""
-        if music or any(getattr(a, "rhythm", False) for a in self.analysers):
+        silent = self.latest is not None and self.latest.silent
+        if beats_go_out(music, any(getattr(a, "rhythm", False) for a in self.analysers), silent):
             return self._bpm
         return 0.0
 

@@ -102,7 +102,7 @@ def test_bars_over_osc_restart_with_a_new_song_and_on_a_reset(tmp_path, loudness
     assert len(gaps) == 1, [round(x[0] - seq[0][0], 2) for x in pos]
     song1, song2 = [x[2] for x in pos[:gaps[0]]], pos[gaps[0]:]
     assert song1[:9] == [1, 2, 3, 4, 1, 2, 3, 4, 1]
-    assert all(song1[i] == song1[i - 1] % 4 + 1 for i in range(1, len(song1)))
+    assert all(song1[i] == song1[i - 1] % 4 + 1 for i in range(1, len(song1))), str(song1)
     assert song2[0][2] == 1, "the second song starts at beat 1"
     # the reset: the beat_in_bar 2 just before it becomes beat 1, so the next beat is 2 (not 3)
     before = [x for x in song2 if x[0] < reset_sent]
