@@ -281,11 +281,13 @@ def load_showmusic(
     seconds: float = 30.0,
     k: int = 5,
     progress: bool = True,
+    kinds: Sequence[str] | None = None,
 ) -> list[Item]:
-    """``showmusic.corpus`` (drum grooves, EDM, solo instruments, recorded game music: label 1),
-    cached under ``cache_dir/showmusic-*`` (generating takes minutes), each through the runtime's
-    clean-up chain at 16 kHz; folds by group (a kit, an instrument, a package), seeded apart from
-    the negatives' folds."""
+    """``showmusic`` items of ``kinds`` (default all: drum grooves, EDM, solo instruments, recorded
+    game music; label 1), cached per kind under ``cache_dir/showmusic-*`` (generating takes
+    minutes; processes can fill different kinds side by side), each through the runtime's clean-up
+    chain at 16 kHz; folds by group (a kit, an instrument, a package) over all kinds, seeded apart
+    from the negatives' folds."""
     from mer_live.framing import prepare_offline
     from mer_live.pipeline import PipelineConfig
 
@@ -293,22 +295,24 @@ def load_showmusic(
 
     cnt = dict(showmusic.DEFAULT_COUNTS if counts is None else counts)
     key = hashlib.sha1(repr((seed, sorted(cnt.items()), seconds, showmusic.VERSION)).encode())
-    key = key.hexdigest()[:10]
-    folder = Path(cache_dir) / f"showmusic-{key}"
-    index = folder / "index.json"
-    if index.is_file():
-        meta = json.loads(index.read_text())
-        items = [
-            Item(m["kind"], m["group"], m["name"], 1, np.load(folder / f"{m['name']}.npy")) for m in meta
-        ]
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        items = []
-        for b in showmusic.corpus(SR, seed, seconds, cnt, progress=progress):
-            x = prepare_offline(b.audio[:, None], SR, SR, PipelineConfig()).astype(np.float16)
-            np.save(folder / f"{b.name}.npy", x)
-            items.append(Item(b.kind, b.group, b.name, 1, x))
-        index.write_text(json.dumps([{"kind": i.kind, "group": i.group, "name": i.name} for i in items]))
+    folder = Path(cache_dir) / f"showmusic-{key.hexdigest()[:10]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    items: list[Item] = []
+    for kind in [k_ for k_ in showmusic.KINDS if cnt.get(k_) and (kinds is None or k_ in kinds)]:
+        index = folder / f"index-{kind}.json"
+        if index.is_file():
+            meta = json.loads(index.read_text())
+            items += [
+                Item(m["kind"], m["group"], m["name"], 1, np.load(folder / f"{m['name']}.npy")) for m in meta
+            ]
+            continue
+        got = []
+        for g, name, x in showmusic.items(kind, SR, seed, seconds, cnt[kind]):
+            y = prepare_offline(x[:, None], SR, SR, PipelineConfig()).astype(np.float16)
+            np.save(folder / f"{name}.npy", y)
+            got.append(Item(kind, g, name, 1, y))
+        index.write_text(json.dumps([{"kind": i.kind, "group": i.group, "name": i.name} for i in got]))
+        items += got
     f = group_folds([i.group for i in items], k=k, seed=seed + 1)
     for i, fi in zip(items, f, strict=True):
         i.fold = int(fi)
@@ -882,6 +886,8 @@ def run(args: argparse.Namespace) -> int:
             default=str,
         ).encode()
     ).hexdigest()[:10]
+    ship_state = cache / "presence-cv" / f"{tag}-ship-{fold_key}.pt"
+    ship_state.parent.mkdir(parents=True, exist_ok=True)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
@@ -896,7 +902,8 @@ def run(args: argparse.Namespace) -> int:
         trans: list[Transition] = []
         alsa_folds = []
         fold_commands: dict[int, str] = {}
-        folds = [int(v) for v in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+        only = [v.strip() for v in args.only_folds.split(",") if v.strip()]
+        folds = [int(v) for v in only if v != "ship"] if only else list(range(args.folds))
         for f in folds:
             part = cache / "presence-cv" / f"{tag}-fold{f}-{fold_key}.pkl"
             if part.is_file():
@@ -927,6 +934,10 @@ def run(args: argparse.Namespace) -> int:
                 alsa_folds.append(alsa)
             log.info("fold %d done (%.0f s): window AUC so far %.4f", f, time.time() - t0, window_auc(scored))
         if args.only_folds:
+            if "ship" in only:  # the shipped model's training, kept for the merging run
+                need_features()
+                m = train_items(items, feats, train_kinds, fit, cfg, args.seed)  # type: ignore[arg-type]
+                torch.save(m.state_dict(), ship_state)
             log.info("folds %s kept in %s; merge with a run without --only-folds", args.only_folds, cache)
             return 0
         gate, grid = choose_gate(scored, trans)
@@ -958,6 +969,10 @@ def run(args: argparse.Namespace) -> int:
             },
             "gate_grid": grid,
         }
+        prior = RESULTS / f"presence-{tag}-before.json"  # --before's table of the model this replaces
+        if prior.is_file():
+            b = json.loads(prior.read_text())
+            result["cv"]["before"] = {"model": b["model"], "sha256": b["sha256"], "per_kind": b["per_kind"]}
         np.savez_compressed(
             cache / "presence-cv" / f"{tag}-oof.npz",
             **{f"s{i}_{s.kind}": s.probs for i, s in enumerate(scored)},
@@ -967,8 +982,14 @@ def run(args: argparse.Namespace) -> int:
             _plot_transitions(trans, gate, out_dir / f"presence-{tag}-stream.png")
         log.info("CV done in %.0f s", time.time() - t0)
     if args.ship:
-        need_features()
-        m = train_items(items, feats, train_kinds, fit, cfg, args.seed)  # type: ignore[arg-type]
+        if ship_state.is_file():
+            m = build_model(cfg, args.seed)
+            m.load_state_dict(torch.load(ship_state))
+            m.eval()
+            log.info("the shipped model: trained by an --only-folds ...,ship run (%s)", ship_state.name)
+        else:
+            need_features()
+            m = train_items(items, feats, train_kinds, fit, cfg, args.seed)  # type: ignore[arg-type]
         card = ship_card(result, args)
         path = Path(args.ship_path)
         export(m, path, card)
@@ -1170,6 +1191,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"{sec(d['on_s_median'])} / {sec(d['on_s_p90'])} ({d['never_on']}) | "
             f"{pct(d['false_music_after_off'])} |"
         )
+    if any(k in pk for k in SHOW_KINDS):
+        lines += [
+            "",
+            show_table(pk, (cv.get("before") or {}).get("per_kind")),
+        ]
     return "\n".join(lines)
 
 

@@ -1006,7 +1006,7 @@ def _excerpt(path: str, member: str, seconds: float, sr: int, rng: np.random.Gen
             n = int(seconds * f.samplerate)
             if f.frames < n + f.samplerate:
                 return None
-            start = int(rng.uniform(0.1 * f.frames, f.frames - n))
+            start = int(rng.uniform(min(0.1 * f.frames, f.frames - n), f.frames - n))
             f.seek(start)
             x = f.read(n, dtype="float32", always_2d=True)
             fsr = f.samplerate
