@@ -33,7 +33,7 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -851,6 +851,9 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     cfg = presence_config(args.window)
     fit = PresenceFitConfig(epochs=args.epochs, steps=args.steps, threads=args.threads, seed=args.seed)
+    if args.show_weight != 1.0:  # more (or fewer) music-kinds crops against the 4Q and EMOPIA ones
+        w = {k: v * (args.show_weight if k in SHOW_KINDS else 1.0) for k, v in fit.music_weights.items()}
+        fit = replace(fit, music_weights=w)
     t0 = time.time()
     items = load_music(cache, emopia_limit=args.emopia) + load_negatives(cache, seed=args.seed)
     if args.showmusic:
@@ -1011,7 +1014,7 @@ def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tup
 
     pm = _ort(onnx)
     gate = GateConfig.from_dict(pm.card.extra.get("gate") or {})
-    scored, _ = score_fold(pm, items, -1, 0, progress=progress)
+    scored, _ = score_fold(pm, items, 0, 0, progress=progress)
     return scored, gate
 
 
@@ -1234,6 +1237,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--emopia", type=int, default=240, help="EMOPIA clips (0: none)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many items per kind (a quick look)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--show-weight",
+        type=float,
+        default=1.0,
+        help="scale the music-kinds corpus' share of the music crops (PresenceFitConfig.music_weights)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=str(ROOT / "cache"))
     ap.add_argument("--out", default=str(ROOT / "docs"))
