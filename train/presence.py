@@ -851,6 +851,8 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     cfg = presence_config(args.window)
     fit = PresenceFitConfig(epochs=args.epochs, steps=args.steps, threads=args.threads, seed=args.seed)
+    if not args.showmusic:  # the recipe of the model shipped on 2026-12-03 (before issue #25)
+        fit = replace(fit, music_weights={"4q": 0.4, "4q-stage": 0.35, "emopia": 0.25})
     if args.show_weight != 1.0:  # more (or fewer) music-kinds crops against the 4Q and EMOPIA ones
         w = {k: v * (args.show_weight if k in SHOW_KINDS else 1.0) for k, v in fit.music_weights.items()}
         fit = replace(fit, music_weights=w)
