@@ -6,6 +6,9 @@
   stage-degraded versions (``cache.load_stage_audio``) and EMOPIA piano renders
   (``midi.load_emopia``); in training also music made quiet over a room's noise floor and music
   under crowd noise or speech (mixed as powers, music dominant);
+* the music-kinds corpus (``showmusic``: drum grooves on real sampled, GM and synthesised kits,
+  EDM from MIDI, solo GM instruments, recorded game music; issue #25), folds by kit, instrument or
+  package; ``--no-showmusic`` is the recipe of the model shipped on 2026-12-03;
 * negatives: ``negatives.bank`` (silence, room tone, hum, applause, crowd, synthesized speech,
   tunings, line checks), 30 s each, grouped by voice or seed;
 * the model: the multires log-mel front end of ``train/models.py`` with the window's mean level
