@@ -19,9 +19,10 @@ Policies (documented choices):
 * Analysers' events (beats, onsets, sections, drops) go to the sinks only while music plays (the
   latest estimate's ``music``): talk, applause and line checks between songs drive no chases.
   The analysers keep listening, so the counters run on and a beat is locked when a song starts.
-  Beats and onsets go out on rhythm alone too (the beat tracker's rhythm gate: a steady groove,
-  before the model's first window or where the presence model hears no music); the estimate's
-  ``bpm`` is the tempo while beats may go out (music or rhythm), 0 otherwise.
+  Beats, onsets and bars go out on rhythm alone too, above the silence floor (the beat tracker's
+  rhythm gate: a steady groove, before the model's first window or where the presence model hears
+  no music; ``estimate.beats_go_out``); the estimate's ``bpm`` is the tempo while beats may go out,
+  0 otherwise.
 * No audio at all for ``lost_after_s`` (a stalled or vanished device): the pipeline keeps
   publishing an estimate every hop of wall time with ``input_ok=False``, so the lights can relax
   and OSC receivers see the input is gone.
@@ -433,11 +434,11 @@ class Pipeline:
             silent = self.latest is not None and self.latest.silent
             # a steady beat by itself (a drum intro, a TR-808 groove) sends beats, tempo and onsets
             # before, or without, the music gate; sections and drops wait for music
-            rhythm = beats_go_out(music, bool(getattr(a, "rhythm", False)), silent)
+            beats_out = beats_go_out(music, bool(getattr(a, "rhythm", False)), silent)
             for ev in events:
                 if ev.kind == "beat":
                     self._bpm, self._beats = ev.bpm, ev.count
-                if music or (rhythm and ev.kind in RHYTHM_EVENTS):  # talk or applause drive no lights
+                if music or (beats_out and ev.kind in RHYTHM_EVENTS):  # talk or applause drive no lights
                     self.sinks.event(ev)
 
     # -- estimates ----------------------------------------------------------------------------
@@ -471,13 +472,13 @@ class Pipeline:
             clipping=bool(clipping), input_ok=input_ok, bad_samples=int(bad), model_ms=j.model_ms,
             latency_ms=latency_ms, overflows=int(getattr(src, "overflows", 0)) + int(src.ring.frames_lost),
             hops_skipped=self.hops_skipped, music=j.music, music_prob=j.music_prob,
-            bpm=self._live_bpm(j.music), beats=self._beats,
+            bpm=self._live_bpm(j.music, silent), beats=self._beats,
         )
 
-    def _live_bpm(self, music: bool) -> float:
-        """The tempo, while beats go out (music, or an analyser's rhythm gate open); else 0, so
-        /mer/bpm stops with /mer/beat between songs (talk, applause) instead of holding a stale one."""
-        silent = self.latest is not None and self.latest.silent
+    def _live_bpm(self, music: bool, silent: bool) -> float:
+        """The tempo, while beats go out (``beats_go_out``: music, or an analyser's rhythm gate open
+        above the silence floor); else 0, so /mer/bpm stops with /mer/beat between songs (talk,
+        applause, silence) instead of holding a stale one."""
         if beats_go_out(music, any(getattr(a, "rhythm", False) for a in self.analysers), silent):
             return self._bpm
         return 0.0

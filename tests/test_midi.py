@@ -136,17 +136,17 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
           f"{[ln for ln in r.stderr.splitlines() if 'sent' in ln]}")
     # JACK's dummy driver on a loaded host drops (and once doubled) a pulse now and then (xruns;
     # runs logged 637 sent / 636 received, 638 / 635, 638 / 640), after which every 24th received
-    # pulse is a whole pulse off: judge the phase on the beats before the first such step (a jump
-    # of most of a pulse between consecutive beats), and its steadiness on the longest stretch
-    # between two such steps (each dropped pulse moves the receiver's count, not mer-live's clock)
+    # pulse is a whole pulse off (a jump of a whole number of pulses between consecutive beats; it
+    # happened in CI runs too, once 7 pulses at once). Such a step moves the receiver's count, not
+    # mer-live's clock: the clock must stay locked to the beats within a pulse (the phase of every
+    # beat modulo one pulse is steady), and before the first step its phase must be the beat's
     pp_ms = 60000.0 / bpm / PPQN
-    steps = np.nonzero(np.abs(np.diff(err_ms)) > 0.75 * pp_ms)[0]
-    stretches = np.split(err_ms, steps + 1)
+    wrapped = (err_ms - err_ms[0] + pp_ms / 2) % pp_ms - pp_ms / 2
     assert [ln for ln in r.stderr.splitlines() if "clock pulses" in ln], "mer-live -v logs what it sent"
-    assert len(steps) <= 4, f"more than 4 pulse steps: {err_ms}"
-    assert len(stretches[0]) >= 4 and np.median(np.abs(stretches[0])) < 20.0, err_ms
-    longest = max(stretches, key=len)
-    assert len(longest) >= 8 and np.median(np.abs(longest - np.median(longest))) < 10.0, err_ms
+    assert len(err_ms) >= 8 and np.median(np.abs(wrapped - np.median(wrapped))) < 6.0, err_ms
+    steps = np.nonzero(np.abs(np.diff(err_ms)) > 0.75 * pp_ms)[0]
+    first = err_ms[: steps[0] + 1] if len(steps) else err_ms
+    assert len(first) < 4 or np.median(np.abs(first)) < 20.0, err_ms
     # a beat count as heard in the song: notes per beat, bar notes every 4th
     bar_notes = [t for t, m in desk.of("note_on") if m.note == 37]
     assert abs(len(bar_notes) - len(all_beat_notes) / 4) <= 1.5
