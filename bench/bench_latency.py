@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     why = missing_tools()
     if why:
         raise RuntimeError(f"cannot measure through a device here: {why}")
-    from mer_live.framing import hop_samples
+    from mer_live.common.framing import hop_samples
     from mer_live.model import Model
 
     model_path = pick_model(args.model)

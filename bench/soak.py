@@ -132,8 +132,8 @@ def run_soak(
     """Run ``audio`` (mono or [frames, channels] at ``sr``) through FileSource(unpaced) -> Pipeline
     -> (Recorder, OscSender -> UDP) and check schedule, values and memory."""
     from mer_live.analyze import analyze_array
+    from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
     from mer_live.filesource import FileSource
-    from mer_live.framing import frame_windows, hop_samples, prepare_offline
     from mer_live.model import Model
     from mer_live.osc import OscConfig, OscSender
     from mer_live.pipeline import Pipeline, PipelineConfig

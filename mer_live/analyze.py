@@ -25,8 +25,10 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from mer_live import __version__
+from mer_live.common import silence
+from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
+from mer_live.common.logs import one_line
 from mer_live.estimate import quadrant_of
-from mer_live.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.fusion import Fusion
 from mer_live.model import Model, ModelError, default_model_path
 from mer_live.pipeline import PipelineConfig
@@ -55,11 +57,6 @@ class AnalyzeError(Exception):
     """A file that cannot be analysed; the message is one line."""
 
 
-def _one_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
-
-
 def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
     """Decode with soundfile, downmix to mono, soxr-resample (HQ) to ``sample_rate``.
 
@@ -76,7 +73,7 @@ def decode(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # LibsndfileError, RuntimeError, TypeError: all mean "cannot decode"
-        msg = _one_line(e)
+        msg = one_line(e)
         if msg.startswith("Error opening"):  # libsndfile's text here blames the path, misleadingly
             msg = "not a valid or supported audio file (wav, flac, ogg, mp3)"
         raise AnalyzeError(f"cannot decode: {msg}") from None
@@ -116,19 +113,9 @@ def windows_of(x: np.ndarray, model: Model, hop: float) -> tuple[np.ndarray, np.
 
 def silent_flags(x: np.ndarray, ends: np.ndarray, rate: int,
                  config: PipelineConfig | None = None) -> np.ndarray:
-    """Which windows the live pipeline would call silent: every 0.1-s hop of the last
-    ``silence_s`` before the window's end below ``silence_db`` (``PipelineConfig``'s rule)."""
+    """Which windows the live pipeline would call silent (``PipelineConfig``'s thresholds)."""
     cfg = config or PipelineConfig()
-    hop = hop_samples(0.1, rate)
-    k = max(1, int(round(cfg.silence_s * rate / hop)))
-    out = np.zeros(len(ends), bool)
-    for i, e in enumerate(np.asarray(ends, dtype=np.int64)):
-        seg = x[max(0, e - k * hop) : e].astype(np.float64)
-        if seg.size < k * hop:  # not yet silent for long enough (the live rule counts hops)
-            continue
-        hops_rms = np.sqrt(np.mean(seg.reshape(k, hop) ** 2, axis=1))
-        out[i] = bool(np.all(20 * np.log10(np.maximum(hops_rms, 1e-6)) < cfg.silence_db))
-    return out
+    return silence.silent_flags(x, ends, rate, cfg.silence_db, cfg.silence_s, hop_s=0.1)
 
 
 def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, hop: float,
@@ -394,7 +381,7 @@ class _Batches:
             y = self.model.predict(x)
         except (ModelError, MemoryError) as e:
             for job, _, _ in parts:
-                job.record = job.record or {"file": job.path, "error": _one_line(e)}
+                job.record = job.record or {"file": job.path, "error": one_line(e)}
             return
         k = 0
         for job, lo, hi in parts:
@@ -475,7 +462,7 @@ def run(
                 x, duration = fut.result()
                 ready = batches.add(p, x, duration)
             except AnalyzeError as e:
-                ready = batches.fail(p, _one_line(e))
+                ready = batches.fail(p, one_line(e))
             except MemoryError:
                 ready = batches.fail(p, "out of memory (file too long for this machine)")
             for rec in ready:
@@ -605,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AnalyzeError, ModelError, OSError) as e:
         if args.verbose >= 2:
             raise
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mer_live.common.logs import one_line
 from mer_live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class DeviceSource:
                     self.samplerate = int(model_rate)
                 except (sd.PortAudioError, ValueError) as e:
                     log.warning("low latency: %r cannot run at %d Hz (%s); using %d Hz and resampling",
-                                self.name, model_rate, _one_line(e), self.samplerate)
+                                self.name, model_rate, one_line(e), self.samplerate)
             if not config.blocksize and hop_frames and self.samplerate == model_rate:
                 self.blocksize = aligned_blocksize(hop_frames, self.low_latency_blocksize)
         elif not self.blocksize and hop_frames and model_rate:
@@ -338,14 +339,14 @@ class DeviceSource:
                     callback=self._callback,
                 )
             except (sd.PortAudioError, ValueError) as e:
-                raise DeviceError(f"cannot open input {self.name!r}: {_one_line(e)}") from None
+                raise DeviceError(f"cannot open input {self.name!r}: {one_line(e)}") from None
             _open_streams += 1
             try:
                 stream.start()
             except sd.PortAudioError as e:
                 _close_quietly(stream)
                 _open_streams -= 1
-                raise DeviceError(f"cannot start input {self.name!r}: {_one_line(e)}") from None
+                raise DeviceError(f"cannot start input {self.name!r}: {one_line(e)}") from None
         self._stream = stream
         now = time.monotonic()
         self._opened_at = now
@@ -394,7 +395,7 @@ class DeviceSource:
             if not stream.active:
                 return "stream stopped"
         except Exception as e:  # PortAudioError from a dead host API
-            return _one_line(e)
+            return one_line(e)
         frames = self.ring.frames_written
         if frames != self._last_frames:
             self._last_frames = frames
@@ -434,18 +435,13 @@ class DeviceSource:
                 log.debug("retry: %s", e)
                 continue
             except Exception as e:  # never let the watchdog die: it is what brings the input back
-                log.debug("retry failed: %s", _one_line(e))
+                log.debug("retry failed: %s", one_line(e))
                 continue
             if self._stop_evt.is_set():
                 break
             self.ok = True
             self.message = f"input: {self.name}, {self.samplerate} Hz, {self.channels} ch"
             log.info("input back: %s", self.name)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _close_quietly(stream: Any) -> None:

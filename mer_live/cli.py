@@ -324,8 +324,8 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     With no device given and no input device at all, the demo runs (one-line notice).
     """
     from mer_live.capture import DeviceSource
+    from mer_live.common.framing import hop_samples
     from mer_live.filesource import FileSource
-    from mer_live.framing import hop_samples
 
     src = cfg.source
     if src.input is not None:

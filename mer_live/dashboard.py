@@ -29,6 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from mer_live.common.logs import one_line
 from mer_live.estimate import QUADRANT_NAMES, Estimate, Event, mood_label
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,6 @@ def _num(v: Any, fmt: str) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
         return fmt.format(v)
     return "–"
-
-
-def one_line(e: BaseException) -> str:
-    """A user-facing one-line message for an exception."""
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def input_device_names() -> list[str]:

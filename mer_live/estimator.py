@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.logs import Throttled, one_line
+from mer_live.common.logs import Throttled, one_line
 from mer_live.model import Model, ModelError
 from mer_live.smoothing import Smoother
 from mer_live.stream import Boundary

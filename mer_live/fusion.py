@@ -10,7 +10,7 @@ The emotion model's card declares its teacher::
     "fusion": {"teacher": "musicnn-msd.onnx", "head": "musicnn-msd-head.json",
                "live_every_s": 3.0, "analyze_every_s": 15.0, "memory_s": 6.0}
 
-and the fused output of a window is ``teacher.fuse(p_cnn, z, w)`` with ``z`` the mean logits of
+and the fused output of a window is ``common.fusion.fuse(p_cnn, z, w)`` with ``z`` the mean logits of
 the teacher's patches that ended in the last ``memory_s`` (the head is linear, so this equals the
 head on their mean features, as the cross-validation averaged a clip's patches). A card without
 ``fusion`` is a plain CNN and nothing here runs.
@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.logs import Throttled, one_line
+from mer_live.common.fusion import fuse
+from mer_live.common.logs import Throttled, one_line
 from mer_live.model import ModelError
-from mer_live.teacher import Teacher, fuse
+from mer_live.teacher import Teacher
 
 log = logging.getLogger(__name__)
 

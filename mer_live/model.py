@@ -12,7 +12,6 @@ The model contract (shared with ``train/``):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mer_live.common.hashing import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,6 @@ def default_model_path() -> Path:
 
 def card_path_for(onnx_path: Path) -> Path:
     return onnx_path.with_suffix(".json")
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_card(onnx_path: Path, expect: tuple[str, ...] = OUTPUTS) -> ModelCard:

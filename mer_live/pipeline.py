@@ -42,11 +42,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from mer_live.arrivals import Arrivals
+from mer_live.common.framing import hop_samples
+from mer_live.common.logs import Throttled, one_line
+from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
 from mer_live.estimate import Estimate, Event, beats_go_out
 from mer_live.estimator import Estimator, Judgement
-from mer_live.framing import hop_samples
 from mer_live.levels import SILENCE_DB
-from mer_live.logs import Throttled, one_line
 from mer_live.model import Model
 from mer_live.realtime import promote_or_warn
 from mer_live.ringbuffer import RingBuffer
@@ -91,8 +92,8 @@ class PipelineConfig:
     pick: tuple[int, ...] | None = None  #: 1-based input channels to mix; None = all
     attack_s: float = 0.3  #: smoothing time constant for rising values
     release_s: float = 1.0  #: smoothing time constant for falling values
-    silence_db: float = -60.0  #: RMS (dBFS) below which a hop counts as quiet
-    silence_s: float = 0.5  #: how long quiet before the input is "silent"
+    silence_db: float = DEFAULT_SILENCE_DB  #: RMS (dBFS) below which a hop counts as quiet (common.silence)
+    silence_s: float = DEFAULT_SILENCE_S  #: how long quiet before the input is "silent"
     on_silence: str = "hold"  #: "hold" the values or drift to "neutral" (0.5) when silent/lost
     neutral_s: float = 4.0  #: time constant of the drift to neutral
     clip_db: float = -0.1  #: peak (dBFS) at or above which the input counts as clipping

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mer_live.common.logs import Throttled, one_line
 from mer_live.estimate import Estimate, Event
-from mer_live.logs import Throttled, one_line
 
 log = logging.getLogger(__name__)
 

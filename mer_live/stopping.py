@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mer_live.logs import one_line
+from mer_live.common.logs import one_line
 
 log = logging.getLogger(__name__)
 

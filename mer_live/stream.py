@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from mer_live.framing import RESAMPLE_QUALITY, CleanUp
+from mer_live.common.framing import RESAMPLE_QUALITY, CleanUp
+from mer_live.common.silence import SilenceClock
 from mer_live.levels import DCBlocker, db_to_gain, is_clipping, peak_db, rms_db, sanitize, to_mono
 from mer_live.ringbuffer import RingBuffer
 
@@ -47,8 +48,8 @@ class Stream:
                  silence_db: float, silence_s: float, clip_db: float) -> None:
         self.src_rate, self.model_rate = int(src_rate), int(model_rate)
         self.window, self.hop = int(window), int(hop)
-        self.silence_db, self.clip_db = silence_db, clip_db
-        self.silence_n = silence_s * self.model_rate
+        self.clip_db = clip_db
+        self._silence = SilenceClock(self.hop, self.model_rate, silence_db, silence_s)
         self.pick = config.pick
         self._resampler = (
             soxr.ResampleStream(self.src_rate, self.model_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
@@ -62,7 +63,6 @@ class Stream:
         self.src_read = 0  #: source frames consumed
         self.next_b = self.hop  #: the next boundary (model-rate samples)
         self.full_seen = False  #: a boundary with a full window has been produced
-        self._quiet_since: int | None = None
         self._clip = False
         self._bad = 0
 
@@ -112,12 +112,7 @@ class Stream:
         """Levels and silence at boundary ``b``; takes the accumulated clip/bad flags."""
         newest = self._history.latest(min(self.hop, b))[:, 0]
         lvl = rms_db(newest)
-        if lvl < self.silence_db:
-            if self._quiet_since is None:
-                self._quiet_since = max(0, b - self.hop)
-        else:
-            self._quiet_since = None
-        silent = self._quiet_since is not None and b - self._quiet_since >= self.silence_n
+        silent = self._silence.update(lvl)
         p = Boundary(end=b, window=self._history.latest(self.window)[:, 0], full=full, rms_db=lvl,
                      peak_db=peak_db(newest), silent=silent, clipping=self._clip, bad=self._bad)
         self._clip = False

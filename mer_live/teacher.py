@@ -1,5 +1,6 @@
 """The two-rate fusion's teacher at runtime: ``models/musicnn-msd.onnx`` and its linear head give
-arousal/valence logits of a 3-s patch, which ``fuse`` blends with the fast CNN's outputs.
+arousal/valence logits of a 3-s patch, which ``mer_live.common.fusion.fuse`` blends with the fast
+CNN's outputs.
 
 Why a separate model: musicnn (MSD tags, ISC licence) knows more music than the 716 clips the CNN
 was trained on, but costs ~40x the CNN per call, so it runs on one patch every few seconds on its
@@ -25,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.model import ModelError, _ort, _providers_for, sha256_of
+from mer_live.common.hashing import sha256_of
+from mer_live.model import ModelError, _ort, _providers_for
 
 TEACHER_NAME = "musicnn-msd"
 HEAD_NAME = "musicnn-msd-head"
@@ -136,11 +138,3 @@ class Teacher:
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """``[n, 2]`` arousal/valence teacher logits of ``[n, window_samples]`` windows."""
         return self.head.logits(self.features(windows))
-
-
-def fuse(p_cnn: np.ndarray | float, z_teacher: np.ndarray | float, w: float = DEFAULT_WEIGHT) -> np.ndarray:
-    """``sigmoid((1 - w) logit(p_cnn) + w z_teacher)``: the CNN's probabilities (clipped to
-    [1e-6, 1 - 1e-6]) and the teacher's logits blended in logit space; ``w`` 0 is the CNN alone."""
-    p = np.clip(np.asarray(p_cnn, np.float64), 1e-6, 1 - 1e-6)
-    z = (1 - w) * np.log(p / (1 - p)) + w * np.asarray(z_teacher, np.float64)
-    return 1 / (1 + np.exp(-z))

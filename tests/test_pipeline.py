@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soxr
 
+from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.estimate import Estimate
 from mer_live.filesource import FileSource
-from mer_live.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.model import Model
 from mer_live.pipeline import Pipeline, PipelineConfig
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mer_live.common.framing import prepare_offline
 from mer_live.demo import demo_audio
-from mer_live.framing import prepare_offline
 from mer_live.model import Model, ModelCard, ModelError, default_model_path
 from mer_live.pipeline import PipelineConfig
 from mer_live.presence import (

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mer_live.common.fusion import fuse
 from mer_live.demo import demo_audio
 from mer_live.model import ModelError
-from mer_live.teacher import Teacher, TeacherHead, fuse
+from mer_live.teacher import Teacher, TeacherHead
 
 ROOT = Path(__file__).resolve().parents[1]
 ONNX = ROOT / "models" / "musicnn-msd.onnx"
@@ -50,12 +51,16 @@ def test_head_belongs_to_the_teacher(teacher) -> None:
 
 
 def test_fuse_is_the_cross_validated_formula() -> None:
+    """The one fusion formula that training cross-validated and the runtime applies."""
     from train.experiments import fusion
 
+    assert fusion.fuse is fuse  # training scores with the runtime's own function
     rng = np.random.default_rng(0)
     p, z = rng.uniform(0.01, 0.99, (50, 2)), rng.normal(0, 3, (50, 2))
-    np.testing.assert_allclose(fuse(p, z, 0.3), fusion.fuse(p, z, 0.3))
+    expect = 1 / (1 + np.exp(-(0.7 * np.log(p / (1 - p)) + 0.3 * z)))
+    np.testing.assert_allclose(fuse(p, z, 0.3), expect, rtol=1e-12)
     np.testing.assert_allclose(fuse(p, z, 0.0), p, rtol=1e-9)
+    np.testing.assert_allclose(fuse(p, z, [0.0, 1.0])[:, 1], 1 / (1 + np.exp(-z[:, 1])), rtol=1e-12)
 
 
 def test_wrong_window_length_is_one_line(teacher) -> None:

@@ -11,10 +11,12 @@ import soundfile as sf
 import soxr
 
 from mer_live.analyze import decode as runtime_decode
+from mer_live.common.framing import frame_windows
 from tests.conftest import need_tool
 from tests.fixtures_train import make_fixture_dataset
 from train.cache import decode, load_audio
-from train.data import Clip, DataError, artist_folds, frame, load_4q, load_manifest, targets, window_ends
+from train.data import Clip, DataError, artist_folds, load_4q, load_manifest, targets
+from train.fit import clip_windows
 
 
 @pytest.fixture()
@@ -110,14 +112,16 @@ def test_undecodable_clip_is_dropped_with_warning(manifest: Path, tmp_path: Path
         decode(clips[3].path, 22050)
 
 
-def test_frame_matches_runtime_hop_boundaries() -> None:
-    x = np.arange(100, dtype=np.float32)
-    ends = window_ends(100, window=30, hop=20)
+def test_training_windows_are_the_runtimes() -> None:
+    """Training crops a clip with the runtime's own framing: windows end on hop boundaries."""
+    x = np.arange(1, 101, dtype=np.float32)
+    ends, _ = frame_windows(x, 30, 20)
     assert ends.tolist() == [40, 60, 80, 100]
-    w, e = frame(x, 30, 20)
-    assert w.shape == (4, 30) and np.array_equal(e, ends)
-    assert w[0, -1] == 39 and w[-1, -1] == 99 and w[-1, 0] == 70
-    assert frame(x[:10], 30, 20)[0].shape == (0, 30)
+    w = clip_windows(x, 30, 20)
+    assert w.shape == (4, 30) and w.flags.c_contiguous
+    assert w[0, -1] == 40 and w[-1, -1] == 100 and w[-1, 0] == 71
+    short = clip_windows(x[:10], 30, 20)  # shorter than a window: zero-padded on the left
+    assert short.shape == (1, 30) and short[0, :20].sum() == 0 and short[0, -1] == 10
 
 
 @pytest.mark.data

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mer_live.model import Model, ModelCard, sha256_of
+from mer_live.common.hashing import sha256_of
+from mer_live.model import Model, ModelCard
 from train.export import ExportError, export_onnx
 
 SR = 16000

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mer_live.common.framing import frame_windows
 from train.cache import load_audio
-from train.data import DataError, frame
+from train.data import DataError
 from train.pmemo import (
     Dynamic,
     load_dynamic,
@@ -112,7 +113,7 @@ def test_standin_chorus_end_to_end(pmemo_real: Path, tmp_path: Path) -> None:
     loud, aro = [], []
     for c, x in zip(audio.clips, audio, strict=True):
         assert abs(len(x) / sr - 20.0) < 0.2
-        w, ends = frame(x, win, hop)
+        ends, w = frame_windows(x, win, hop)
         y = window_targets(dyn[c.id], ends, sr)
         has = ~np.isnan(y[:, 0])
         # windows end every 0.5 s from 3.0 s; frames start at 15.5 s, so labels start there

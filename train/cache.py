@@ -1,6 +1,6 @@
 """Decode and resample each clip ONCE, exactly as the runtime prepares audio, and cache it.
 
-Decode with soundfile, then the runtime's own clean-up chain ``mer_live.framing.prepare_offline``
+Decode with soundfile, then the runtime's own clean-up chain ``mer_live.common.framing.prepare_offline``
 with default settings: channel mean, the 10 Hz DC blocker (at the file's rate) and
 ``soxr.resample(x, file_sr, sr, quality="HQ")``. The live pipeline runs the same chain with
 ``soxr.ResampleStream`` (equal to ``soxr.resample``), and ``mer-analyze`` calls the same function,
@@ -36,7 +36,7 @@ DEFAULT_CACHE_DIR = Path("cache")
 
 def _chain_id() -> str:
     """What the cached samples depend on besides the file: a change here invalidates the cache."""
-    from mer_live.framing import RESAMPLE_QUALITY
+    from mer_live.common.framing import RESAMPLE_QUALITY
     from mer_live.pipeline import PipelineConfig
 
     c = PipelineConfig()
@@ -45,7 +45,7 @@ def _chain_id() -> str:
 
 def decode(path: Path, sr: int) -> np.ndarray:
     """Mono float32 audio of ``path`` at ``sr``: soundfile decode + the runtime's prepare_offline chain."""
-    from mer_live.framing import prepare_offline
+    from mer_live.common.framing import prepare_offline
     from mer_live.pipeline import PipelineConfig
 
     x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)

@@ -34,6 +34,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from mer_live.common.logs import one_line
+
 from .data import Clip, DataError, artist_folds, load_4q, load_manifest
 
 log = logging.getLogger("mer_train")
@@ -815,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return cmds[args.cmd](args)
     except (UsageError, DataError) as e:
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -823,13 +825,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a failed run: one line; the traceback with -vv
         if args.verbose >= 2:
             raise
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
         return 1
-
-
-def _one_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
 
 
 if __name__ == "__main__":

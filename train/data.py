@@ -261,24 +261,3 @@ def artist_folds(clips: Sequence[Clip], k: int = 5, seed: int = 0) -> list[tuple
         assert not set(groups[tr]) & set(groups[te]), "artist on both sides of a fold"
         folds.append((np.sort(tr), np.sort(te)))
     return folds
-
-
-def window_ends(n_samples: int, window: int, hop: int) -> np.ndarray:
-    """End sample (exclusive) of each full window, on hop boundaries, as the runtime frames them.
-
-    The runtime evaluates a window each time ``hop`` new samples have arrived, ending exactly on
-    a hop boundary; the first is the first boundary with a full window behind it.
-    """
-    if window < 1 or hop < 1:
-        raise ValueError("window and hop must be positive")
-    first = -(-window // hop) * hop
-    return np.arange(first, n_samples + 1, hop, dtype=np.int64)
-
-
-def frame(x: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(windows [n, window] float32, end_samples [n])`` of mono ``x``: see ``window_ends``."""
-    ends = window_ends(len(x), window, hop)
-    if len(ends) == 0:
-        return np.zeros((0, window), np.float32), ends
-    idx = ends[:, None] - window + np.arange(window)[None, :]
-    return np.ascontiguousarray(np.asarray(x, np.float32)[idx]), ends

@@ -137,7 +137,8 @@ def export_onnx(
     the runtime's ``mer_live.model.Model`` rejects the result. ``outputs``, ``output_name`` and
     ``scale``: another model's contract (the presence model: ``("music",)``, ``[batch, 1]``).
     """
-    from mer_live.model import Model, ModelCard, ModelError, card_path_for, sha256_of
+    from mer_live.common.hashing import sha256_of
+    from mer_live.model import Model, ModelCard, ModelError, card_path_for
 
     path = Path(path)
     if path.suffix != ".onnx":

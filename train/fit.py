@@ -25,8 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mer_live.common.framing import frame_windows
+
 from .augment import AugmentConfig, Augmenter, mixup, spec_augment, time_stretch
-from .data import Clip, frame, targets
+from .data import Clip, targets
 from .models import EmotionModel
 
 log = logging.getLogger(__name__)
@@ -142,11 +144,7 @@ def clip_windows(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Windows over a clip as the runtime frames them; a clip shorter than one window is
     zero-padded ON THE LEFT to one window ending on its last sample (mer-analyze's and
     ``frame_windows``' behaviour for short files; padding on the right scored them differently)."""
-    if len(x) < window:
-        x = np.pad(x, (window - len(x), 0))
-    w = frame(x, window, hop)[0]
-    # no hop boundary inside the clip: its last full window (as the runtime's frame_windows)
-    return w if len(w) else np.ascontiguousarray(x[None, -window:], np.float32)
+    return np.ascontiguousarray(frame_windows(x, window, hop)[1])
 
 
 def predict_clips(model: EmotionModel, audio: Sequence[np.ndarray], hop_seconds: float = 1.0,

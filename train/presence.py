@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mer_live.common import silence
+
 from .models import ModelConfig, make_frontend
 
 log = logging.getLogger(__name__)
@@ -245,7 +247,7 @@ def load_negatives(
 ) -> list[Item]:
     """``negatives.bank`` (cached under ``cache_dir/presence-neg-*``: generating takes minutes),
     each through the runtime's clean-up chain at 16 kHz (DC blocker), folds by group."""
-    from mer_live.framing import prepare_offline
+    from mer_live.common.framing import prepare_offline
     from mer_live.pipeline import PipelineConfig
 
     from . import negatives
@@ -291,7 +293,7 @@ def load_showmusic(
     minutes; processes can fill different kinds side by side), each through the runtime's clean-up
     chain at 16 kHz; folds by group (a kit, an instrument, a package) over all kinds, seeded apart
     from the negatives' folds."""
-    from mer_live.framing import prepare_offline
+    from mer_live.common.framing import prepare_offline
     from mer_live.pipeline import PipelineConfig
 
     from . import showmusic
@@ -327,7 +329,7 @@ def alsa_voice() -> list[tuple[str, np.ndarray]]:
     through the runtime's chain at 16 kHz: ``[(name, audio)]``; empty when alsa-utils is absent."""
     import soundfile as sf
 
-    from mer_live.framing import prepare_offline
+    from mer_live.common.framing import prepare_offline
     from mer_live.pipeline import PipelineConfig
 
     out = []
@@ -551,11 +553,11 @@ def stream_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(probs [n], t [n])``: ``pm.predict`` over the runtime's windows of ``x`` (each ends on a
     hop boundary, t = its end in seconds)."""
-    from .data import window_ends
+    from mer_live.common.framing import frame_windows
 
     x = np.asarray(x, np.float32)
     w, hop = pm.window_samples, int(round(hop_s * SR))
-    ends = window_ends(len(x), w, hop)
+    ends = frame_windows(x, w, hop)[0] if len(x) >= w else np.zeros(0, np.int64)
     out = np.empty(len(ends), np.float32)
     for i in range(0, len(ends), batch):
         e = ends[i : i + batch]
@@ -564,19 +566,10 @@ def stream_probs(
     return out, ends / SR
 
 
-def silent_flags(
-    x: np.ndarray, ends: np.ndarray, hop: int, silence_db: float = -60.0, silence_s: float = 0.5
-) -> np.ndarray:
-    """The pipeline's silence flag at each window end: RMS of each hop below ``silence_db`` for
-    ``silence_s`` (``PipelineConfig`` defaults)."""
-    from mer_live.levels import rms_db
-
-    need = max(1, int(round(silence_s * SR / hop)))
-    quiet = np.array([rms_db(x[max(0, e - hop) : e]) < silence_db for e in ends])
-    run = np.zeros(len(ends), int)
-    for i, q in enumerate(quiet):
-        run[i] = run[i - 1] + 1 if q and i else int(q)
-    return run >= need
+def silent_flags(x: np.ndarray, ends: np.ndarray, hop: int) -> np.ndarray:
+    """The pipeline's silence flag at each window end, at its default thresholds, with hops of
+    ``hop`` samples (``mer_live.common.silence``, the live rule)."""
+    return silence.silent_flags(x, ends, SR, hop_s=hop / SR)
 
 
 @dataclass

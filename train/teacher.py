@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -49,6 +48,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from mer_live.common.hashing import sha256_of
 
 SR = 16000
 N_FFT = 512
@@ -331,14 +332,6 @@ def patch_windows(y: np.ndarray, starts: np.ndarray) -> np.ndarray:
             raise ValueError(f"patch at {s} does not fit a clip of {len(y)} samples")
         out[i] = padded[s: s + WINDOW_SAMPLES]
     return out
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------ commands (venv)

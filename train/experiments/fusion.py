@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_live.common.fusion import fuse, logit, sigmoid  # noqa: F401  (room_fusion, fusion_stage import them here)
+
 from ..data import Clip, artist_folds, load_4q
 from ..metrics import format_table
 from .report import COLUMNS, summary_of
@@ -95,21 +97,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = C) -> Head:
         w.append(coef)
         b.append(float(m.intercept_[0] - coef @ sc.mean_))
     return Head(np.array(w, np.float64), np.array(b, np.float64))
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.asarray(z, np.float64)))
-
-
-def fuse(p_cnn: np.ndarray, z_teacher: np.ndarray, w: float | np.ndarray) -> np.ndarray:
-    """``sigmoid((1 - w) logit(p_cnn) + w z_teacher)``, ``w`` a scalar or one per column."""
-    w = np.asarray(w, np.float64)
-    return sigmoid((1 - w) * logit(p_cnn) + w * np.asarray(z_teacher, np.float64))
 
 
 def _bce(y: np.ndarray, p: np.ndarray) -> float:
@@ -347,7 +334,7 @@ def head_card(features: Path, out: Path, teacher_onnx: Path, command: str, rows:
     CV rows of the fixed-weight fusion per cadence (``rows``: ``run``'s summary rows)."""
     clips = load_4q()
     pf, _, sha = load_features(features, clips)
-    from ..teacher import sha256_of
+    from mer_live.common.hashing import sha256_of
 
     if sha != sha256_of(teacher_onnx):
         raise SystemExit(f"fusion: error: {features} was computed with another teacher file "

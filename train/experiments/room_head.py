@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-room-head.json")
     args = ap.parse_args(argv)
-    from mer_live.teacher import sha256_of
+    from mer_live.common.hashing import sha256_of
 
     res = json.loads((RESULTS / f"{args.cnn}.json").read_text())
     by_id = {c.id: c for c in load_4q()}
