@@ -52,7 +52,7 @@ def test_head_belongs_to_the_teacher(teacher) -> None:
 
 def test_fuse_is_the_cross_validated_formula() -> None:
     """The one fusion formula that training cross-validated and the runtime applies."""
-    from train.experiments import fusion
+    from train import fusion_head as fusion
 
     assert fusion.fuse is fuse  # training scores with the runtime's own function
     rng = np.random.default_rng(0)

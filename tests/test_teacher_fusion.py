@@ -12,8 +12,8 @@ from tests.conftest import need_module
 
 need_module("sklearn", "train")
 
+from train import fusion_head as fusion  # noqa: E402
 from train.data import Clip, artist_folds  # noqa: E402
-from train.experiments import fusion  # noqa: E402
 from train.metrics import auc  # noqa: E402
 
 

@@ -4,7 +4,7 @@ Decode with soundfile, then the runtime's own clean-up chain ``mer_live.common.f
 with default settings: channel mean, the 10 Hz DC blocker (at the file's rate) and
 ``soxr.resample(x, file_sr, sr, quality="HQ")``. The live pipeline runs the same chain with
 ``soxr.ResampleStream`` (equal to ``soxr.resample``), and ``mer-analyze`` calls the same function,
-so training and serving see the same samples (tests/test_train_export.py checks it end to end).
+so training and serving see the same samples (tests/train/test_train_export.py checks it end to end).
 
 One ``.npy`` per clip under ``cache_dir/<dataset>-<sr>/``, named by the clip id and a hash of
 (path, mtime, size, sr, the chain's settings): a changed source file gets a new entry, a stale one

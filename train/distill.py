@@ -93,7 +93,7 @@ def cross_fitted_logits(feats: np.ndarray, clip: np.ndarray, partner: np.ndarray
     inner artist folds over ``clips``; each crop scored by a head (``fusion.fit_head``: standardised
     logistic regression per dimension) fitted on the single-clip crops of the inner folds that hold
     neither its clip nor its partner, with their clips' labels ``y`` ([len(clips), 2] 0/1)."""
-    from .experiments.fusion import fit_head
+    from .fusion_head import fit_head
 
     fold_of = np.empty(len(clips), np.int64)
     for f, (_, te) in enumerate(artist_folds(clips, k=k, seed=seed)):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data import artist_folds, load_4q
 from ..fit import clip_metrics, summarize
-from .merge import recipe_part
+from ..merge import recipe_part
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import load_audio, load_stage_audio
+from ..cv_spec import CACHE
 from ..data import artist_folds, load_4q
-from .fusion import DEFAULT_FEATURES, RESULTS, ROOT, W_FIXED, fit_head, fuse, load_features, row_result
-from .run_spec import CACHE
+from ..fusion_head import DEFAULT_FEATURES, RESULTS, ROOT, W_FIXED, fit_head, fuse, load_features, row_result
 
 PATCH, PRE = 47872, 256
 

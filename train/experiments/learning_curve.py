@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cv_spec import artist_subset
 from ..data import artist_folds, load_4q
-from .report import resolve, summary_of
-from .run_spec import artist_subset
+from ..report import resolve, summary_of
 
 # issue #3's floors: label -> (report's summary keys, run_spec's per-fold key, floor)
 FLOORS = {"arousal AUC": ("arousal", "auc", "arousal_auc", 0.965),

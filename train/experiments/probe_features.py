@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cv_spec import load_clip_features, logreg_oof
 from ..data import artist_folds, load_4q
 from ..fit import clip_metrics
-from .run_spec import load_clip_features, logreg_oof
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5)
 

@@ -33,7 +33,7 @@ import torch
 from ..ensemble import SharedMelEnsemble
 from ..export import export_onnx, run_ort
 from ..models import MelCNN, ModelConfig, build_model
-from .ship import CACHE, ROOT
+from ..ship import CACHE, ROOT
 
 
 def _initializers(path: Path) -> tuple[dict[str, np.ndarray], list]:

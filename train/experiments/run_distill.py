@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..cache import load_audio
+from ..cv_spec import artist_subset
 from ..data import artist_folds, load_4q, targets
 from ..distill import DistillConfig, fit_distill, fold_bank
 from ..distill_bank import BankConfig, ensure_bank
@@ -39,7 +40,6 @@ from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
 from ..specfit import SpecFitConfig, cached_mels, config_dict
 from .run_cv import parse_model
-from .run_spec import artist_subset
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))

@@ -21,7 +21,7 @@ need_module("nnAudio", "train")
 import soundfile as sf  # noqa: E402
 
 from tests.fixtures_train import synth_clip  # noqa: E402
-from tests.test_train_fit import SR, small_cfg, synthetic_clips  # noqa: E402
+from tests.train.test_train_fit import SR, small_cfg, synthetic_clips  # noqa: E402
 from train.data import Clip  # noqa: E402
 from train.ensemble import SharedMelEnsemble  # noqa: E402
 from train.fit import clip_metrics, predict_clips  # noqa: E402
@@ -459,7 +459,7 @@ def test_time_resolved_feature_head_learns_what_each_crop_holds() -> None:
 
 
 def test_run_spec_loads_clip_features_in_clip_order(tmp_path: Path) -> None:
-    from train.experiments.run_spec import feature_rows, load_clip_features
+    from train.cv_spec import feature_rows, load_clip_features
 
     clips, _ = synthetic_clips(4)
     f = tmp_path / "feats.npz"
@@ -511,7 +511,7 @@ def test_clip_teacher_probs_are_cross_fitted() -> None:
     dimensions to 40 clips would be perfect)."""
     from sklearn.metrics import roc_auc_score
 
-    from train.experiments.run_spec import clip_teacher_probs
+    from train.cv_spec import clip_teacher_probs
 
     clips, _ = synthetic_clips(40)
     rng = np.random.default_rng(0)
@@ -539,7 +539,7 @@ def test_probe_features_scores_features_and_blends_in_the_artist_folds(shared_da
     y = np.array([[c.arousal_high, c.valence_high] for c in clips], float)
     f = tmp_path / "f.npz"
     np.savez(f, ids=np.array([c.id for c in clips]), features=y + 0.5 * rng.standard_normal(y.shape))
-    result = Path(__file__).resolve().parents[1] / "train/experiments/results/abl-eq+band.json"
+    result = Path(__file__).resolve().parents[2] / "train/experiments/results/abl-eq+band.json"
     assert main([str(f), "--with", str(result)]) == 0
     out = capsys.readouterr().out
     a, v = map(float, re.search(r"probe .*arousal AUC ([\d.]+), valence AUC ([\d.]+)", out).groups())
@@ -553,7 +553,7 @@ def test_report_shared_errors_counts_the_clips_every_result_misjudges(shared_dat
     one that is right on all but those two and three more; the counts follow, and a result over
     other clips is refused."""
     from train.data import load_4q
-    from train.experiments.report import shared_errors
+    from train.report import shared_errors
 
     clips = load_4q()
     y = np.array([[c.arousal_high, c.valence_high] for c in clips], np.float64)
@@ -680,7 +680,7 @@ def test_self_distillation_softens_targets_the_model_disagrees_with() -> None:
 
 
 def test_artist_subset_keeps_whole_artists_of_the_training_fold() -> None:
-    from train.experiments.run_spec import artist_subset
+    from train.cv_spec import artist_subset
 
     clips = [Clip(id=f"c{i}", artist=f"a{i // 3}", path=Path(f"c{i}.wav"), quadrant=1 + i % 4)
              for i in range(60)]  # 20 artists, 3 clips each

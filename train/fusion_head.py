@@ -52,8 +52,8 @@ import numpy as np
 
 from mer_live.common.fusion import fuse, logit, sigmoid  # noqa: F401  (room_fusion, fusion_stage import them here)
 
-from ..data import Clip, artist_folds, load_4q
-from ..metrics import format_table
+from .data import Clip, artist_folds, load_4q
+from .metrics import format_table
 from .report import COLUMNS, summary_of
 
 HERE = Path(__file__).resolve().parent
@@ -185,7 +185,7 @@ def paired_bootstrap(y: np.ndarray, q: np.ndarray, new: np.ndarray, old: np.ndar
     (their clips sound alike), the same draw for both models."""
     from scipy.stats import rankdata
 
-    from ..metrics import quadrant_of
+    from .metrics import quadrant_of
 
     def auc(t: np.ndarray, sc: np.ndarray) -> float:  # metrics.auc, vectorised (ties: mean ranks)
         t = t.astype(bool)
@@ -248,7 +248,7 @@ def load_cnn(name: str, clips: Sequence[Clip]) -> np.ndarray:
 
 def row_result(name: str, scores: np.ndarray, clips: Sequence[Clip], folds, extra: dict) -> dict:
     """A result in run_spec's shape (``report.py`` reads it): per-fold and pooled metrics, oof."""
-    from ..fit import clip_metrics, summarize
+    from .fit import clip_metrics, summarize
 
     y = np.array([[c.arousal_high, c.valence_high] for c in clips], np.float32)
     q = np.array([c.quadrant for c in clips])

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_4q, targets
-from .fusion import DEFAULT_FEATURES, RESULTS, C, fit_head, load_features
+from .data import load_4q, targets
+from .fusion_head import DEFAULT_FEATURES, RESULTS, C, fit_head, load_features
 from .room_fusion import OUT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import teacher
-from ..cache import load_audio
-from ..data import load_4q
+from . import teacher
+from .cache import load_audio
+from .data import load_4q
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "cache" / "teacher-msd-4q-1s.npz"

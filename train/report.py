@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_4q
-from ..metrics import format_table, summarize
+from .data import load_4q
+from .metrics import format_table, summarize
 
 HERE = Path(__file__).resolve().parent
 

@@ -44,12 +44,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache import load_audio, load_stage_audio
-from ..data import artist_folds, load_4q, targets
-from ..metrics import quadrant_of
-from ..models import ModelConfig
-from ..room import TRAIN_BANK, RoomConfig
-from ..roomtest import (
+from .cache import load_audio, load_stage_audio
+from .cv_spec import CACHE, load_fold_models
+from .data import artist_folds, load_4q, targets
+from .fusion_head import DEFAULT_FEATURES, RESULTS, W_FIXED, fit_head, load_features, logit, sigmoid
+from .metrics import quadrant_of
+from .models import ModelConfig
+from .room import TRAIN_BANK, RoomConfig
+from .roomtest import (
     CALIB_SEED,
     load_room_audio,
     mean_over_seeds,
@@ -57,8 +59,6 @@ from ..roomtest import (
     summary,
     window_scores,
 )
-from .fusion import DEFAULT_FEATURES, RESULTS, W_FIXED, fit_head, load_features, logit, sigmoid
-from .run_spec import CACHE, load_fold_models
 
 log = logging.getLogger("room_fusion")
 PATCH, PRE = 47872, 256

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache import load_audio
-from ..data import load_4q
-from ..ensemble import SharedMelEnsemble
-from ..export import export_onnx
-from ..metrics import fold_spread, summarize
-from ..models import ModelConfig, build_model
-from ..specfit import SpecFitConfig, fit_spec, mel_cache
+from .cache import load_audio
+from .data import load_4q
+from .ensemble import SharedMelEnsemble
+from .export import export_onnx
 from .merge import recipe_part
+from .metrics import fold_spread, summarize
+from .models import ModelConfig, build_model
+from .specfit import SpecFitConfig, fit_spec, mel_cache
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -56,7 +56,7 @@ KEYS = ("arousal.auc", "valence.auc", "arousal.accuracy", "valence.accuracy", "a
 
 def cv_metrics(res: dict, clips) -> dict:
     """Pooled OOF metrics (with majority baselines) and per-fold mean/std, from a run_spec result."""
-    from ..data import artist_folds
+    from .data import artist_folds
 
     ids = res["ids"]
     by_id = {c.id: c for c in clips}
@@ -80,7 +80,7 @@ def cv_metrics(res: dict, clips) -> dict:
 def teacher_config(card: Path, student: ModelConfig) -> ModelConfig:
     """A teacher members file's model config (its ``.json`` sidecar; else the student's): another
     body is fine, another spectrogram is not (it reads the student's cached crops)."""
-    from ..specfit import frontend_key
+    from .specfit import frontend_key
 
     cfg = ModelConfig.from_dict(json.loads(card.read_text())) if card.is_file() else student
     if frontend_key(cfg) != frontend_key(student):
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%d teachers from %s", len(teachers), ", ".join(map(str, args.teachers)))
     feats = None
     if fcfg.feature_weight > 0 and len(members) < seeds:
-        from .run_spec import load_clip_features
+        from .cv_spec import load_clip_features
 
         path = args.clip_features or Path(res.get("clip_features") or "")
         if not path.is_file():
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     mels = mel_cache(build_model(mcfg), audio) if len(members) < seeds else []
     room_mels = None
     if fcfg.p_room > 0 and len(members) < seeds:  # a room recipe: its simulated rooms, as in its CV
-        from .run_spec import room_training_mels
+        from .cv_spec import room_training_mels
 
         room_mels = room_training_mels(mcfg, clips, list(audio), int(res.get("room_train") or 0),
                                        str(res.get("room_train_norm") or "none"),

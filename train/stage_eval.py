@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import load_audio, load_stage_audio
-from ..data import artist_folds, load_4q, targets
-from ..fit import clip_metrics, predict_clips
-from ..models import ModelConfig
-from ..roomtest import merge_room, room_evaluation, room_test_args
-from .run_spec import CACHE, HERE, load_fold_models
+from .cache import load_audio, load_stage_audio
+from .cv_spec import CACHE, HERE, load_fold_models
+from .data import artist_folds, load_4q, targets
+from .fit import clip_metrics, predict_clips
+from .models import ModelConfig
+from .roomtest import merge_room, room_evaluation, room_test_args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_4q
-from ..fit import clip_metrics, summarize
+from .data import load_4q
+from .fit import clip_metrics, summarize
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,7 +30,7 @@ def recipe_part(res: dict, key: str):
     v = res[key]
     if key != "fit":
         return v
-    from ..specfit import SpecFitConfig
+    from .specfit import SpecFitConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(SpecFitConfig)}
     return {k: x for k, x in v.items() if k not in RUN_ONLY and not (k in defaults and x == defaults[k])}

@@ -27,7 +27,7 @@ need_module("nnAudio", "train")
 from tests.fixtures_train import make_fixture_dataset  # noqa: E402
 from train.cli import UsageError, parse_kv  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--model", "sample_rate=8000", "window_seconds=1", "n_fft=256", "hop=256", "n_mels=24", "fmax=4000",
         "channels=8,16", "embed_dim=16", "--fit", "epochs=2", "batch_size=8"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

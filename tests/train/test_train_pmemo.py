@@ -103,7 +103,7 @@ def test_split_rejects_overlap(tmp_path: Path) -> None:
 @pytest.mark.data
 def test_standin_chorus_end_to_end(pmemo_real: Path, tmp_path: Path) -> None:
     root = make_standin_chorus(pmemo_real, tmp_path / "standin", n=6, seconds=20.0)
-    assert not str(root).startswith(str(Path(__file__).resolve().parents[1]))
+    assert not str(root).startswith(str(Path(__file__).resolve().parents[2]))
     clips = load_pmemo(root)
     assert len(clips) == 6 and all(c.path.suffix == ".mp3" for c in clips)
     sr, win, hop = 16000, 3 * 16000, 8000

@@ -28,7 +28,7 @@ need_module("nnAudio", "train")
 from mer_live.model import Model  # noqa: E402
 from train.checkpoint import FORMAT, CheckpointError, load_checkpoint  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--model", "sample_rate=8000", "window_seconds=1", "n_fft=256", "hop=256", "n_mels=24", "fmax=4000",
         "channels=8,16", "embed_dim=16", "--fit", "epochs=2", "batch_size=8"]
 
@@ -100,7 +100,7 @@ def test_export_puts_the_cv_numbers_on_the_card(fitted: Path) -> None:
 
 def test_export_of_a_checkpoint_dir_last_pt_best_and_last(tmp_path: Path) -> None:
     """The wave recipe's --checkpoint-dir file: the best epoch's weights by default, or the last."""
-    from tests.test_train_fit import small_cfg, synthetic_clips
+    from tests.train.test_train_fit import small_cfg, synthetic_clips
     from train.augment import AugmentConfig
     from train.fit import FitConfig, fit_model
     from train.models import build_model

@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .fusion import RESULTS, ROOT
+from .fusion_head import RESULTS, ROOT
 
 CARD = ROOT / "models" / "mer-default.json"
 

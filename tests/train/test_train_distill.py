@@ -25,7 +25,7 @@ from train.data import Clip, artist_folds  # noqa: E402
 from train.distill import DistillConfig, cross_fitted_logits, fit_distill, fold_bank  # noqa: E402
 from train.distill_bank import CONTEXT, BankConfig, build_bank, draw_clip, teacher_windows  # noqa: E402
 from train.exampleset import synth_clip  # noqa: E402
-from train.experiments.fusion import fit_head  # noqa: E402
+from train.fusion_head import fit_head  # noqa: E402
 from train.metrics import auc  # noqa: E402
 from train.models import ModelConfig, build_model  # noqa: E402
 from train.specfit import SpecFitConfig, mel_cache  # noqa: E402
