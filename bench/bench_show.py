@@ -243,9 +243,10 @@ def groove_songs(sr: int, seed: int, n: int = 6) -> list[Song]:
 
 
 def _cache() -> Path:
-    import os
+    """Training's cache folder (``train/paths.py``: ``$MER_CACHE``, else the repository's cache/)."""
+    from train.paths import cache_dir
 
-    return Path(os.environ.get("MER_CACHE", Path.home() / ".cache" / "mer-train"))
+    return cache_dir()
 
 
 def interlude(kind: str, sr: int, seed: int) -> np.ndarray:

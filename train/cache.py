@@ -28,32 +28,32 @@ import soundfile as sf
 import soxr
 
 from .data import Clip
+from .paths import CACHE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = Path("cache")
+DEFAULT_CACHE_DIR = CACHE  # $MER_CACHE or the repository's cache/ (train/paths.py)
 
 
 def _chain_id() -> str:
     """What the cached samples depend on besides the file: a change here invalidates the cache."""
+    from mer_live.common.cleanup import CLEANUP as c
     from mer_live.common.framing import RESAMPLE_QUALITY
-    from mer_live.pipeline import PipelineConfig
 
-    c = PipelineConfig()
     return f"prepare_offline|dc{c.dc_cutoff_hz}|gain{c.gain_db}|{RESAMPLE_QUALITY}|soxr{soxr.__version__}"
 
 
 def decode(path: Path, sr: int) -> np.ndarray:
     """Mono float32 audio of ``path`` at ``sr``: soundfile decode + the runtime's prepare_offline chain."""
+    from mer_live.common.cleanup import CLEANUP
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
 
     x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     if x.shape[0] == 0:
         raise ValueError("no samples")
     if not np.all(np.isfinite(x)):  # the runtime zeroes them too (sanitize); say so once
         log.warning("%s: %d NaN/inf samples set to 0", Path(path).name, int((~np.isfinite(x)).sum()))
-    mono = prepare_offline(x, int(file_sr), int(sr), PipelineConfig())
+    mono = prepare_offline(x, int(file_sr), int(sr), CLEANUP)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

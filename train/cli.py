@@ -24,7 +24,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ import numpy as np
 from mer_live.common.logs import one_line
 
 from .data import Clip, DataError, artist_folds, load_4q, load_manifest
+from .paths import cache_dir
 
 log = logging.getLogger("mer_train")
 
@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="4q (../shared/data/4q, or 4q:DIR), a CSV manifest (file, artist, "
                         "arousal+valence or quadrant), or pmemo[:DIR] (a PMEmo2019 folder with "
                         "chorus/ audio)")
-        sp.add_argument("--cache", type=Path, default=Path(os.environ.get("MER_CACHE", "cache")),
-                        help="decoded audio / feature cache (default $MER_CACHE or ./cache)")
+        sp.add_argument("--cache", type=Path, default=cache_dir(),
+                        help="decoded audio / feature cache (default $MER_CACHE, else the repository's "
+                        "cache/: train/paths.py)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
         sp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="-v progress log, -vv debug")

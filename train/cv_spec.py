@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -25,14 +24,38 @@ import torch
 
 from .cache import load_audio, load_stage_audio
 from .data import artist_folds, load_4q, targets
-from .experiments.run_cv import parse_model  # TODO moved next commit
 from .fit import clip_metrics, predict_clips, summarize
 from .models import ModelConfig, build_model, count_flops
+from .paths import CACHE, RESULTS, ROOT
 from .roomtest import room_evaluation, room_test_args, room_training_audio
 from .specfit import PatchFeatures, SpecFitConfig, cached_mels, config_dict, fit_spec, frontend_key
 
-HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
+
+def parse_model(spec: list[str]) -> dict:
+    """``key=value`` pairs for ModelConfig (tuples as 16,32,64; names as mixup,specaug)."""
+    out: dict = {}
+    for kv in spec:
+        k, v = kv.split("=", 1)
+        if "," in v:
+            items = [x for x in v.split(",") if x]
+            try:
+                out[k] = tuple(int(x) for x in items)
+            except ValueError:
+                try:
+                    out[k] = tuple(float(x) for x in items)
+                except ValueError:
+                    out[k] = tuple(items)
+        elif v in ("true", "false"):
+            out[k] = v == "true"
+        else:
+            try:
+                out[k] = int(v)
+            except ValueError:
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    out[k] = v
+    return out
 
 
 def teacher_config(folder: Path, student: ModelConfig) -> ModelConfig:
@@ -140,6 +163,8 @@ def room_training_mels(mcfg: ModelConfig, clips, audio: list[np.ndarray], n: int
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help=f"folder of the result JSON <name>.json (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--model", nargs="*", default=[], help="ModelConfig key=value ...")
     ap.add_argument("--fit", nargs="*", default=[], help="SpecFitConfig key=value (augs=a,b or none)")
     ap.add_argument("--seeds", type=int, default=1)
@@ -353,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         res["pooled"] = clip_metrics(y, oof, quads)
         if args.stage_test:
             res["stage_pooled"] = clip_metrics(y, stage_oof, quads)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = args.results
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
     print(f"{args.name}: arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc "

@@ -10,22 +10,16 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .paths import shared_data_dir
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path:
-    """Where the labelled data lives: ``$MER_DATA`` or ``../shared/data`` beside the repository."""
-    env = os.environ.get("MER_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 class DataError(ValueError):

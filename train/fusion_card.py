@@ -20,9 +20,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .fusion_head import RESULTS, ROOT
+from .paths import MODELS, RESULTS
 
-CARD = ROOT / "models" / "mer-default.json"
+CARD = MODELS / "mer-default.json"
 
 
 def main(argv: list[str] | None = None) -> int:

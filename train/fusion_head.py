@@ -54,12 +54,11 @@ from mer_live.common.fusion import fuse, logit, sigmoid  # noqa: F401  (room_fus
 
 from .data import Clip, artist_folds, load_4q
 from .metrics import format_table
+from .paths import CACHE, MODELS, RESULTS, ROOT
 from .report import COLUMNS, summary_of
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-RESULTS = HERE / "results"
-DEFAULT_FEATURES = ROOT / "cache" / "teacher-msd-4q-1s.npz"
+#: the teacher features of every 4Q clip (``mer-train teacher-features``)
+DEFAULT_FEATURES = CACHE / "teacher-msd-4q-1s.npz"
 W_FIXED = 0.3
 C = 0.1
 GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
@@ -380,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=2000, help="artist-bootstrap draws per fused row")
     ap.add_argument("--head", type=Path, default=None, help="also fit the head on all clips, write it here")
-    ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
+    ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
     args = ap.parse_args(argv)
     if not args.features.is_file():
         print(f"fusion: error: {args.features} not found (python -m train.experiments.teacher_features)",

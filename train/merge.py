@@ -16,8 +16,7 @@ import numpy as np
 
 from .data import load_4q
 from .fit import clip_metrics, summarize
-
-HERE = Path(__file__).resolve().parent
+from .paths import RESULTS
 
 #: SpecFitConfig fields that say where a fit ran, not what it fitted (absent from older results)
 RUN_ONLY = ("device", "threads", "progress")
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         res["pooled"] = clip_metrics(y, oof, quads)
         if stage:
             res["stage_pooled"] = clip_metrics(y, joined("stage_oof"), quads)
-    (HERE / "results" / f"{args.name}.json").write_text(json.dumps(res, indent=1))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
     print(f"{args.name}: folds {res['folds_run']}")
     print(f"  arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc {m['valence_auc']:.3f}"

@@ -48,12 +48,11 @@ from torch import nn
 from mer_live.common import silence
 
 from .models import ModelConfig, make_frontend
+from .paths import DOCS, MODELS, RESULTS, cache_dir
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIP_PATH = ROOT / "models" / "mer-presence.onnx"
-RESULTS = ROOT / "train" / "experiments" / "results"
+SHIP_PATH = MODELS / "mer-presence.onnx"
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 SR = 16000
 
@@ -247,8 +246,8 @@ def load_negatives(
 ) -> list[Item]:
     """``negatives.bank`` (cached under ``cache_dir/presence-neg-*``: generating takes minutes),
     each through the runtime's clean-up chain at 16 kHz (DC blocker), folds by group."""
+    from mer_live.common.cleanup import CLEANUP
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
 
     from . import negatives
 
@@ -269,7 +268,7 @@ def load_negatives(
         folder.mkdir(parents=True, exist_ok=True)
         items = []
         for b in bank:
-            x = prepare_offline(b.audio[:, None], SR, SR, PipelineConfig()).astype(np.float32)
+            x = prepare_offline(b.audio[:, None], SR, SR, CLEANUP).astype(np.float32)
             np.save(folder / f"{b.name}.npy", x)
             items.append(Item(b.kind, b.group, b.name, 0, x))
         index.write_text(json.dumps([{"kind": i.kind, "group": i.group, "name": i.name} for i in items]))
@@ -293,8 +292,8 @@ def load_showmusic(
     minutes; processes can fill different kinds side by side), each through the runtime's clean-up
     chain at 16 kHz; folds by group (a kit, an instrument, a package) over all kinds, seeded apart
     from the negatives' folds."""
+    from mer_live.common.cleanup import CLEANUP
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
 
     from . import showmusic
 
@@ -313,7 +312,7 @@ def load_showmusic(
             continue
         got = []
         for g, name, x in showmusic.items(kind, SR, seed, seconds, cnt[kind]):
-            y = prepare_offline(x[:, None], SR, SR, PipelineConfig()).astype(np.float16)
+            y = prepare_offline(x[:, None], SR, SR, CLEANUP).astype(np.float16)
             np.save(folder / f"{name}.npy", y)
             got.append(Item(kind, g, name, 1, y))
         index.write_text(json.dumps([{"kind": i.kind, "group": i.group, "name": i.name} for i in got]))
@@ -329,13 +328,13 @@ def alsa_voice() -> list[tuple[str, np.ndarray]]:
     through the runtime's chain at 16 kHz: ``[(name, audio)]``; empty when alsa-utils is absent."""
     import soundfile as sf
 
+    from mer_live.common.cleanup import CLEANUP
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
 
     out = []
     for p in sorted(ALSA_DIR.glob("*.wav")):
         x, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        out.append((p.stem, prepare_offline(x, int(sr), SR, PipelineConfig()).astype(np.float32)))
+        out.append((p.stem, prepare_offline(x, int(sr), SR, CLEANUP).astype(np.float32)))
     return out
 
 
@@ -1242,8 +1241,8 @@ def main(argv: list[str] | None = None) -> int:
         help="scale the music-kinds corpus' share of the music crops (PresenceFitConfig.music_weights)",
     )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--cache", default=str(ROOT / "cache"))
-    ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--cache", default=str(cache_dir()))
+    ap.add_argument("--out", default=str(DOCS))
     ap.add_argument(
         "--table", metavar="JSON", help="print a results JSON's tables (docs/presence.md) and exit"
     )

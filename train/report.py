@@ -23,8 +23,7 @@ import numpy as np
 
 from .data import load_4q
 from .metrics import format_table, summarize
-
-HERE = Path(__file__).resolve().parent
+from .paths import RESULTS
 
 COLUMNS = (
     ("arousal AUC", "arousal.auc"),
@@ -57,7 +56,7 @@ PROTOCOL = (
 
 def resolve(name: str) -> Path:
     p = Path(name)
-    return p if p.suffix == ".json" and p.is_file() else HERE / "results" / f"{name}.json"
+    return p if p.suffix == ".json" and p.is_file() else RESULTS / f"{name}.json"
 
 
 def summary_of(oof: np.ndarray, clips: list) -> dict:

@@ -45,11 +45,12 @@ import numpy as np
 import torch
 
 from .cache import load_audio, load_stage_audio
-from .cv_spec import CACHE, load_fold_models
+from .cv_spec import load_fold_models
 from .data import artist_folds, load_4q, targets
-from .fusion_head import DEFAULT_FEATURES, RESULTS, W_FIXED, fit_head, load_features, logit, sigmoid
+from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, load_features, logit, sigmoid
 from .metrics import quadrant_of
 from .models import ModelConfig
+from .paths import CACHE, RESULTS
 from .room import TRAIN_BANK, RoomConfig
 from .roomtest import (
     CALIB_SEED,

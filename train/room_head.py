@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_4q, targets
-from .fusion_head import DEFAULT_FEATURES, RESULTS, C, fit_head, load_features
+from .fusion_head import DEFAULT_FEATURES, C, fit_head, load_features
+from .paths import MODELS, RESULTS
 from .room_fusion import OUT
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="stage-chain training versions too (room_fusion --stage-versions)")
     ap.add_argument("--every", type=float, default=15.0)
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
-    ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
-    ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-room-head.json")
+    ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
+    ap.add_argument("--out", type=Path, default=MODELS / "mer-room-head.json")
     args = ap.parse_args(argv)
     from mer_live.common.hashing import sha256_of
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -30,11 +29,8 @@ from .export import export_onnx
 from .merge import recipe_part
 from .metrics import fold_spread, summarize
 from .models import ModelConfig, build_model
+from .paths import CACHE, MODELS, ROOT
 from .specfit import SpecFitConfig, fit_spec, mel_cache
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-CACHE = Path(os.environ.get("MER_CACHE", ROOT / "cache"))
 
 PROTOCOL = (
     "Artist-grouped 5-fold cross-validation on the 716 clips of the 4Q set (GroupKFold on the "
@@ -173,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                              "fused-roomhead"),
                     help="+rc: the CNN's offsets and then the teacher's; +trc: the teacher's alone (the "
                          "card's CNN offsets become 0); none: no re-centring (both offsets 0)")
-    ap.add_argument("--out", type=Path, default=ROOT / "models" / "mer-default.onnx")
+    ap.add_argument("--out", type=Path, default=MODELS / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from .cache import load_audio, load_stage_audio
-from .cv_spec import CACHE, HERE, load_fold_models
+from .cv_spec import load_fold_models
 from .data import artist_folds, load_4q, targets
 from .fit import clip_metrics, predict_clips
 from .models import ModelConfig
+from .paths import CACHE, RESULTS
 from .roomtest import merge_room, room_evaluation, room_test_args
 
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     log = logging.getLogger("stage_eval")
-    path = HERE / "results" / f"{args.result}.json"
+    path = RESULTS / f"{args.result}.json"
     res = json.loads(path.read_text())
     by_id = {c.id: c for c in load_4q()}
     clips = [by_id[i] for i in res["ids"]]

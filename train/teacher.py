@@ -51,6 +51,8 @@ import numpy as np
 
 from mer_live.common.hashing import sha256_of
 
+from .paths import MODELS, ROOT, shared_data_dir
+
 SR = 16000
 N_FFT = 512
 HOP = 256
@@ -63,8 +65,7 @@ N_FEATURES = 200
 MODEL = "MSD_musicnn"
 OPSET = 17
 
-ROOT = Path(__file__).resolve().parents[1]
-ONNX_PATH = ROOT / "models" / "musicnn-msd.onnx"
+ONNX_PATH = MODELS / "musicnn-msd.onnx"
 REFERENCE_NPZ = ROOT / "tests" / "data" / "musicnn-msd-demo.npz"
 LICENCE = ("ISC. Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019. Code developed by "
            "Jordi Pons (www.jordipons.me). Permission to use, copy, modify, and/or distribute this "
@@ -415,7 +416,7 @@ def parity(onnx_path: Path, clips: int, hop_seconds: float, seed: int = 0) -> di
     from musicnn.extractor import batch_data
     from tqdm import tqdm
 
-    audio_dir = ROOT.parent / "shared" / "data" / "4q" / "audio"
+    audio_dir = shared_data_dir() / "4q" / "audio"
     files = sorted(audio_dir.glob("*.mp3"))
     if not files:
         raise SystemExit(f"teacher: error: no 4Q audio in {audio_dir}")

@@ -26,9 +26,9 @@ import numpy as np
 from . import teacher
 from .cache import load_audio
 from .data import load_4q
+from .paths import CACHE
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = ROOT / "cache" / "teacher-msd-4q-1s.npz"
+DEFAULT_OUT = CACHE / "teacher-msd-4q-1s.npz"
 
 
 def clip_patch_features(sess, y: np.ndarray, hop_seconds: float, batch: int = 8) -> dict[str, np.ndarray]:

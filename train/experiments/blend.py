@@ -19,8 +19,7 @@ import numpy as np
 from ..data import artist_folds, load_4q
 from ..fit import clip_metrics, summarize
 from ..merge import recipe_part
-
-HERE = Path(__file__).resolve().parent
+from ..paths import RESULTS
 
 
 def blend(parts: list[dict], name: str, mixed: bool = False) -> dict:
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixed", action="store_true", help="parts may be different recipes")
     args = ap.parse_args(argv)
     res = blend([json.loads(p.read_text()) for p in args.parts], args.name, mixed=args.mixed)
-    (HERE / "results" / f"{args.name}.json").write_text(json.dumps(res, indent=1))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
     print(f"{args.name}: {res['seeds']} seeds, folds {res['folds_run']}")
     print(f"  arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc {m['valence_auc']:.3f}"

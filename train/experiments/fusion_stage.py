@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import load_audio, load_stage_audio
-from ..cv_spec import CACHE
 from ..data import artist_folds, load_4q
-from ..fusion_head import DEFAULT_FEATURES, RESULTS, ROOT, W_FIXED, fit_head, fuse, load_features, row_result
+from ..fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, fuse, load_features, row_result
+from ..paths import CACHE, MODELS, RESULTS
 
 PATCH, PRE = 47872, 256
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cadence", type=float, nargs="+", default=[3.0, 15.0])
     ap.add_argument("--cnn", default="abl-eq+band", help="run_spec result with stage_oof")
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
-    ap.add_argument("--teacher", type=Path, default=ROOT / "models" / "musicnn-msd.onnx")
+    ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
     args = ap.parse_args(argv)
     clips = load_4q()
     audio = load_audio(clips, 16000, cache_dir=CACHE)

@@ -33,7 +33,7 @@ import torch
 from ..ensemble import SharedMelEnsemble
 from ..export import export_onnx, run_ort
 from ..models import MelCNN, ModelConfig, build_model
-from ..ship import CACHE, ROOT
+from ..paths import CACHE, MODELS
 
 
 def _initializers(path: Path) -> tuple[dict[str, np.ndarray], list]:
@@ -112,7 +112,7 @@ def max_diff_on_4q(old: Path, new: Path, cfg: ModelConfig, every: int = 3) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "mer-default.onnx")
+    ap.add_argument("--model", type=Path, default=MODELS / "mer-default.onnx")
     ap.add_argument("--out", type=Path, default=None, help="where to write (default: over --model)")
     ap.add_argument("--tol", type=float, default=1e-4, help="largest old-new output difference allowed")
     ap.add_argument("--check-4q", action="store_true",

@@ -18,9 +18,8 @@ import numpy as np
 
 from ..data import load_4q
 from ..metrics import auc
+from ..paths import RESULTS
 from ..plots import _plt, _save
-
-HERE = Path(__file__).resolve().parent
 
 LABELS = {
     "abl-eq+band": "CNN alone (shipped before)",
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
     for name in args.names:
-        d = json.loads((HERE / "results" / f"{name}.json").read_text())
+        d = json.loads((RESULTS / f"{name}.json").read_text())
         pairs = zip(d["ids"], d["oof"], strict=True)
         rows = [(quad[i], o[1]) for i, o in pairs if o is not None and quad[i] in (3, 4)]
         y = np.array([q == 4 for q, _ in rows], float)  # calm (Q4) is the high-valence half

@@ -11,48 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
 from ..augment import AugmentConfig
 from ..cache import load_audio
+from ..cv_spec import parse_model
 from ..data import artist_folds, load_4q
 from ..fit import FitConfig, cross_validate
 from ..models import ModelConfig, build_model, count_flops
-
-HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
-
-
-def parse_model(spec: list[str]) -> dict:
-    """``key=value`` pairs for ModelConfig (tuples as 16,32,64; names as mixup,specaug)."""
-    out: dict = {}
-    for kv in spec:
-        k, v = kv.split("=", 1)
-        if "," in v:
-            items = [x for x in v.split(",") if x]
-            try:
-                out[k] = tuple(int(x) for x in items)
-            except ValueError:
-                try:
-                    out[k] = tuple(float(x) for x in items)
-                except ValueError:
-                    out[k] = tuple(items)
-        elif v in ("true", "false"):
-            out[k] = v == "true"
-        else:
-            try:
-                out[k] = int(v)
-            except ValueError:
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    out[k] = v
-    return out
+from ..paths import CACHE, RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     only = [int(f) for f in args.folds.split(",")] if args.folds else None
     flops = count_flops(build_model(mcfg))
     res = cross_validate(clips, list(audio), lambda: build_model(mcfg), folds, fcfg, aug, only_folds=only)
-    out_dir = HERE / "results"
+    out_dir = RESULTS
     out_dir.mkdir(exist_ok=True)
     res["oof"] = [None if np.isnan(r[0]) else [float(r[0]), float(r[1])] for r in res["oof"]]
     res["ids"] = [c.id for c in clips]

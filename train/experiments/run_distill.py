@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -32,17 +31,14 @@ import numpy as np
 import torch
 
 from ..cache import load_audio
-from ..cv_spec import artist_subset
+from ..cv_spec import artist_subset, parse_model
 from ..data import artist_folds, load_4q, targets
 from ..distill import DistillConfig, fit_distill, fold_bank
 from ..distill_bank import BankConfig, ensure_bank
 from ..fit import clip_metrics, predict_clips, summarize
 from ..models import ModelConfig, build_model, count_flops
+from ..paths import CACHE, RESULTS
 from ..specfit import SpecFitConfig, cached_mels, config_dict
-from .run_cv import parse_model
-
-HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("MER_CACHE", HERE.parents[1] / "cache"))
 
 #: the shipped model's recipe (models/mer-default.json), the defaults of --model and --fit
 SHIPPED_MODEL = ("frontend=multires", "hop=800", "n_mels=72", "window_seconds=6.0", "channels=16,24,48,96",
@@ -157,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     done = ~np.isnan(oof[:, 0])
     if done.all() and not args.inner_val:
         res["pooled"] = clip_metrics(y, oof, quads)
-    out = HERE / "results"
+    out = RESULTS
     out.mkdir(exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(res, indent=1))
     mean = res["mean"]
