@@ -31,7 +31,8 @@ def test_training_clean_up_defaults_are_the_pipelines() -> None:
     from mer_live.pipeline import PipelineConfig
 
     live = PipelineConfig()
-    assert (CLEANUP.gain_db, CLEANUP.pick, CLEANUP.dc_cutoff_hz) == (live.gain_db, live.pick, live.dc_cutoff_hz)
+    assert (CLEANUP.gain_db, CLEANUP.pick, CLEANUP.dc_cutoff_hz) == (
+        live.gain_db, live.pick, live.dc_cutoff_hz)
 
 
 def _imports(path: Path) -> set[str]:
