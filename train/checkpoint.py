@@ -9,7 +9,7 @@ newer exporter) without fitting it again. Three files are accepted:
   "card": {training_data, recipe, command, ...}}`` (one member, or a ``--seeds N`` ensemble);
 * the wave recipe's ``--checkpoint-dir`` ``last.pt`` (``model``, ``best_model``, ``model_config``,
   ``epoch``): the best validation epoch's weights by default (what ``fit`` returns), or the last;
-* ``train.experiments.ship``'s ``--members`` file: a list of state dicts with the model config as
+* ``mer-train ship``'s ``--members`` file: a list of state dicts with the model config as
   JSON beside it (``members.json``).
 
 Everything is loaded with ``torch.load(weights_only=True)``: a checkpoint is data, never code.

@@ -11,6 +11,18 @@ Subcommands (``mer-train SUB --help`` for all options)::
     mer-train make-example-set DIR [--n 24] [--seconds 4] [--artists 8]
     mer-train pmemo-standin DIR
 
+The shipped models (``models/``) and the cross-validations their cards cite::
+
+    mer-train ship default|room [--recipe R.json --cv R.json --members F.pt ...]   # train/ship.py
+    mer-train ship presence [...]        # train/presence/ (--cv --ship)
+    mer-train ship teacher-head|room-head|fusion-card [...]   # the teacher's heads, the fusion entry
+    mer-train cv spec|merge|stage|fusion|fusion-stage|room-fusion|presence [...]
+    mer-train teacher-features [...]     # the teacher's features of every 4Q clip (for the heads)
+    mer-train report [NAME ...]          # the results table
+
+Everything after ``ship MODEL`` / ``cv WHAT`` goes to that stage (``mer-train ship default --help``);
+each card's ``command`` is the ``mer-train`` command that built it.
+
 Exit status: 0 done, 1 the run failed (e.g. an export that fails its parity check), 2 bad input
 (options, labels, manifest). Every error is ONE line ``mer-train: error: ...`` on stderr, so a
 log of a long run stays readable. torch is imported only after the input has been checked, so
@@ -35,7 +47,7 @@ import numpy as np
 
 from mer_live.common.logs import one_line
 
-from .data import Clip, DataError, artist_folds, load_4q, load_manifest
+from .data import Clip, DataError, artist_folds, load_clips
 from .paths import cache_dir
 
 log = logging.getLogger("mer_train")
@@ -60,6 +72,16 @@ PROTOCOL_WAVE = (
     "and mean +- std over folds; arousal/valence high at >= 0.5, quadrant from both; majority "
     "baseline = most frequent training class."
 )
+
+
+#: ``mer-train ship MODEL``: the module (in train/) whose ``main`` builds it
+SHIP = {"default": "ship", "room": "ship", "presence": "presence", "teacher-head": "fusion_head",
+        "room-head": "room_head", "fusion-card": "fusion_card"}
+#: ``mer-train cv WHAT``: the module whose ``main`` runs it
+CV = {"spec": "cv_spec", "merge": "merge", "stage": "stage_eval", "fusion": "fusion_head",
+      "fusion-stage": "fusion_stage", "room-fusion": "room_fusion", "presence": "presence"}
+#: the stages that configure their own logging (INFO progress on stderr, as when run alone)
+STAGES = ("ship", "cv", "teacher-features", "report")
 
 
 class UsageError(Exception):
@@ -225,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
 
+    sh = sub.add_parser("ship", help="build a shipped model and its card: " + " | ".join(SHIP),
+                        add_help=False)
+    sh.add_argument("model", choices=list(SHIP), help="which model or part (" + ", ".join(SHIP) + ")")
+    sh.add_argument("args", nargs=argparse.REMAINDER, help="that stage's options (MODEL --help)")
+    c = sub.add_parser("cv", help="the cross-validations the model cards cite: " + " | ".join(CV),
+                       add_help=False)
+    c.add_argument("what", choices=list(CV), help="which cross-validation (" + ", ".join(CV) + ")")
+    c.add_argument("args", nargs=argparse.REMAINDER, help="its options (WHAT --help)")
+    for name, what in (("teacher-features", "the teacher's 1-s features of every 4Q clip (the heads' input)"),
+                       ("report", "the results table of CV result JSONs")):
+        r = sub.add_parser(name, help=what, add_help=False)
+        r.add_argument("args", nargs=argparse.REMAINDER, help="its options (--help)")
+
     s = sub.add_parser("pmemo-standin",
                        help="PMEmo label layout + generated chorus/ audio, to try the PMEmo path")
     s.add_argument("dir", type=Path, help="output folder (PMEmo2019/ is written inside)")
@@ -242,25 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_data(spec: str) -> tuple[list[Clip], str]:
-    """``(clips, description)`` of ``--data``: ``4q[:DIR]``, ``pmemo[:DIR]`` or a manifest CSV path."""
-    name, _, arg = spec.partition(":")
-    if name.lower() == "4q" and (not arg or Path(arg).is_dir()):
-        clips = load_4q(Path(arg) if arg else None)
-        desc = "4Q (Panda, Malheiro & Paiva 2018; AllMusic mood tags mapped to Russell quadrants)"
-    elif name.lower() == "pmemo" and (not arg or Path(arg).is_dir()):
-        from .pmemo import load_pmemo
-
-        clips = load_pmemo(Path(arg) if arg else None)
-        desc = "PMEmo2019 chorus clips, static arousal/valence labels"
-    else:
-        path = Path(spec)
-        if path.is_dir() or (path.suffix.lower() != ".csv" and not path.is_file()):
-            raise UsageError(f"--data {spec!r}: use 4q[:DIR], pmemo[:DIR] or a manifest .csv file")
-        clips = load_manifest(path)
-        desc = f"manifest {path.name}"
-    if len(clips) < 2:
-        raise UsageError(f"--data {spec}: {len(clips)} usable clip(s); need at least 2 with audio")
-    return clips, desc
+    """``(clips, description)`` of ``--data`` (``data.load_clips``; bad input is a UsageError)."""
+    return load_clips(spec)
 
 
 def describe(clips: Sequence[Clip], desc: str) -> str:
@@ -565,7 +583,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.recipe == "spec":
             scores = []
             for s in range(args.seeds):
-                seed = fcfg.seed + 1000 * k + s  # as train/experiments/run_spec.py (fcfg.seed 0)
+                seed = fcfg.seed + 1000 * k + s  # as train/cv_spec.py (fcfg.seed 0)
                 torch.manual_seed(seed)
                 model = build_model(mcfg)
                 res = fit_spec(model, tr_clips, [mels[i] for i in tr],
@@ -793,6 +811,29 @@ def cmd_pmemo_standin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stage(args: argparse.Namespace) -> int:
+    """``ship``, ``cv``, ``teacher-features``, ``report``: the rest of the line goes to the stage."""
+    import importlib
+
+    rest = list(args.args)
+    if args.cmd == "ship" and args.model in ("default", "room"):
+        from .ship import main as ship_main
+
+        return ship_main(rest, model=args.model)
+    if args.cmd in ("ship", "cv") and (args.model if args.cmd == "ship" else args.what) == "presence":
+        from .presence.run import main as presence_main
+
+        preset = ("--cv", "--ship") if args.cmd == "ship" else ("--cv",)
+        return presence_main(rest, prog=f"{PROG} {args.cmd} presence", preset=preset)
+    if args.cmd == "ship" and args.model == "teacher-head":
+        from .fusion_head import main as head_main
+
+        return head_main(rest, prog=f"{PROG} ship teacher-head")
+    module = {"ship": lambda: SHIP[args.model], "cv": lambda: CV[args.what],
+              "teacher-features": lambda: "teacher_features", "report": lambda: "report"}[args.cmd]()
+    return int(importlib.import_module(f"{__package__}.{module}").main(rest) or 0)
+
+
 # ---------------------------------------------------------------------------------------- main
 
 _ARGV: list[str] = []
@@ -809,12 +850,14 @@ def main(argv: list[str] | None = None) -> int:
     _ARGV = argv
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    if args.cmd not in STAGES:  # the stages set up their own progress log
+        logging.basicConfig(level=level, format=f"{PROG}: %(message)s", stream=sys.stderr)
     logging.getLogger("mer_train").setLevel(level)
     for noisy in ("matplotlib", "PIL", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cmds = {"baseline": cmd_baseline, "evaluate": cmd_evaluate, "fit": cmd_fit, "export": cmd_export,
-            "make-example-set": cmd_make_example_set, "pmemo-standin": cmd_pmemo_standin}
+            "make-example-set": cmd_make_example_set, "pmemo-standin": cmd_pmemo_standin,
+            **{c: cmd_stage for c in STAGES}}
     try:
         return cmds[args.cmd](args)
     except (UsageError, DataError) as e:

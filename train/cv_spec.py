@@ -1,11 +1,12 @@
 """Artist-grouped CV of the cached-spectrogram recipe (``train.specfit``) on the 4Q clips.
 
-``python -m train.experiments.run_spec --name X [--model k=v ...] [--fit k=v ...] [--seeds N]``
+``mer-train cv spec --name X [--model k=v ...] [--fit k=v ...] [--seeds N] [--data 4q|MANIFEST.csv]``
 
 Per fold, ``--seeds`` models are fitted on the training artists and their clip scores averaged
 (the ensemble the export would ship); test clips are scored by the complete model on raw
 windows framed like the runtime's (1 s apart), never from the cache. Writes
-``train/experiments/results/<name>.json`` with per-fold metrics, mean, std and out-of-fold scores.
+``train/experiments/results/<name>.json`` (``--results``) with per-fold metrics, mean, std and
+out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from .cache import load_audio, load_stage_audio
-from .data import artist_folds, load_4q, targets
+from .data import DataError, artist_folds, load_clips, targets
 from .fit import clip_metrics, predict_clips, summarize
 from .models import ModelConfig, build_model, count_flops
 from .paths import CACHE, RESULTS, ROOT
@@ -65,7 +66,7 @@ def teacher_config(folder: Path, student: ModelConfig) -> ModelConfig:
     f = folder / "model.json"
     cfg = ModelConfig.from_dict(json.loads(f.read_text())) if f.is_file() else student
     if frontend_key(cfg) != frontend_key(student):
-        raise SystemExit(f"run_spec: error: teachers in {folder} use another spectrogram front end")
+        raise SystemExit(f"cv spec: error: teachers in {folder} use another spectrogram front end")
     return cfg
 
 
@@ -78,19 +79,19 @@ def load_clip_features(path: Path, clips, patches: bool = False) -> np.ndarray |
         ids, f = [str(i) for i in z["ids"]], np.asarray(z[keys[0]], np.float32)
         extra = [np.asarray(z[k]) for k in keys[1:]]
     except (OSError, KeyError, ValueError) as e:
-        raise SystemExit(f"run_spec: error: {path}: not an npz with ids and {', '.join(keys)} ({e})"
+        raise SystemExit(f"cv spec: error: {path}: not an npz with ids and {', '.join(keys)} ({e})"
                          ) from None
     pos = {i: k for k, i in enumerate(ids)}
     missing = [c.id for c in clips if c.id not in pos]
     if missing:
-        raise SystemExit(f"run_spec: error: {path}: no features for {len(missing)} clips (e.g. {missing[0]})")
+        raise SystemExit(f"cv spec: error: {path}: no features for {len(missing)} clips (e.g. {missing[0]})")
     rows = f[[pos[c.id] for c in clips]]
     if not patches:
         return rows
     try:
         return PatchFeatures(rows, extra[0].astype(np.float64), float(extra[1]))
     except ValueError as e:
-        raise SystemExit(f"run_spec: error: {path}: {e}") from None
+        raise SystemExit(f"cv spec: error: {path}: {e}") from None
 
 
 def feature_rows(feats: np.ndarray | PatchFeatures, idx) -> np.ndarray | PatchFeatures:
@@ -161,8 +162,10 @@ def room_training_mels(mcfg: ModelConfig, clips, audio: list[np.ndarray], n: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="mer-train cv spec", description=__doc__.split("\n")[0])
     ap.add_argument("--name", required=True)
+    ap.add_argument("--data", default="4q", metavar="4q|MANIFEST.csv|pmemo[:DIR]",
+                    help="the clips (default 4q, as the cards; a manifest for a try on small data)")
     ap.add_argument("--results", type=Path, default=RESULTS,
                     help=f"folder of the result JSON <name>.json (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--model", nargs="*", default=[], help="ModelConfig key=value ...")
@@ -223,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         a = fit_kw["augs"]
         fit_kw["augs"] = () if a == "none" else tuple(a.split(",")) if isinstance(a, str) else a
     fcfg = SpecFitConfig(**{"progress": False, **fit_kw})
-    clips = load_4q()
+    try:
+        clips = load_clips(args.data)[0]
+    except DataError as e:
+        raise SystemExit(f"cv spec: error: {e}") from None
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=False)
     clips = audio.clips
     t0 = time.time()
     mels = cached_mels(build_model(mcfg), list(audio), clips, CACHE)
-    log = logging.getLogger("run_spec")
+    log = logging.getLogger("cv spec")
     log.info("mel cache: %d clips in %.0f s", len(mels), time.time() - t0)
     extra_clips, extra_mels = [], []
     if args.extra:
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
         name, _, n = args.extra.partition(":")
         if name != "emopia":
-            raise SystemExit(f"run_spec: error: unknown --extra {args.extra!r} (use emopia or emopia:N)")
+            raise SystemExit(f"cv spec: error: unknown --extra {args.extra!r} (use emopia or emopia:N)")
         ex = load_emopia(CACHE, limit=int(n) if n else None)
         ex_audio = load_audio(ex, mcfg.sample_rate, cache_dir=CACHE, progress=False)
         extra_clips = ex_audio.clips
@@ -244,28 +250,28 @@ def main(argv: list[str] | None = None) -> int:
         log.info("extra training data: %d %s clips", len(extra_clips), name)
     feats = pfeats = None
     if args.feature_patches and not args.clip_features:
-        raise SystemExit("run_spec: error: --feature-patches needs --clip-features")
+        raise SystemExit("cv spec: error: --feature-patches needs --clip-features")
     if args.clip_features:
         if extra_clips:
-            raise SystemExit("run_spec: error: --clip-features does not cover --extra clips")
+            raise SystemExit("cv spec: error: --clip-features does not cover --extra clips")
         pfeats = load_clip_features(args.clip_features, clips, patches=args.feature_patches)
         # the clip teacher needs the clip means: a second read only when both are asked for
         feats = (load_clip_features(args.clip_features, clips) if args.feature_patches and args.clip_teacher
                  else pfeats)
     elif fcfg.feature_weight > 0 or args.clip_teacher:
-        raise SystemExit("run_spec: error: --fit feature_weight and --clip-teacher need --clip-features")
+        raise SystemExit("cv spec: error: --fit feature_weight and --clip-teacher need --clip-features")
     if not 0 < args.train_artists <= 1:
-        raise SystemExit(f"run_spec: error: --train-artists {args.train_artists} must be in (0, 1]")
+        raise SystemExit(f"cv spec: error: --train-artists {args.train_artists} must be in (0, 1]")
     if args.clip_teacher and (args.teachers or not fcfg.distill):
-        raise SystemExit("run_spec: error: --clip-teacher needs --fit distill=A and no --teachers")
+        raise SystemExit("cv spec: error: --clip-teacher needs --fit distill=A and no --teachers")
     if fcfg.p_room > 0 and not (args.room_train or args.stage_train):
-        raise SystemExit("run_spec: error: --fit p_room needs --room-train N or --stage-train N")
+        raise SystemExit("cv spec: error: --fit p_room needs --room-train N or --stage-train N")
     if (args.room_train or args.stage_train) and fcfg.p_room == 0:
-        raise SystemExit("run_spec: error: --room-train and --stage-train need --fit p_room=P")
+        raise SystemExit("cv spec: error: --room-train and --stage-train need --fit p_room=P")
     try:
         room_seeds, room_paths = room_test_args(args.room_test, args.room_path)
     except ValueError as e:
-        raise SystemExit(f"run_spec: error: {e}") from None
+        raise SystemExit(f"cv spec: error: {e}") from None
     room_mels = None
     if args.room_train or args.stage_train:
         room_mels = room_training_mels(mcfg, clips, list(audio), args.room_train, args.room_train_norm,
@@ -301,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.teachers:
             if not teachers:
                 where = ", ".join(map(str, args.teachers))
-                raise SystemExit(f"run_spec: error: no fold-{k} models in {where}")
+                raise SystemExit(f"cv spec: error: no fold-{k} models in {where}")
             tsc = np.mean([predict_clips(t, [audio[i] for i in te], 1.0) for t in teachers], axis=0)
             mt = clip_metrics(y[te], tsc, quads[te])
             log.info("fold %d: %d teachers: a_auc %.3f v_auc %.3f f1 %.3f", k, len(teachers),
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         per_fold.append(m)
         secs.append(time.time() - t1)
         log.info("fold %d: %s (%.0f s)", k, ", ".join(f"{a}={b:.3f}" for a, b in m.items()), secs[-1])
-    cmd = "python -m train.experiments.run_spec " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = shlex.join(["mer-train", "cv", "spec", *(sys.argv[1:] if argv is None else argv)])
     res = {"name": args.name, "command": cmd, "model": mcfg.to_dict(), "fit": config_dict(fcfg),
            "seeds": args.seeds, "seed_offset": args.seed_offset,
            "teachers": [str(d) for d in args.teachers], "extra": args.extra,

@@ -255,3 +255,26 @@ def artist_folds(clips: Sequence[Clip], k: int = 5, seed: int = 0) -> list[tuple
         assert not set(groups[tr]) & set(groups[te]), "artist on both sides of a fold"
         folds.append((np.sort(tr), np.sort(te)))
     return folds
+
+
+def load_clips(spec: str) -> tuple[list[Clip], str]:
+    """``(clips, description)`` of a ``--data`` value: ``4q[:DIR]``, ``pmemo[:DIR]`` or a manifest CSV
+    path (``mer-train``'s every data option; bad input raises a one-line DataError)."""
+    name, _, arg = spec.partition(":")
+    if name.lower() == "4q" and (not arg or Path(arg).is_dir()):
+        clips = load_4q(Path(arg) if arg else None)
+        desc = "4Q (Panda, Malheiro & Paiva 2018; AllMusic mood tags mapped to Russell quadrants)"
+    elif name.lower() == "pmemo" and (not arg or Path(arg).is_dir()):
+        from .pmemo import load_pmemo
+
+        clips = load_pmemo(Path(arg) if arg else None)
+        desc = "PMEmo2019 chorus clips, static arousal/valence labels"
+    else:
+        path = Path(spec)
+        if path.is_dir() or (path.suffix.lower() != ".csv" and not path.is_file()):
+            raise DataError(f"--data {spec!r}: use 4q[:DIR], pmemo[:DIR] or a manifest .csv file")
+        clips = load_manifest(path)
+        desc = f"manifest {path.name}"
+    if len(clips) < 2:
+        raise DataError(f"--data {spec}: {len(clips)} usable clip(s); need at least 2 with audio")
+    return clips, desc

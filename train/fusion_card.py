@@ -5,10 +5,10 @@ cross-validated rows that describe exactly those cadences (clean and stage test,
 The shipped default is rebuilt by (docs/teacher.md has each step):
 
     /tmp/mnn-venv/bin/python -m train.teacher build          # models/musicnn-msd.onnx + card
-    python -m train.experiments.teacher_features              # cache/teacher-msd-4q-1s.npz
-    python -m train.experiments.fusion --head models/musicnn-msd-head.json   # CV rows + head
-    python -m train.experiments.fusion_stage --cadence 15 6   # stage-test rows
-    python -m train.experiments.fusion_card --live 6 --analyze 15
+    mer-train teacher-features              # cache/teacher-msd-4q-1s.npz
+    mer-train ship teacher-head --head models/musicnn-msd-head.json   # CV rows + head
+    mer-train cv fusion-stage --cadence 15 6   # stage-test rows
+    mer-train ship fusion-card --live 6 --analyze 15
 
 (the CNN, models/mer-default.onnx, is README's shipped recipe, unchanged). Only the card's
 ``fusion`` entry changes, not the ONNX file, so its sha256 stays valid.
@@ -26,7 +26,7 @@ CARD = MODELS / "mer-default.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mer-train ship fusion-card", description=__doc__.split("\n\n")[0])
     ap.add_argument("--live", type=float, default=6.0, help="seconds between teacher patches live")
     ap.add_argument("--analyze", type=float, default=15.0,
                     help="mer-analyze: patch starts every S s (0: one, the middle)")
@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                 "analyze_every_s, or the middle one when 0), fused in logit space: "
                 "sigmoid((1 - w) logit(p_cnn) + w z_teacher), w = 0.3 from the head file; docs/teacher.md",
         "cv": {"protocol": "artist_folds(clips, 5, 0), pooled over 716 out-of-fold clips; the head fitted on "
-                           "each fold's training clips; the CNN's out-of-fold clip scores (run_spec); "
+                           "each fold's training clips; the CNN's out-of-fold clip scores (cv spec); "
                            f"mer-analyze's placement ({cad})", "rows": cv},
         "budget": {"measured": "2026-12-03, 2-core AMD EPYC, CPU build of onnxruntime (docs/benchmarks.md)",
                    "mer_live_headless_device_pct_of_a_core": 9.1, "mer_live_headless_file_pct": 6.0,
                    "start_to_first_osc_s": 0.31, "low_latency_p99_ms": 4.77,
                    "mer_analyze_s_per_30s_clip_2_cores": 0.0847, "vibenet_same_run_s": 0.0895,
                    "cuda": "not measured: no GPU was lent; the teacher runs on the provider the CNN got"},
-        "command": "python -m train.experiments.fusion_card --live "
+        "command": "mer-train ship fusion-card --live "
                    f"{args.live:g} --analyze {args.analyze:g} --memory {args.memory:g}",
     }
     args.card.write_text(json.dumps(card, indent=1) + "\n")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pooled_row(name: str) -> dict | None:
-    """README's columns of a result's pooled metrics (run_spec and fusion results alike; the
+    """README's columns of a result's pooled metrics (cv spec and fusion results alike; the
     second CNN seed's fusion rows live only in fusion-summary.json)."""
     p = RESULTS / f"{name}.json"
     if not p.is_file():

@@ -1,7 +1,7 @@
 """Two-rate fusion, cross-validated: the shipped CNN's clip scores fused with the musicnn teacher's
 logits in the artist folds, for several teacher cadences (issue #17).
 
-``python -m train.experiments.fusion [--features cache/teacher-msd-4q-1s.npz] [--cnn abl-eq+band ...]``
+``mer-train cv fusion [--features cache/teacher-msd-4q-1s.npz] [--cnn abl-eq+band ...]``
 
 Per artist fold (``data.artist_folds(clips, 5, 0)``, the folds of every CV row here):
 
@@ -236,7 +236,7 @@ def load_features(path: Path, clips: Sequence[Clip]) -> tuple[np.ndarray, np.nda
 
 
 def load_cnn(name: str, clips: Sequence[Clip]) -> np.ndarray:
-    """A complete run_spec result's out-of-fold ``[n, 2]`` clip scores, in clip order."""
+    """A complete cv spec result's out-of-fold ``[n, 2]`` clip scores, in clip order."""
     path = RESULTS / f"{name}.json"
     res = json.loads(path.read_text())
     pos = {i: k for k, i in enumerate(res["ids"])}
@@ -246,7 +246,7 @@ def load_cnn(name: str, clips: Sequence[Clip]) -> np.ndarray:
 
 
 def row_result(name: str, scores: np.ndarray, clips: Sequence[Clip], folds, extra: dict) -> dict:
-    """A result in run_spec's shape (``report.py`` reads it): per-fold and pooled metrics, oof."""
+    """A result in cv spec's shape (``report.py`` reads it): per-fold and pooled metrics, oof."""
     from .fit import clip_metrics, summarize
 
     y = np.array([[c.arousal_high, c.valence_high] for c in clips], np.float32)
@@ -361,7 +361,7 @@ def head_card(features: Path, out: Path, teacher_onnx: Path, command: str, rows:
         card["cv"] = {
             "protocol": "artist_folds(clips, 5, 0), pooled over the 716 out-of-fold clips; the head "
                         "fitted per fold on the training clips; CNN = the shipped recipe's out-of-fold "
-                        "scores (results/abl-eq+band.json); train/experiments/fusion.py",
+                        "scores (results/abl-eq+band.json); train/fusion_head.py",
             "rows": {k: {m: v for m, v in r.items() if m not in ("label", "cnn", "variant", "phase_min",
                                                                   "phase_max", "weights_per_fold")}
                      for k, r in rows.items() if r["variant"] == "w03" and r["cnn"] == "abl-eq+band"},
@@ -370,11 +370,12 @@ def head_card(features: Path, out: Path, teacher_onnx: Path, command: str, rows:
     return card
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "mer-train cv fusion") -> int:
+    """``mer-train cv fusion`` (the CV rows), ``mer-train ship teacher-head`` (rows + ``--head``)."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
     ap.add_argument("--cnn", nargs="+", default=["abl-eq+band", "abl-eq+band-s2"],
-                    help="complete run_spec results (the first is the shipped recipe's)")
+                    help="complete cv spec results (the first is the shipped recipe's)")
     ap.add_argument("--weight", type=float, default=W_FIXED)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=2000, help="artist-bootstrap draws per fused row")
@@ -382,13 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
     args = ap.parse_args(argv)
     if not args.features.is_file():
-        print(f"fusion: error: {args.features} not found (python -m train.experiments.teacher_features)",
+        print(f"fusion: error: {args.features} not found (mer-train teacher-features)",
               file=sys.stderr)
         return 2
     if not 0.0 <= args.weight <= 1.0:
         print(f"fusion: error: --weight must be in [0, 1], got {args.weight}", file=sys.stderr)
         return 2
-    command = "python -m train.experiments.fusion " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join([*prog.split(), *(sys.argv[1:] if argv is None else argv)])
     summary = run(args.features, args.cnn, args.weight, not args.no_write, command, args.bootstrap)
     clips = load_4q()
     rows = {"majority baseline (always Q1)": summary_of(np.full((len(clips), 2), 0.75), clips),

@@ -1,6 +1,6 @@
-"""Merge run_spec results of disjoint folds (run as parallel processes) into one complete CV result.
+"""Merge cv spec results of disjoint folds (run as parallel processes) into one complete CV result.
 
-``python -m train.experiments.merge --name X part1.json part2.json ...``: the parts must share the
+``mer-train cv merge --name X part1.json part2.json ...``: the parts must share the
 recipe (model, fit, seeds); out-of-fold scores and per-fold metrics are combined (the stage
 test's too, when every part ran ``--stage-test``), mean/std and pooled metrics recomputed.
 """
@@ -36,7 +36,7 @@ def recipe_part(res: dict, key: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="mer-train cv merge", description=__doc__)
     ap.add_argument("--name", required=True)
     ap.add_argument("parts", nargs="+", type=Path)
     args = ap.parse_args(argv)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
            "folds": [per_fold[i] for i in order], "seconds": [secs[i] for i in order],
            **summarize([per_fold[i] for i in order]),
            "command": " && ".join(p.get("command", "") for p in parts), "oof": rows(oof)}
-    stage = all("stage_oof" in p for p in parts)  # run_spec --stage-test in every part
+    stage = all("stage_oof" in p for p in parts)  # cv spec --stage-test in every part
     if stage:
         stage_folds = [m for p in parts for m in p["stage_folds"]]
         res["stage_folds"] = [stage_folds[i] for i in order]

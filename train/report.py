@@ -1,16 +1,16 @@
-"""Markdown tables of complete 5-fold CV results (run_spec / merge / blend), for README and docs.
+"""Markdown tables of complete 5-fold CV results (cv spec / merge / blend), for README and docs.
 
-``python -m train.experiments.report RESULT[=label] ... [--baseline results/baseline.json] [--stage]``
+``mer-train report RESULT[=label] ... [--baseline results/baseline.json] [--stage]``
 
 ``--room`` instead prints the room-test table (``room_test`` of ``stage_eval --room-test`` or
-``run_spec --room-test``: clean, stage test and room test, per room path, means over seeds).
+``cv spec --room-test``: clean, stage test and room test, per room path, means over seeds).
 
 ``--shared-errors`` instead says how far the results' arousal errors are the same clips: how many
 clips land on the wrong side of 0.5 in every result, in at least half of them, and per result.
 
 Every row is recomputed from the result's out-of-fold clip scores with ``metrics.summarize``
 (pooled over all 716 clips) in the artist folds of ``data.artist_folds(k=5, seed=0)``; ``--stage``
-adds a row per result scored on the stage-degraded test audio (``run_spec --stage-test``).
+adds a row per result scored on the stage-degraded test audio (``cv spec --stage-test``).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def room_table(specs: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="mer-train report", description=__doc__)
     ap.add_argument("results", nargs="+", help="result name or path, optionally =label")
     ap.add_argument("--baseline", type=Path, help="a mer-train baseline JSON: its row first")
     ap.add_argument("--stage", action="store_true", help="also the stage-test rows")

@@ -1,13 +1,13 @@
 """The room test of the FUSED path (issue #19 with #17's fusion): out-of-fold CNN models and the
 musicnn teacher on the same room-microphone audio, fused as mer-analyze fuses, with re-centring.
 
-    python -m train.experiments.room_fusion --cnn room-eqband --models cache/models/room-eqband
-    python -m train.experiments.room_fusion --cnn room-model --models cache/models/room-model
+    mer-train cv room-fusion --cnn room-eqband --models cache/models/room-eqband
+    mer-train cv room-fusion --cnn room-model --models cache/models/room-model
 
 Protocol (docs/room.md), the same as ``train.roomtest`` and ``fusion_stage``:
 
 * folds: ``artist_folds(clips, 5, 0)``; fold k's CNN models (``--models DIR/fold<k>-seed*.pt``,
-  the run_spec ``--save-models`` of ``--cnn``) score fold k's test clips, windows 1 s apart;
+  the cv spec ``--save-models`` of ``--cnn``) score fold k's test clips, windows 1 s apart;
 * audio: clean; the old stage test (``augment.stage_degrade``); the room test (``train.room``, test
   room bank, shows of 8 clips, degradation seeds ``--seeds``); the CALIBRATION rooms (training
   bank, seed ``roomtest.CALIB_SEED``, never a test room);
@@ -140,15 +140,15 @@ def quad_confusion(y: np.ndarray, sc: np.ndarray, quads: np.ndarray) -> list[lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cnn", required=True, help="run_spec result name of the CNN (its ids and folds)")
+    ap = argparse.ArgumentParser(prog="mer-train cv room-fusion", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cnn", required=True, help="cv spec result name of the CNN (its ids and folds)")
     ap.add_argument("--models", type=Path, required=True, help="its --save-models folder")
     ap.add_argument("--seeds", default="0,1,2", help="room-test degradation seeds")
     ap.add_argument("--every", type=float, default=15.0, help="teacher patch cadence (mer-analyze's)")
     ap.add_argument("--room-versions", type=int, default=3, help="training-room versions for the room head")
     ap.add_argument("--stage-versions", type=int, default=0,
                     help="stage-chain training versions (cache.load_stage_audio version 0..N-1) for the room "
-                         "head too, as run_spec --stage-train")
+                         "head too, as cv spec --stage-train")
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
     ap.add_argument("--teacher", type=Path, default=Path(__file__).resolve().parents[2] / "models"
                     / "musicnn-msd.onnx")
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"name": f"room-fusion-{args.cnn}", "cnn": args.cnn, "models": str(args.models),
                  "seeds": seeds, "every_s": args.every, "weight": W_FIXED,
                  "room_versions": args.room_versions, "stage_versions": args.stage_versions,
-                 "command": "python -m train.experiments.room_fusion " + shlex.join(
+                 "command": "mer-train cv room-fusion " + shlex.join(
                      sys.argv[1:] if argv is None else argv),
                  "offsets": {"cnn": {str(k): v.tolist() for k, v in cnn_off.items()},
                              "cnn_all_folds": np.mean(list(cnn_cal.values()), axis=0).tolist(),

@@ -2,12 +2,12 @@
 fitted on all 716 clips' clean features AND their training-room versions (and, with
 ``--stage-versions N``, their stage-chain training versions: the shipped head has 2).
 
-    python -m train.experiments.room_head --cnn room-stage --stage-versions 2 --out models/mer-room-head.json
+    mer-train ship room-head --cnn room-stage --stage-versions 2 --out models/mer-room-head.json
 
 Why a head of its own: through a room the teacher's features move (its clean head reads room audio
 as tense and sad: mean valence 0.19 on the room test); a head that has seen the same clips through
 simulated TRAINING rooms (``train.room``'s training bank, never a test room) keeps the teacher's
-ranking and its centre. ``train.experiments.room_fusion`` cross-validated exactly this head per
+ranking and its centre. ``train.room_fusion`` cross-validated exactly this head per
 fold (its ``fused-roomhead`` row, docs/room.md); this script fits it once on every clip, the same
 way, for the shipped card. The training-room features are ``room_fusion``'s cache (the teacher on
 mer-analyze's patches every 15 s of each training-room version): run ``room_fusion`` first.
@@ -31,9 +31,9 @@ from .room_fusion import OUT
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mer-train ship room-head", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cnn", default="room-model",
-                    help="the run_spec result whose clip order room_fusion used")
+                    help="the cv spec result whose clip order room_fusion used")
     ap.add_argument("--room-versions", type=int, default=3)
     ap.add_argument("--stage-versions", type=int, default=0,
                     help="stage-chain training versions too (room_fusion --stage-versions)")
@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         f = OUT / f"teacher-{name}-{args.every:g}s.npy"
         if not f.is_file():
-            raise SystemExit(f"room_head: error: {f} not found (run train.experiments.room_fusion first)")
+            raise SystemExit(f"room_head: error: {f} not found (run mer-train cv room-fusion first)")
         rooms.append(np.load(f))
     y = targets(clips)
     x = np.concatenate([np.nanmean(pf, axis=1), *rooms])
     head = fit_head(x, np.concatenate([y] * (1 + len(rooms))), C)
-    command = "python -m train.experiments.room_head " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "mer-train ship room-head " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = {
         "name": args.out.stem,
         "kind": "linear head on the teacher's features: teacher logits z = features @ weight.T + bias",
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "(cache.load_stage_audio, never the stage test's draws)"
                                 if args.stage_versions else "") + ", quadrant halves as 0/1 targets",
                      "features": "clean: mean over each clip's patches every 1 s; rooms: mean over "
-                                 f"patches every {args.every:g} s (train/experiments/room_fusion.py)",
+                                 f"patches every {args.every:g} s (train/room_fusion.py)",
                      "model": f"StandardScaler + LogisticRegression(C={C}) per dimension, folded into "
                               "one affine map"},
         "cv": f"train/experiments/results/room-fusion-{args.cnn}.json, row fused-roomhead (docs/room.md)",

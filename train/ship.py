@@ -1,6 +1,10 @@
-"""Fit the shipped default model on all 4Q clips and export it with its CV numbers in the card.
+"""Fit a shipped emotion model (default or room) on all 4Q clips; export it with its CV numbers in the card.
 
-``python -m train.experiments.ship --cv train/experiments/results/<name>.json [--seeds N] [--out F.onnx]``
+``mer-train ship default|room [--recipe R.json] [--cv R.json] [--seeds N] [--members F.pt] [--out F.onnx]``
+
+``default`` and ``room`` are presets (``PRESETS``): the recipe and CV result each shipped model was
+built from, its name and file, and for the room model the fusion entries it copies from the
+default card; any option given overrides its preset. The card's ``command`` is the command typed.
 
 The recipe (model and fit configs, seeds) is read from the CV result, so the shipped model is
 exactly the one that was cross-validated, refitted on every clip. ``--seeds`` members are fitted
@@ -23,13 +27,13 @@ import numpy as np
 import torch
 
 from .cache import load_audio
-from .data import load_4q
+from .data import DataError, load_clips
 from .ensemble import SharedMelEnsemble
 from .export import export_onnx
 from .merge import recipe_part
 from .metrics import fold_spread, summarize
 from .models import ModelConfig, build_model
-from .paths import CACHE, MODELS, ROOT
+from .paths import CACHE, MODELS, RESULTS, ROOT
 from .specfit import SpecFitConfig, fit_spec, mel_cache
 
 PROTOCOL = (
@@ -51,7 +55,7 @@ KEYS = ("arousal.auc", "valence.auc", "arousal.accuracy", "valence.accuracy", "a
 
 
 def cv_metrics(res: dict, clips) -> dict:
-    """Pooled OOF metrics (with majority baselines) and per-fold mean/std, from a run_spec result."""
+    """Pooled OOF metrics (with majority baselines) and per-fold mean/std, from a ``cv spec`` result."""
     from .data import artist_folds
 
     ids = res["ids"]
@@ -141,10 +145,35 @@ def room_card(res: dict) -> dict | None:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--recipe", required=True, type=Path, help="a run_spec result JSON (its configs)")
-    ap.add_argument("--cv", type=Path, help="the complete 5-fold run_spec (or merge) result of that recipe; "
+#: what ``mer-train ship default|room`` builds without options (each model's card names the rest)
+PRESETS: dict[str, dict[str, object]] = {
+    "default": {"recipe": RESULTS / "abl-eq+band.json", "cv": RESULTS / "abl-eq+band.json",
+                "name": "mer-default", "out": MODELS / "mer-default.onnx"},
+    "room": {"recipe": RESULTS / "room-stage.json", "cv": RESULTS / "room-stage.json",
+             "members": ROOT / "runs" / "ship" / "room-stage-members.pt",
+             "name": "mer-room", "out": MODELS / "mer-room.onnx", "fusion_from": MODELS / "mer-default.json",
+             "fusion_head": "mer-room-head.json", "room_fusion": RESULTS / "room-fusion-room-stage.json",
+             "room_fusion_row": "fused-roomhead", "threads": 1},
+}
+
+
+def _path_or_none(s: str) -> Path | None:
+    """A path option that ``none`` switches off (a preset's ``--room-fusion``, for a room model
+    cross-validated without the room test)."""
+    return None if s.lower() == "none" else Path(s)
+
+
+def main(argv: list[str] | None = None, model: str = "default") -> int:
+    """``mer-train ship MODEL ARGV...``: ``model`` picks the preset (``PRESETS``)."""
+    which = model  # the name ``model`` is the exported graph further down
+    if which not in PRESETS:
+        raise SystemExit(f"ship: error: unknown model {model!r} (use {' or '.join(PRESETS)})")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=f"mer-train ship {which}", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="4q", metavar="4q|MANIFEST.csv|pmemo[:DIR]",
+                    help="the clips to fit on (default 4q, as shipped; a manifest for a try on small data)")
+    ap.add_argument("--recipe", type=Path, help="a cv spec result JSON (its configs)")
+    ap.add_argument("--cv", type=Path, help="the complete 5-fold cv spec (or merge) result of that recipe; "
                     "without it the members are fitted and saved (--members) but not exported")
     ap.add_argument("--members", type=Path, default=ROOT / "runs" / "ship" / "members.pt",
                     help="fitted members are saved here, and loaded from here when present")
@@ -152,18 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teachers", type=Path, nargs="*", default=[],
                     help="members files of teacher recipes fitted on all clips (earlier runs of this "
                          "script without --cv): a recipe with fit.distill > 0 learns from them, as in "
-                         "its cross-validation (run_spec --teachers)")
+                         "its cross-validation (cv spec --teachers)")
     ap.add_argument("--clip-features", type=Path, default=None,
                     help="the pretrained model's clip features of a recipe with fit.feature_weight > 0 "
-                         "(default: the file its cross-validation used, run_spec --clip-features)")
+                         "(default: the file its cross-validation used, cv spec --clip-features)")
     ap.add_argument("--fusion-from", type=Path, default=None,
                     help="copy the 'fusion' entry (teacher, head, cadences) of this card, e.g. "
                          "models/mer-default.json: the exported model is fused with the same teacher")
     ap.add_argument("--fusion-head", default=None,
                     help="with --fusion-from: another head file (in models/) for this model's fusion")
-    ap.add_argument("--room-fusion", type=Path, default=None,
+    ap.add_argument("--room-fusion", type=_path_or_none, default=None,
                     help="a room_fusion result (results/room-fusion-<cnn>.json): the card's room section "
-                         "gets the teacher_offsets of its row --room-fusion-row")
+                         "gets the teacher_offsets of its row --room-fusion-row; none: no such section")
     ap.add_argument("--room-fusion-row", default="fused+rc",
                     choices=("fused+rc", "fused-roomhead+rc", "fused+trc", "fused-roomhead+trc",
                              "fused-roomhead"),
@@ -172,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=MODELS / "mer-default.onnx")
     ap.add_argument("--name", default="mer-default")
     ap.add_argument("--threads", type=int, default=2)
+    ap.set_defaults(**PRESETS[which])
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     log = logging.getLogger("ship")
@@ -192,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     fcfg = SpecFitConfig(**{**fit, "threads": args.threads, "progress": True})
     seeds = args.seeds or int(res["seeds"])
 
-    clips = load_4q()
+    try:
+        clips = load_clips(args.data)[0]
+    except DataError as e:
+        raise SystemExit(f"ship: error: {e}") from None
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=True)
     clips = audio.clips
     members = []
@@ -279,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                    "clip_features": feature_note},
         "trained_on": "CPU (2 cores); no GPU was available",
         "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m train.experiments.ship " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["mer-train", "ship", which, *argv]),
         "cv_command": res.get("command", ""),
     }
     room = room_card(res)
@@ -311,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             after = "after the CNN's offsets " if cnn_rc else "with the CNN left as it is "
             room["offsets_note"] += ("; teacher_offsets: added to the teacher's logits before fusing, "
                                      "fitted " + after + "so the fused mean on the calibration rooms equals "
-                                     "its clean mean (train/experiments/room_fusion.py, row " + name + ")")
+                                     "its clean mean (train/room_fusion.py, row " + name + ")")
         else:
             worst = max(abs(row[t][f"shift_{q}"]) for t in ("room_mean", "stage")
                         for q in ("arousal", "valence"))

@@ -1,11 +1,11 @@
 """Score saved fold models of a CV run on the stage-degraded test audio, after the fact.
 
-``python -m train.experiments.stage_eval --result NAME --models DIR [DIR ...]``
+``mer-train cv stage --result NAME --models DIR [DIR ...]``
 
-For each fold k, the models saved by ``run_spec --save-models`` (``DIR/fold<k>-seed*.pt``, config
+For each fold k, the models saved by ``cv spec --save-models`` (``DIR/fold<k>-seed*.pt``, config
 in ``DIR/model.json``) score that fold's test clips through ``augment.stage_degrade`` (cached by
 ``cache.load_stage_audio``); their mean is written into the result as ``stage_oof`` (and
-``stage_pooled``), exactly what ``run_spec --stage-test`` would have recorded. Several DIRs: the
+``stage_pooled``), exactly what ``cv spec --stage-test`` would have recorded. Several DIRs: the
 ensemble of all their models (use it with the ``blend`` of the same runs).
 
 ``--room-test 0,1,2`` also scores the same models on the ROOM test (``train.roomtest``: the test
@@ -35,7 +35,7 @@ from .roomtest import merge_room, room_evaluation, room_test_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(prog="mer-train cv stage", description=__doc__)
     ap.add_argument("--result", required=True, help="result name (train/experiments/results/NAME.json)")
     ap.add_argument("--models", type=Path, nargs="+", required=True)
     ap.add_argument("--room-test", default="", help="comma-separated degradation seeds of the room test")

@@ -1,7 +1,7 @@
 """Per-patch teacher features of every 4Q clip: the ONNX teacher (``models/musicnn-msd.onnx``) fed by
 the runtime's own decode chain, the inputs of ``fusion.py``'s cross-validation.
 
-``python -m train.experiments.teacher_features [--hop 1] [--out cache/teacher-msd-4q-1s.npz]``
+``mer-train teacher-features [--hop 1] [--out cache/teacher-msd-4q-1s.npz]``
 
 Why not ``musicnn_features.py``'s: that one decodes with musicnn's librosa chain inside TensorFlow;
 the runtime fusion will feed the ONNX file from mer-live's chain (soundfile + ``prepare_offline``:
@@ -68,7 +68,7 @@ def compute(onnx_path: Path, hop_seconds: float, threads: int, batch: int) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mer-train teacher-features", description=__doc__.split("\n\n")[0])
     ap.add_argument("--onnx", type=Path, default=teacher.ONNX_PATH)
     ap.add_argument("--hop", type=float, default=1.0, help="seconds between patch starts")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)

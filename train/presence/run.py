@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import pickle
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         "name": tag,
         "model": cfg.to_dict(),
         "fit": {k: v for k, v in asdict(fit).items()},
-        "command": "python -m train.presence " + " ".join(sys.argv[1:]),
+        "command": args.command,
         "items": {k: sum(i.kind == k for i in items) for k in sorted({i.kind for i in items})},
     }
     if args.cv:
@@ -239,7 +240,7 @@ def before(args: argparse.Namespace) -> int:
     result = {
         "model": str(onnx),
         "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
-        "command": "python -m train.presence " + " ".join(sys.argv[1:]),
+        "command": args.command,
         "gate": asdict(gate),
         "per_kind": km,
         "items": {k: sum(i.kind == k for i in items) for k in sorted({i.kind for i in items})},
@@ -252,8 +253,12 @@ def before(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.presence", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
+         preset: Sequence[str] = ()) -> int:
+    """The command line; ``mer-train ship presence`` is ``preset`` ``--cv --ship``, ``mer-train cv
+    presence`` ``--cv``. Results and the card record ``prog`` and the options typed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     ap.add_argument("--cv", action="store_true", help="5 held-out folds, results JSON")
     ap.add_argument("--ship", action="store_true", help="train on everything, write --ship-path + card")
     ap.add_argument("--ship-path", default=str(SHIP_PATH))
@@ -299,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--table", metavar="JSON", help="print a results JSON's tables (docs/presence.md) and exit"
     )
-    args = ap.parse_args(argv)
+    args = ap.parse_args([*preset, *argv])
+    args.command = shlex.join([*prog.split(), *argv])
     if args.table:
         print(markdown(json.loads(Path(args.table).read_text())))
         return 0

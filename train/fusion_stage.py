@@ -5,9 +5,9 @@ audio every stage-test row in docs/model.md was scored on).
 Per artist fold the teacher's head is fitted on the training clips' CLEAN features (as shipped);
 the test clips' teacher logits come from their stage-degraded audio at the cadence's patches and are
 fused (w from the head file) with the CNN's stage-test out-of-fold scores (``stage_oof`` of the
-shipped recipe's run_spec result).
+shipped recipe's cv spec result).
 
-    python -m train.experiments.fusion_stage --cadence 3 15
+    mer-train cv fusion-stage --cadence 3 15
 
 Writes train/experiments/results/fusion-stage-<N>s.json (report.py reads it).
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import load_audio, load_stage_audio
-from ..data import artist_folds, load_4q
-from ..fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, fuse, load_features, row_result
-from ..paths import CACHE, MODELS, RESULTS
+from .cache import load_audio, load_stage_audio
+from .data import artist_folds, load_4q
+from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, fuse, load_features, row_result
+from .paths import CACHE, MODELS, RESULTS
 
 PATCH, PRE = 47872, 256
 
@@ -53,9 +53,9 @@ def stage_features(stage: list[np.ndarray], every_s: float, teacher_path: Path) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mer-train cv fusion-stage", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cadence", type=float, nargs="+", default=[3.0, 15.0])
-    ap.add_argument("--cnn", default="abl-eq+band", help="run_spec result with stage_oof")
+    ap.add_argument("--cnn", default="abl-eq+band", help="cv spec result with stage_oof")
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
     ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
     args = ap.parse_args(argv)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"fusion-stage-{every:g}s"
         row = row_result(name, fused, clips, folds, {
             "kind": "fusion-stage", "cnn": args.cnn, "cadence": f"{every:g}s", "weight": W_FIXED,
-            "command": "python -m train.experiments.fusion_stage --cadence "
+            "command": "mer-train cv fusion-stage --cadence "
                        + " ".join(f"{c:g}" for c in args.cadence),
             "protocol": "artist_folds(clips, 5, 0); head on the training clips' clean features; test clips' "
                         "teacher features and CNN scores (stage_oof) from augment.stage_degrade audio"})
