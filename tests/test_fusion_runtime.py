@@ -1,5 +1,5 @@
 """The fused default at runtime runs what the cross-validation scored: mer-analyze's file record
-equals the CV's clip score computed independently (train/experiments/fusion.py's placement of
+equals the CV's clip score computed independently (train/fusion_head.py's placement of
 teacher patches, its head and its fuse), and the live estimator fuses the CNN with the teacher's
 recent patches on its own thread."""
 
@@ -35,7 +35,7 @@ def fusion(model):
 
 
 def test_mer_analyze_equals_the_cv_clip_score(model, fusion) -> None:
-    fx = need_module("train.experiments.fusion", "train")
+    fx = need_module("train.fusion_head", "train")
     x = demo_audio(RATE)[: 31 * RATE]  # a 31-s clip, like 4Q's
     rec = analyze_array(x, RATE, model, fusion=fusion)  # no music gate: every window, as the CV
     # the CV: CNN clip score = mean of windows 1 s apart; teacher = head on the mean features of the

@@ -1,4 +1,4 @@
-"""train/experiments/fusion.py: the fused CV rows come from a function that never lets a test clip's
+"""train/fusion_head.py: the fused CV rows come from a function that never lets a test clip's
 label reach its own score (the head, the nested weight), checked on data whose labels are unrelated
 to the features, with the very function the results come from."""
 

@@ -16,6 +16,7 @@ The shipped models (``models/``) and the cross-validations their cards cite::
     mer-train ship default|room [--recipe R.json --cv R.json --members F.pt ...]   # train/ship.py
     mer-train ship presence [...]        # train/presence/ (--cv --ship)
     mer-train ship teacher-head|room-head|fusion-card [...]   # the teacher's heads, the fusion entry
+    python -m train ship teacher         # the musicnn teacher's ONNX, in its TF venv (train/teacher.py)
     mer-train cv spec|merge|stage|fusion|fusion-stage|room-fusion|presence [...]
     mer-train teacher-features [...]     # the teacher's features of every 4Q clip (for the heads)
     mer-train report [NAME ...]          # the results table
@@ -75,8 +76,8 @@ PROTOCOL_WAVE = (
 
 
 #: ``mer-train ship MODEL``: the module (in train/) whose ``main`` builds it
-SHIP = {"default": "ship", "room": "ship", "presence": "presence", "teacher-head": "fusion_head",
-        "room-head": "room_head", "fusion-card": "fusion_card"}
+SHIP = {"default": "ship", "room": "ship", "presence": "presence", "teacher": "teacher",
+        "teacher-head": "fusion_head", "room-head": "room_head", "fusion-card": "fusion_card"}
 #: ``mer-train cv WHAT``: the module whose ``main`` runs it
 CV = {"spec": "cv_spec", "merge": "merge", "stage": "stage_eval", "fusion": "fusion_head",
       "fusion-stage": "fusion_stage", "room-fusion": "room_fusion", "presence": "presence"}
@@ -825,6 +826,10 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
         preset = ("--cv", "--ship") if args.cmd == "ship" else ("--cv",)
         return presence_main(rest, prog=f"{PROG} {args.cmd} presence", preset=preset)
+    if args.cmd == "ship" and args.model == "teacher":  # a conversion: run by the musicnn venv's python
+        from .teacher import main as teacher_main
+
+        return teacher_main(["build", *rest])
     if args.cmd == "ship" and args.model == "teacher-head":
         from .fusion_head import main as head_main
 

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_live.common.fusion import fuse, logit, sigmoid  # noqa: F401  (room_fusion, fusion_stage import them here)
+from mer_live.common.fusion import fuse, sigmoid
 
 from .data import Clip, artist_folds, load_4q
 from .metrics import format_table

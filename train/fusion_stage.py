@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_live.common.fusion import fuse
+
 from .cache import load_audio, load_stage_audio
 from .data import artist_folds, load_4q
-from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, fuse, load_features, row_result
+from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, load_features, row_result
 from .paths import CACHE, MODELS, RESULTS
 
 PATCH, PRE = 47872, 256

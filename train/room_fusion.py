@@ -44,10 +44,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mer_live.common.fusion import logit, sigmoid
+
 from .cache import load_audio, load_stage_audio
 from .cv_spec import load_fold_models
 from .data import artist_folds, load_4q, targets
-from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, load_features, logit, sigmoid
+from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, load_features
 from .metrics import quadrant_of
 from .models import ModelConfig
 from .paths import CACHE, RESULTS

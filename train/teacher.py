@@ -27,7 +27,7 @@ TensorFlow lives only in its own virtual environment, never in the project's (pi
     /tmp/mnn-venv/bin/pip install "tensorflow-cpu==2.15.1" "numpy==1.26.4" librosa soundfile soxr \\
         "tf2onnx==1.17.0" "onnx==1.17.0" "onnxruntime==1.20.1" "protobuf==4.25.9" "ml-dtypes==0.3.2"
     /tmp/mnn-venv/bin/pip install --no-deps musicnn==0.1.0   # its own pins predate TF 2
-    /tmp/mnn-venv/bin/python -m train.teacher build              # models/musicnn-msd.onnx + .json
+    /tmp/mnn-venv/bin/python -m train ship teacher       # = train.teacher build: models/musicnn-msd.*
     /tmp/mnn-venv/bin/python -m train.teacher parity --clips 24  # against TF + librosa, into the card
     /tmp/mnn-venv/bin/python -m train.teacher reference          # tests/data/musicnn-msd-demo.npz
 
@@ -391,7 +391,8 @@ def build(out: Path, model: str = MODEL) -> dict:
             "converted_with": {"tensorflow-cpu": tf.__version__, "tf2onnx": tf2onnx.__version__,
                                "onnx": onnx.__version__, "onnxruntime": ort.__version__,
                                "numpy": np.__version__, "opset": OPSET},
-            "command": "/tmp/mnn-venv/bin/python -m train.teacher build (venv recipe: train/teacher.py)",
+            "command": "/tmp/mnn-venv/bin/python -m train ship teacher (mer-train ship teacher in the "
+                       "musicnn venv, = python -m train.teacher build; venv recipe: train/teacher.py)",
             "conversion_seconds": round(seconds, 2),
             "created": dt.date.today().isoformat(),
         },
@@ -489,7 +490,7 @@ def reference(out: Path, starts_seconds: tuple[float, ...] = (2.0, 14.5, 26.0, 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m train.teacher", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="convert musicnn (TF venv) and write models/musicnn-msd.onnx + card")
     b.add_argument("--out", type=Path, default=ONNX_PATH)
