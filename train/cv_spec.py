@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .cache import load_audio, load_stage_audio
-from .data import DataError, artist_folds, load_clips, targets
+from .data import artist_folds, stage_clips, targets
 from .fit import clip_metrics, predict_clips, summarize
 from .models import ModelConfig, build_model, count_flops
 from .paths import CACHE, RESULTS, ROOT
@@ -226,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         a = fit_kw["augs"]
         fit_kw["augs"] = () if a == "none" else tuple(a.split(",")) if isinstance(a, str) else a
     fcfg = SpecFitConfig(**{"progress": False, **fit_kw})
-    try:
-        clips = load_clips(args.data)[0]
-    except DataError as e:
-        raise SystemExit(f"cv spec: error: {e}") from None
+    clips = stage_clips(args.data, "cv spec")
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=False)
     clips = audio.clips
     t0 = time.time()

@@ -257,6 +257,15 @@ def artist_folds(clips: Sequence[Clip], k: int = 5, seed: int = 0) -> list[tuple
     return folds
 
 
+def stage_clips(spec: str, who: str) -> list[Clip]:
+    """The clips of a stage's ``--data`` (``ship``, ``cv spec``): bad input exits with ONE line
+    ``who: error: ...``, as the stages' other errors do."""
+    try:
+        return load_clips(spec)[0]
+    except DataError as e:
+        raise SystemExit(f"{who}: error: {e}") from None
+
+
 def load_clips(spec: str) -> tuple[list[Clip], str]:
     """``(clips, description)`` of a ``--data`` value: ``4q[:DIR]``, ``pmemo[:DIR]`` or a manifest CSV
     path (``mer-train``'s every data option; bad input raises a one-line DataError)."""

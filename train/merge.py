@@ -81,13 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         res["pooled"] = clip_metrics(y, oof, quads)
         if stage:
             res["stage_pooled"] = clip_metrics(y, joined("stage_oof"), quads)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=1))
+    write_result(res, args.name)
+    return 0
+
+
+def write_result(res: dict, name: str, what: str = "") -> Path:
+    """Write ``res`` as ``RESULTS/<name>.json`` (where ``mer-train report`` and ``ship`` read it) and
+    print its mean +- std line; ``what`` is said first (e.g. ``3 seeds, ``)."""
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(res, indent=1))
     m, sd = res["mean"], res["std"]
-    print(f"{args.name}: folds {res['folds_run']}")
+    print(f"{name}: {what}folds {res['folds_run']}")
     print(f"  arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc {m['valence_auc']:.3f}"
           f"+-{sd['valence_auc']:.3f}  quad_f1 {m['quadrant_macro_f1']:.3f}+-{sd['quadrant_macro_f1']:.3f}")
     print(f"  pooled {res.get('pooled')}")
-    return 0
+    return path
 
 
 if __name__ == "__main__":

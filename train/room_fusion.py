@@ -52,7 +52,7 @@ from .data import artist_folds, load_4q, targets
 from .fusion_head import DEFAULT_FEATURES, W_FIXED, fit_head, load_features
 from .metrics import quadrant_of
 from .models import ModelConfig
-from .paths import CACHE, RESULTS
+from .paths import CACHE, MODELS, RESULTS
 from .room import TRAIN_BANK, RoomConfig
 from .roomtest import (
     CALIB_SEED,
@@ -152,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="stage-chain training versions (cache.load_stage_audio version 0..N-1) for the room "
                          "head too, as cv spec --stage-train")
     ap.add_argument("--features", type=Path, default=DEFAULT_FEATURES, help="clean 1-s teacher features")
-    ap.add_argument("--teacher", type=Path, default=Path(__file__).resolve().parents[2] / "models"
-                    / "musicnn-msd.onnx")
+    ap.add_argument("--teacher", type=Path, default=MODELS / "musicnn-msd.onnx")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(1)

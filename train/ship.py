@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .cache import load_audio
-from .data import DataError, load_clips
+from .data import stage_clips
 from .ensemble import SharedMelEnsemble
 from .export import export_onnx
 from .merge import recipe_part
@@ -222,10 +222,7 @@ def main(argv: list[str] | None = None, model: str = "default") -> int:
     fcfg = SpecFitConfig(**{**fit, "threads": args.threads, "progress": True})
     seeds = args.seeds or int(res["seeds"])
 
-    try:
-        clips = load_clips(args.data)[0]
-    except DataError as e:
-        raise SystemExit(f"ship: error: {e}") from None
+    clips = stage_clips(args.data, "ship")
     audio = load_audio(clips, mcfg.sample_rate, cache_dir=CACHE, progress=True)
     clips = audio.clips
     members = []

@@ -18,8 +18,7 @@ import numpy as np
 
 from ..data import artist_folds, load_4q
 from ..fit import clip_metrics, summarize
-from ..merge import recipe_part
-from ..paths import RESULTS
+from ..merge import recipe_part, write_result
 
 
 def blend(parts: list[dict], name: str, mixed: bool = False) -> dict:
@@ -68,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixed", action="store_true", help="parts may be different recipes")
     args = ap.parse_args(argv)
     res = blend([json.loads(p.read_text()) for p in args.parts], args.name, mixed=args.mixed)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(res, indent=1))
-    m, sd = res["mean"], res["std"]
-    print(f"{args.name}: {res['seeds']} seeds, folds {res['folds_run']}")
-    print(f"  arousal_auc {m['arousal_auc']:.3f}+-{sd['arousal_auc']:.3f}  valence_auc {m['valence_auc']:.3f}"
-          f"+-{sd['valence_auc']:.3f}  quad_f1 {m['quadrant_macro_f1']:.3f}+-{sd['quadrant_macro_f1']:.3f}")
-    print(f"  pooled {res.get('pooled')}")
+    write_result(res, args.name, f"{res['seeds']} seeds, ")
     return 0
 
 

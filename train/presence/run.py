@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mer_live.common.hashing import sha256_of
+
 from ..models import ModelConfig
 from ..paths import DOCS, MODELS, RESULTS, cache_dir
 from .data import SHOW_KINDS, Item, add_quiet, alsa_stream, load_music, load_negatives, load_showmusic
@@ -239,7 +241,7 @@ def before(args: argparse.Namespace) -> int:
     km = kind_metrics(scored, gate)
     result = {
         "model": str(onnx),
-        "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
+        "sha256": sha256_of(onnx),
         "command": args.command,
         "gate": asdict(gate),
         "per_kind": km,
