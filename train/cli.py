@@ -853,7 +853,10 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGV
     argv = list(sys.argv[1:] if argv is None else argv)
     _ARGV = argv
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] in ("teacher-features", "report"):  # argparse's REMAINDER cannot lead with options
+        args = argparse.Namespace(cmd=argv[0], args=argv[1:], verbose=0)
+    else:
+        args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else logging.WARNING
     if args.cmd not in STAGES:  # the stages set up their own progress log
         logging.basicConfig(level=level, format=f"{PROG}: %(message)s", stream=sys.stderr)

@@ -58,3 +58,15 @@ def test_no_library_module_imports_the_experiments() -> None:
     bad = {str(p.relative_to(ROOT)): sorted(n for n in _imports(p) if n.startswith("train.experiments"))
            for p in lib}
     assert not {k: v for k, v in bad.items() if v}
+
+
+def test_every_library_package_of_train_is_installed() -> None:
+    """pyproject lists packages one by one: a subpackage left out (train/presence/) would be missing
+    from a plain ``pip install .``, and ``mer-train ship presence`` with it. experiments/ is research,
+    not installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(["mer_train", *p.parent.relative_to(ROOT / "train").parts])
+             for p in (ROOT / "train").rglob("__init__.py") if "experiments" not in p.parts}
+    assert found and found <= listed, sorted(found - listed)

@@ -143,3 +143,20 @@ def test_presence_stage_runs_through_mer_train(tmp_path: Path) -> None:
     assert alone.returncode == 0 and r.stdout == alone.stdout and "|" in r.stdout
     r = mer_train("cv", "presence", "--help", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("usage: mer-train cv presence")
+
+
+@pytest.mark.data
+def test_mer_train_report_gives_the_default_cards_cv_numbers(shared_data: Path, tmp_path: Path) -> None:
+    """The card's pooled CV numbers are what ``mer-train report`` recomputes from the stored
+    out-of-fold scores of the CV its ``cv_command`` names."""
+    card = json.loads((ROOT / "models" / "mer-default.json").read_text())
+    name = card["cv_command"].split("--name ")[1].split()[0]
+    assert card["cv_command"].startswith("mer-train cv spec ") and name == "abl-eq+band"
+    r = mer_train("report", name, "--short", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = next(line for line in r.stdout.splitlines() if line.startswith(f"| {name} |"))
+    cells = [float(c) for c in row.strip("|").split("|")[1:]]
+    pooled = card["metrics"]["pooled"]
+    assert cells[0] == pytest.approx(pooled["arousal"]["auc"], abs=5e-4)
+    assert cells[1] == pytest.approx(pooled["valence"]["auc"], abs=5e-4)
+    assert cells[-1] == pytest.approx(pooled["quadrant"]["macro_f1"], abs=5e-4)
