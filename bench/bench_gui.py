@@ -46,11 +46,11 @@ def pick_model(arg: str | Path | None, tmp: Path) -> tuple[Path, str]:
 
 
 def make_app(model_path: Path, osc_port: int | None):
-    from mer_live.app import LiveApp
-    from mer_live.demo import demo_audio
-    from mer_live.filesource import FileSource
-    from mer_live.model import Model
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.inference.model import Model
+    from mer_live.live.app import LiveApp
+    from mer_live.live.pipeline import PipelineConfig
+    from mer_live.sources.demo import demo_audio
+    from mer_live.sources.filesource import FileSource
 
     sr = 22050
     audio = demo_audio(sr)
@@ -60,7 +60,7 @@ def make_app(model_path: Path, osc_port: int | None):
 
     osc = None
     if osc_port is not None:
-        from mer_live.osc import OscConfig, OscSender
+        from mer_live.outputs.osc import OscConfig, OscSender
 
         osc = OscSender(OscConfig(targets=[f"127.0.0.1:{osc_port}"]))
     from mer_live.cli import load_presence, load_teacher, make_analysers
@@ -98,7 +98,7 @@ def run_qt(qapp, seconds: float) -> None:
 def bench(seconds: float, model_arg: str | Path | None, do_record: bool) -> None:
     from PySide6 import QtWidgets
 
-    from mer_live.dashboard import DashboardWindow
+    from mer_live.ui.dashboard import DashboardWindow
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +170,7 @@ def screenshot(path: Path, at_s: float, model_arg: str | Path | None,
     """Play the demo with the window open for ``at_s`` seconds, then save a screenshot."""
     from PySide6 import QtWidgets
 
-    from mer_live.dashboard import DashboardWindow, GuiSettings
+    from mer_live.ui.dashboard import DashboardWindow, GuiSettings
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     listener = UdpListener()  # a real OSC receiver, so the status shows a real send rate

@@ -83,7 +83,7 @@ import io, json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
 from mer_live.analyze import analyze_file, default_decoders, default_threads, load_model, load_presence, run
-from mer_live.fusion import Fusion
+from mer_live.inference.fusion import Fusion
 threads = int(sys.argv[2]) or default_threads(default_decoders())  # 0: what the CLI picks
 model = load_model(Path(sys.argv[1]), provider="cpu", threads=threads)
 mode = sys.argv[4]  # "default": the music gate and the teacher as the CLI runs them; "cnn": neither

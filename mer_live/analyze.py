@@ -28,10 +28,10 @@ from mer_live import __version__
 from mer_live.common import silence
 from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.common.logs import one_line
-from mer_live.estimate import quadrant_of
-from mer_live.fusion import Fusion
-from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig
+from mer_live.inference.fusion import Fusion
+from mer_live.inference.model import Model, ModelError, default_model_path
+from mer_live.live.estimate import quadrant_of
+from mer_live.live.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, ho
     silent = silent_flags(x, ends, rate)
     if presence is None:
         return ~silent
-    from mer_live.presence import music_flags
+    from mer_live.inference.presence import music_flags
 
     n = int(presence.window_samples)
     if windows.shape[1] < n:
@@ -514,8 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
 def load_model(path: Path | None, provider: str = "auto", threads: int | None = None,
                input: str = "line") -> Model:
     """Load the model for ``input`` ("line", or "room": the room model and its re-centring,
-    ``mer_live.roominput``) or raise ModelError with a message that says what to do."""
-    from mer_live.roominput import load_for_input
+    ``mer_live.inference.roominput``) or raise ModelError with a message that says what to do."""
+    from mer_live.inference.roominput import load_for_input
 
     if path is None and input == "line":
         path = default_model_path()
@@ -529,7 +529,7 @@ def load_model(path: Path | None, provider: str = "auto", threads: int | None = 
 
 def load_presence() -> Any | None:
     """The shipped music-presence model, or None (with a warning) when it is not installed."""
-    from mer_live.presence import PresenceModel, default_presence_path
+    from mer_live.inference.presence import PresenceModel, default_presence_path
 
     if not default_presence_path().is_file():
         log.warning("the music-presence model is not installed in this version: every audible "

@@ -3,7 +3,7 @@
 Startup order matters on stage: parse and validate the whole config first, then load the model
 (a bad model fails in one line, exit 2, before any audio device opens), then open the source,
 start OSC, then the window (or the terminal printer when headless). SIGINT/SIGTERM stop everything
-within 2 s with exit code 0, whatever a library does (``mer_live.stopping``: what did not stop is
+within 2 s with exit code 0, whatever a library does (``mer_live.live.stopping``: what did not stop is
 named in one warning line and abandoned). Every user-facing error is one line
 ``mer-live: error: ...`` and a non-zero exit code; tracebacks only with ``-vv``.
 
@@ -48,8 +48,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mer_live.osc import OscConfig
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
+    from mer_live.outputs.osc import OscConfig
 
     pd, od = PipelineConfig(), OscConfig()  # --help shows their defaults, never a copy of them
     p = _Parser(
@@ -245,10 +245,10 @@ def notice(msg: str) -> None:
 
 def load_model(cfg: Any) -> Any:
     """Load the configured model for the configured input (``[model] input``: line, or room: the
-    room model and its re-centring, ``mer_live.roominput``); every failure is a one-line CliError
+    room model and its re-centring, ``mer_live.inference.roominput``); every failure is a one-line CliError
     with exit code 2."""
-    from mer_live.model import ModelError, default_model_path
-    from mer_live.roominput import load_for_input
+    from mer_live.inference.model import ModelError, default_model_path
+    from mer_live.inference.roominput import load_for_input
 
     path = cfg.model.path
     if path is None and cfg.model.input == "line":
@@ -273,8 +273,8 @@ def load_presence(cfg: Any) -> tuple[Any, Any]:
     shipped model is a warning, and every audible window then counts as music."""
     if not cfg.model.music_gate:
         return None, None
-    from mer_live.model import ModelError
-    from mer_live.presence import MusicGate, PresenceModel, default_presence_path
+    from mer_live.inference.model import ModelError
+    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
 
     path = cfg.model.presence
     if path is None and not default_presence_path().is_file():
@@ -292,8 +292,8 @@ def load_teacher(cfg: Any, model: Any) -> Any:
     model, or ``--no-teacher``. A broken teacher file is an error (exit 2), like a broken model."""
     if not cfg.model.teacher:
         return None
-    from mer_live.fusion import Fusion, TeacherThread
-    from mer_live.model import ModelError
+    from mer_live.inference.fusion import Fusion, TeacherThread
+    from mer_live.inference.model import ModelError
 
     try:
         fusion = Fusion.of(model)
@@ -309,7 +309,7 @@ def load_teacher(cfg: Any, model: Any) -> Any:
 
 def _no_input_devices() -> bool:
     """True when PortAudio is missing or lists no input device at all (then the demo runs)."""
-    from mer_live.capture import DeviceError, list_devices
+    from mer_live.sources.capture import DeviceError, list_devices
 
     try:
         return not list_devices()
@@ -323,9 +323,9 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
     A file (``--input``) or the demo ignore the device spec; a device spec opens that device.
     With no device given and no input device at all, the demo runs (one-line notice).
     """
-    from mer_live.capture import DeviceSource
     from mer_live.common.framing import hop_samples
-    from mer_live.filesource import FileSource
+    from mer_live.sources.capture import DeviceSource
+    from mer_live.sources.filesource import FileSource
 
     src = cfg.source
     if src.input is not None:
@@ -336,7 +336,7 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
         notice("no input device found: running the bundled demo instead (see --list-devices)")
         demo = True
     if demo:
-        from mer_live.demo import demo_audio
+        from mer_live.sources.demo import demo_audio
 
         sr = model.sample_rate
         audio = demo_audio(sr)
@@ -430,7 +430,7 @@ def run_headless(app: Any, printer: Any, stopper: _Stopper, duration: float | No
 def run_gui(app: Any, cfg: Any, stopper: _Stopper, duration: float | None) -> int:
     from PySide6 import QtCore, QtWidgets
 
-    from mer_live.dashboard import run_dashboard
+    from mer_live.ui.dashboard import run_dashboard
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([PROG])
     timers = []
@@ -487,7 +487,7 @@ def _main(ns: argparse.Namespace) -> int:
     setup_logging(cfg.log.verbosity, cfg.log.file)
     if ns.reset_window:  # before anything else, so that even --print-config can do just this
         try:
-            from mer_live.dashboard import reset_window_settings
+            from mer_live.ui.dashboard import reset_window_settings
         except ImportError as e:
             raise CliError(f"--reset-window: the dashboard is not available ({e})") from None
         notice(f"window settings reset ({reset_window_settings()})")
@@ -495,7 +495,7 @@ def _main(ns: argparse.Namespace) -> int:
         print(dumps_toml(cfg), end="")
         return EXIT_OK
     if ns.list_devices:
-        from mer_live.capture import DeviceError, format_devices
+        from mer_live.sources.capture import DeviceError, format_devices
 
         try:
             print(format_devices())
@@ -504,7 +504,7 @@ def _main(ns: argparse.Namespace) -> int:
         return EXIT_OK
 
     if ns.list_midi:
-        from mer_live.midi import format_ports
+        from mer_live.outputs.midi import format_ports
 
         try:
             print(format_ports(cfg.midi.api))
@@ -514,7 +514,7 @@ def _main(ns: argparse.Namespace) -> int:
 
     # 2. the model, before any audio opens
     model = load_model(cfg)
-    from mer_live.roominput import input_kind
+    from mer_live.inference.roominput import input_kind
 
     notice(
         f"model {model.card.name} ({model.sample_rate} Hz, {model.card.window_seconds:.2f} s window) "
@@ -530,13 +530,13 @@ def _main(ns: argparse.Namespace) -> int:
 
 
 def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
-    from mer_live.app import LiveApp
-    from mer_live.capture import DeviceError
-    from mer_live.filesource import SourceError
-    from mer_live.record import RecordError
-    from mer_live.roominput import input_kind
-    from mer_live.stopping import abandon_line, exit_anyway, stray_threads
-    from mer_live.terminal import TerminalPrinter
+    from mer_live.inference.roominput import input_kind
+    from mer_live.live.app import LiveApp
+    from mer_live.live.stopping import abandon_line, exit_anyway, stray_threads
+    from mer_live.outputs.record import RecordError
+    from mer_live.outputs.terminal import TerminalPrinter
+    from mer_live.sources.capture import DeviceError
+    from mer_live.sources.filesource import SourceError
 
     # 3. the window or the terminal
     headless = cfg.gui.headless
@@ -545,7 +545,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         headless = True
     if not headless:
         try:
-            import mer_live.dashboard  # noqa: F401 - fail here, before audio opens, if Qt is broken
+            import mer_live.ui.dashboard  # noqa: F401 - fail here, before audio opens, if Qt is broken
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             notice(f"dashboard unavailable ({first}): running headless")
@@ -595,7 +595,7 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     finally:
         abandoned = app.stop(also=[printer] if printer is not None else [])
         abandoned += stray_threads(abandoned)
-    if abandoned:  # one line; the process exits anyway, not waiting for what was left (mer_live.stopping)
+    if abandoned:  # one line; the process exits anyway, not waiting for what was left (live.stopping)
         log.warning(abandon_line(abandoned, app.PIPELINE_DEADLINE_S + app.OUTPUTS_DEADLINE_S))
         exit_anyway(rc)
     st = app.pipeline.stats
@@ -611,7 +611,7 @@ def make_osc(cfg: Any) -> Any:
     """The OSC sender for the [osc] section, or None with --no-osc."""
     if not cfg.osc_enabled:
         return None
-    from mer_live.osc import OscSender
+    from mer_live.outputs.osc import OscSender
 
     try:
         return OscSender(cfg.osc)
@@ -626,18 +626,18 @@ def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
     hooks: list[Any] = []
     if cfg.beat.enabled:
         try:
-            from mer_live.beat import BeatTracker
+            from mer_live.analysers.beat import BeatTracker
         except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
             log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
         else:
             tracker = BeatTracker(cfg.beat)
             analysers.append(tracker)
             if cfg.bars.enabled:  # right after the tracker: it reads the tracker's new beats
-                from mer_live.bars import Bars
+                from mer_live.analysers.bars import Bars
 
                 analysers.append(Bars(tracker, cfg.bars))
     if cfg.sections.enabled:
-        from mer_live.sections import SectionDetector
+        from mer_live.analysers.sections import SectionDetector
 
         sections = SectionDetector(cfg.sections)
         analysers.append(sections)
@@ -649,19 +649,19 @@ def make_outputs(cfg: Any) -> list[Any]:
     """Sinks with a life of their own (``start``/``stop``): the show record and the DMX output."""
     outputs: list[Any] = []
     if cfg.run.record is not None:
-        from mer_live.record import Recorder
+        from mer_live.outputs.record import Recorder
 
         outputs.append(Recorder(cfg.run.record))
     if cfg.lighting.enabled:
-        from mer_live.lighting import LightingOutput
+        from mer_live.outputs.lighting import LightingOutput
 
         outputs.append(LightingOutput(cfg.lighting))
     if cfg.midi.enabled:
-        from mer_live.midi import MidiOutput
+        from mer_live.outputs.midi import MidiOutput
 
         outputs.append(MidiOutput(cfg.midi))
     if cfg.link.enabled:
-        from mer_live.link import LinkOutput
+        from mer_live.outputs.link import LinkOutput
 
         outputs.append(LinkOutput(cfg.link))
     return outputs

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mer_live.bars import BarsConfig
-from mer_live.beat import BeatConfig
-from mer_live.capture import CaptureConfig
-from mer_live.lighting import LightingConfig
-from mer_live.link import LinkConfig
-from mer_live.midi import MidiConfig
-from mer_live.osc import OscConfig
-from mer_live.pipeline import PipelineConfig
-from mer_live.sections import SectionConfig
+from mer_live.analysers.bars import BarsConfig
+from mer_live.analysers.beat import BeatConfig
+from mer_live.analysers.sections import SectionConfig
+from mer_live.live.pipeline import PipelineConfig
+from mer_live.outputs.lighting import LightingConfig
+from mer_live.outputs.link import LinkConfig
+from mer_live.outputs.midi import MidiConfig
+from mer_live.outputs.osc import OscConfig
+from mer_live.sources.capture import CaptureConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from mer_live.app import History, LiveApp
-from mer_live.estimate import Estimate
-from mer_live.filesource import FileSource, SourceError
-from mer_live.model import Model
-from mer_live.osc import OscConfig, OscSender
-from mer_live.pipeline import PipelineConfig
+from mer_live.inference.model import Model
+from mer_live.live.app import History, LiveApp
+from mer_live.live.estimate import Estimate
+from mer_live.live.pipeline import PipelineConfig
+from mer_live.outputs.osc import OscConfig, OscSender
+from mer_live.sources.filesource import FileSource, SourceError
 
 SR = 22050
 OUR_THREADS = ("mer-pipeline", "FileSource(", "mer-osc")
@@ -98,8 +98,8 @@ def test_history_keeps_a_time_window_and_snapshots_safely():
 def test_history_keeps_events_for_the_window():
     """History is an event sink too (the pipeline's fan-out finds its ``event``): the window reads
     beats and sections on its timer; old ones go with the time window; clear() empties both."""
-    from mer_live.estimate import Event
-    from mer_live.sinks import Sinks
+    from mer_live.live.estimate import Event
+    from mer_live.live.sinks import Sinks
 
     h = History(seconds=2.0)
     sinks = Sinks([h])

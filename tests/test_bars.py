@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from mer_live.bars import BarCounter, BarsConfig
-from mer_live.showconfig import ShowConfigError
+from mer_live.analysers.bars import BarCounter, BarsConfig
+from mer_live.common.validate import ShowConfigError
 from tests.grooves import groove
 from tests.net import Wire
 from tests.test_cli import ROOT, env

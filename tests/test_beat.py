@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mer_live.beat import (
+from mer_live.analysers.beat import (
     BeatClock,
     BeatConfig,
     BeatTracker,
@@ -20,7 +20,7 @@ from mer_live.beat import (
     fold_bpm,
     hop_for,
 )
-from mer_live.showconfig import ShowConfigError
+from mer_live.common.validate import ShowConfigError
 from tests.grooves import groove
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mer_live.capture import (
+from mer_live.sources.capture import (
     CaptureConfig,
     DeviceError,
     DeviceSource,
@@ -246,7 +246,7 @@ def test_overflow_flag_counted_in_callback(pulse: PulseServer) -> None:
 
 def test_device_lost_and_back(pulse: PulseServer, tmp_path, caplog) -> None:
     wav = write_wav(tmp_path / "a440.wav", tone(440.0, 0.8))
-    caplog.set_level(logging.INFO, logger="mer_live.capture")
+    caplog.set_level(logging.INFO, logger="mer_live.sources.capture")
     with pulse.activate():
         src = DeviceSource(CaptureConfig(device="pulse", retry_s=0.2))
         src.start()
@@ -275,10 +275,10 @@ def test_device_lost_and_back(pulse: PulseServer, tmp_path, caplog) -> None:
 
 
 def test_wait_for_device_at_start(pulse: PulseServer, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="mer_live.capture")
+    caplog.set_level(logging.INFO, logger="mer_live.sources.capture")
     with pulse.activate():
         pulse.kill_server()
-        from mer_live.capture import rescan_devices
+        from mer_live.sources.capture import rescan_devices
 
         rescan_devices()
         with pytest.raises(DeviceError):

@@ -126,7 +126,7 @@ def test_missing_default_model_says_so(tmp_path) -> None:
     shutil.copy(ROOT / "models" / "__init__.py", pkg / "models")
     shutil.copy(ROOT / "models" / "mer-default.json", pkg / "models")
     e = env(PYTHONPATH=str(tmp_path))
-    code = "from mer_live.model import default_model_path as d; print(d())"
+    code = "from mer_live.inference.model import default_model_path as d; print(d())"
     probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                            timeout=60, env=e)
     assert probe.stdout.strip() == str(pkg / "models" / "mer-default.onnx"), probe.stderr

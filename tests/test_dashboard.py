@@ -26,8 +26,12 @@ need_module("pytestqt", "dev")
 
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from mer_live.app import History, LiveApp  # noqa: E402
-from mer_live.dashboard import (  # noqa: E402
+from mer_live.inference.model import Model  # noqa: E402
+from mer_live.live.app import History, LiveApp  # noqa: E402
+from mer_live.live.estimate import Estimate, Event  # noqa: E402
+from mer_live.live.pipeline import PipelineConfig  # noqa: E402
+from mer_live.sources.filesource import FileSource, SourceError  # noqa: E402
+from mer_live.ui.dashboard import (  # noqa: E402
     AROUSAL_COLOR,
     BEAT_FADE_S,
     QUADRANT_COLORS,
@@ -38,10 +42,6 @@ from mer_live.dashboard import (  # noqa: E402
     marks_of,
     series_of,
 )
-from mer_live.estimate import Estimate, Event  # noqa: E402
-from mer_live.filesource import FileSource, SourceError  # noqa: E402
-from mer_live.model import Model  # noqa: E402
-from mer_live.pipeline import PipelineConfig  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -248,7 +248,7 @@ def test_controls_drive_the_app(qtbot, window, live) -> None:
 def test_osc_targets_edit_sends_to_a_real_socket(qtbot, loudness_model: Path) -> None:
     from pythonosc.osc_packet import OscPacket
 
-    from mer_live.osc import OscConfig, OscSender
+    from mer_live.outputs.osc import OscConfig, OscSender
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -364,7 +364,7 @@ def test_no_music_and_the_beat_are_shown(qtbot, window, tmp_path) -> None:
 
 def test_the_input_kind_is_shown(qtbot, window, loudness_model: Path) -> None:
     """The status panel says which input path runs: "line" by default, "room" with --room."""
-    from mer_live.roominput import load_for_input
+    from mer_live.inference.roominput import load_for_input
 
     qtbot.waitUntil(lambda: window.status_labels["input kind"].text() == "line", timeout=5000)
     app = LiveApp(load_for_input("room", loudness_model, provider="cpu"), PipelineConfig(), _factory)
@@ -445,7 +445,7 @@ def test_history_events_reach_the_window_marks_and_pulse(qtbot, tmp_path) -> Non
 def test_panels_fold_in_order_and_come_back(qtbot, window) -> None:
     """Too short a window folds the status panel first; too narrow for the controls row folds it
     too; the live values stay whole inside the window; a large window shows everything again."""
-    from mer_live.dashboard import FOLD_ORDER
+    from mer_live.ui.dashboard import FOLD_ORDER
 
     def inside(w) -> bool:
         p = w.mapTo(window, QtCore.QPoint(0, 0))

@@ -22,7 +22,7 @@ need_module("PySide6", "cpu")
 need_tool("Xvfb", "xvfb")
 need_tool("openbox", "openbox")
 
-from mer_live.dashboard import FOLD_ORDER  # noqa: E402
+from mer_live.ui.dashboard import FOLD_ORDER  # noqa: E402
 from tests.screens import run_probe, x_screen  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.filesource import FileSource, SourceError
+from mer_live.sources.filesource import FileSource, SourceError
 from tests.conftest import missing
 
 
@@ -159,7 +159,7 @@ def test_play_without_output_device_warns_once_and_carries_on(caplog, monkeypatc
         pytest.skip("this machine has an output device")
     x = np.random.default_rng(1).standard_normal(4000).astype(np.float32) * 0.1
     src = FileSource(x, 8000, realtime=True, play=True, blocksize=500)
-    with caplog.at_level(logging.WARNING, logger="mer_live.filesource"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.sources.filesource"):
         src.start()
         try:
             out = _drain(src, 4000, timeout=10.0)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from mer_live.analyze import analyze_array, load_model
-from mer_live.demo import demo_audio
-from mer_live.filesource import FileSource
-from mer_live.fusion import Fusion, FusionSpec, TeacherThread
-from mer_live.model import ModelError
-from mer_live.pipeline import Pipeline, PipelineConfig
+from mer_live.inference.fusion import Fusion, FusionSpec, TeacherThread
+from mer_live.inference.model import ModelError
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.sources.demo import demo_audio
+from mer_live.sources.filesource import FileSource
 from tests.conftest import need_module
 
 RATE = 16000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_live.levels import (
+from mer_live.common.levels import (
     SILENCE_DB,
     DCBlocker,
     db_to_gain,

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from mer_live.estimate import Estimate, Event
-from mer_live.lighting import (
+from mer_live.common.validate import ShowConfigError
+from mer_live.live.estimate import Estimate, Event
+from mer_live.outputs.lighting import (
     Fixture,
     LightingConfig,
     LightingOutput,
@@ -20,7 +21,6 @@ from mer_live.lighting import (
     fixture_values,
     light_state,
 )
-from mer_live.showconfig import ShowConfigError
 from tests.olad import ARTNET_UNIVERSE, SACN_UNIVERSE, olad  # noqa: F401
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.link import LinkConfig, target_beat
-from mer_live.showconfig import ShowConfigError
+from mer_live.common.validate import ShowConfigError
+from mer_live.outputs.link import LinkConfig, target_beat
 from tests.conftest import ROOT, missing, need_module
 from tests.grooves import groove, pad
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mer_live.osc import OscConfig, OscSender
+from mer_live.outputs.osc import OscConfig, OscSender
 from tests.test_osc import EXAMPLES, Script, est, free_udp_port
 
 pytestmark = pytest.mark.timeout(60)

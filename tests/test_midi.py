@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.midi import PPQN, MidiClock, MidiConfig, MidiOutput
-from mer_live.showconfig import ShowConfigError
+from mer_live.common.validate import ShowConfigError
+from mer_live.outputs.midi import PPQN, MidiClock, MidiConfig, MidiOutput
 from tests.grooves import groove
 from tests.jack import jack_server  # noqa: F401 - the `jack` fixture
 from tests.net import Wire

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mer_live.model import Model, ModelError
+from mer_live.inference.model import Model, ModelError
 
 
 def test_loudness_model_runs_and_orders_by_level(loudness_model):

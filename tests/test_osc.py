@@ -18,8 +18,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
-from mer_live.estimate import Estimate
-from mer_live.osc import OscConfig, OscSender, build_messages, parse_target
+from mer_live.live.estimate import Estimate
+from mer_live.outputs.osc import OscConfig, OscSender, build_messages, parse_target
 from tests.proc import LineProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -186,7 +186,7 @@ def test_values_on_the_wire_are_always_finite() -> None:
 
 
 def test_closed_port_warns_once_then_resumes(caplog) -> None:
-    caplog.set_level(logging.INFO, logger="mer_live.osc")
+    caplog.set_level(logging.INFO, logger="mer_live.outputs.osc")
     port = free_udp_port()
     target = f"127.0.0.1:{port}"
     s = OscSender(OscConfig(targets=[target], rate_hz=50, warn_interval_s=30))
@@ -216,7 +216,7 @@ def test_closed_port_warns_once_then_resumes(caplog) -> None:
 
 
 def test_unknown_host_is_not_fatal(receiver: Receiver, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="mer_live.osc")
+    caplog.set_level(logging.WARNING, logger="mer_live.outputs.osc")
     bad = "no-such-host.invalid:9000"
     good = f"127.0.0.1:{receiver.port}"
     s = OscSender(OscConfig(targets=[bad, good], rate_hz=50))
@@ -274,7 +274,7 @@ def test_broadcast_is_opt_in(caplog) -> None:
     if not found:
         missing("no network interface with an IPv4 address and a broadcast address")
     iface, _addr, brd = found[0]
-    caplog.set_level(logging.WARNING, logger="mer_live.osc")
+    caplog.set_level(logging.WARNING, logger="mer_live.outputs.osc")
     r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     r.bind(("0.0.0.0", 0))
     r.settimeout(0.05)

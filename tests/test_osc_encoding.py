@@ -13,8 +13,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from mer_live.estimate import Estimate, Event
-from mer_live.osc import build_messages, event_message, osc_message
+from mer_live.live.estimate import Estimate, Event
+from mer_live.outputs.osc import build_messages, event_message, osc_message
 
 
 def reference(dgram: bytes) -> bytes:

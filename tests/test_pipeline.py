@@ -12,10 +12,10 @@ import pytest
 import soxr
 
 from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
-from mer_live.estimate import Estimate
-from mer_live.filesource import FileSource
-from mer_live.model import Model
-from mer_live.pipeline import Pipeline, PipelineConfig
+from mer_live.inference.model import Model
+from mer_live.live.estimate import Estimate
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.sources.filesource import FileSource
 
 SR = 22050
 
@@ -189,7 +189,7 @@ def test_failing_sink_does_not_stop_the_show(model, caplog):
     src = FileSource((0.1 * np.random.default_rng(1).standard_normal(3 * SR)).astype(np.float32), SR,
                      realtime=False)
     pl = Pipeline(src, model, PipelineConfig(), [broken, good.append])
-    with caplog.at_level(logging.WARNING, logger="mer_live.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.live.pipeline"):
         pl.start()
         assert pl.join(30.0)
     assert len(good) == len(calls) > 10
@@ -313,8 +313,8 @@ def test_arrivals_use_the_sources_write_log_else_the_read_times():
     from collections import deque
     from types import SimpleNamespace
 
-    from mer_live.arrivals import Arrivals
-    from mer_live.ringbuffer import RingBuffer
+    from mer_live.live.arrivals import Arrivals
+    from mer_live.live.ringbuffer import RingBuffer
 
     logged = SimpleNamespace(ring=RingBuffer(4096, 1), write_log=deque([(100, 1.0), (200, 2.0), (300, 3.0)]))
     a = Arrivals(logged, 48000, 16000)  # model sample 50 is source frame ~150: the 2nd write

@@ -14,16 +14,16 @@ import pytest
 import soundfile as sf
 
 from mer_live.common.framing import prepare_offline
-from mer_live.demo import demo_audio
-from mer_live.model import Model, ModelCard, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig
-from mer_live.presence import (
+from mer_live.inference.model import Model, ModelCard, ModelError, default_model_path
+from mer_live.inference.presence import (
     GateConfig,
     MusicGate,
     PresenceModel,
     default_presence_path,
     music_flags,
 )
+from mer_live.live.pipeline import PipelineConfig
+from mer_live.sources.demo import demo_audio
 from tests.conftest import missing
 
 ALSA = Path("/usr/share/sounds/alsa")

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mer_live.ringbuffer import RingBuffer
+from mer_live.live.ringbuffer import RingBuffer
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -109,7 +109,7 @@ def test_ring_latest_is_newest_frames_zero_padded(capacity, blocks, frames):
 
 # ----------------------------------------------------------------------------- smoother
 
-from mer_live.smoothing import Smoother  # noqa: E402
+from mer_live.live.smoothing import Smoother  # noqa: E402
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 any_float = st.floats(allow_nan=True, allow_infinity=True)

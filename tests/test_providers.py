@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from mer_live.model import Model, ModelError
+from mer_live.inference.model import Model, ModelError
 
 pytestmark = pytest.mark.skipif(
     "CUDAExecutionProvider" in ort.get_available_providers(),
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_cuda_request_falls_back_to_cpu_with_warning(loudness_model, caplog):
-    with caplog.at_level(logging.WARNING, logger="mer_live.model"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.inference.model"):
         m = Model(loudness_model, provider="cuda")
     assert m.active_provider == "CPUExecutionProvider"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -35,7 +35,7 @@ def test_cuda_request_falls_back_to_cpu_with_warning(loudness_model, caplog):
 
 
 def test_auto_uses_cpu_without_warning(loudness_model, caplog):
-    with caplog.at_level(logging.WARNING, logger="mer_live.model"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.inference.model"):
         m = Model(loudness_model, provider="auto")
     assert m.active_provider == "CPUExecutionProvider"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -1,4 +1,4 @@
-"""Real-time scheduling of the audio-path threads (mer_live.realtime), through real threads.
+"""Real-time scheduling of the audio-path threads (mer_live.live.realtime), through real threads.
 
 Whether the OS grants SCHED_FIFO depends on the machine (root, CAP_SYS_NICE or an rtprio limit),
 so each test first asks the kernel in a scratch thread and then checks that mer-live does what
@@ -13,11 +13,11 @@ import threading
 import numpy as np
 import pytest
 
-from mer_live.filesource import FileSource
-from mer_live.model import Model
-from mer_live.osc import OscConfig, OscSender
-from mer_live.pipeline import Pipeline, PipelineConfig
-from mer_live.realtime import is_realtime, promote
+from mer_live.inference.model import Model
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.live.realtime import is_realtime, promote
+from mer_live.outputs.osc import OscConfig, OscSender
+from mer_live.sources.filesource import FileSource
 
 
 def _in_thread(fn):
@@ -98,7 +98,7 @@ def test_realtime_flag_sets_both_threads() -> None:
 
 
 def test_aligned_blocksize_divides_the_hop() -> None:
-    from mer_live.capture import aligned_blocksize
+    from mer_live.sources.capture import aligned_blocksize
 
     assert aligned_blocksize(1600) == 100  # 0.1 s at 16 kHz
     assert aligned_blocksize(400) == 100  # 0.025 s at 16 kHz

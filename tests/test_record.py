@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mer_live.estimate import Estimate
-from mer_live.record import COLUMNS, Recorder, RecordError, read_record, row_of, song_starts
+from mer_live.live.estimate import Estimate
+from mer_live.outputs.record import COLUMNS, Recorder, RecordError, read_record, row_of, song_starts
 from tests.conftest import need_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def test_bad_paths_are_one_line_errors(tmp_path: Path) -> None:
 
 CHILD = """
 import sys, time
-from mer_live.estimate import Estimate
-from mer_live.record import Recorder
+from mer_live.live.estimate import Estimate
+from mer_live.outputs.record import Recorder
 rec = Recorder(sys.argv[1])
 rec.start()
 i = 0
@@ -120,12 +120,12 @@ def test_plot_command_draws_a_png(tmp_path: Path) -> None:
     rec.stop()
     png = tmp_path / "show.png"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "mer_live.record", "plot", str(path), str(png)],
+    r = subprocess.run([sys.executable, "-m", "mer_live.outputs.record", "plot", str(path), str(png)],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     missing = tmp_path / "none.csv"
-    r = subprocess.run([sys.executable, "-m", "mer_live.record", "plot", str(missing), str(png)],
+    r = subprocess.run([sys.executable, "-m", "mer_live.outputs.record", "plot", str(missing), str(png)],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot read" in r.stderr

@@ -1,6 +1,6 @@
 import numpy as np
 
-from mer_live.ringbuffer import RingBuffer
+from mer_live.live.ringbuffer import RingBuffer
 
 
 def test_wraparound_random_blocks_preserves_stream():

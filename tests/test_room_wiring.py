@@ -16,12 +16,12 @@ import soundfile as sf
 
 from mer_live.analyze import analyze_array
 from mer_live.analyze import main as analyze_main
-from mer_live.estimate import Estimate
-from mer_live.fusion import Fusion
-from mer_live.model import Model, default_model_path
-from mer_live.roominput import RoomModel, input_kind, load_for_input, room_model_path
-from mer_live.teacher import default_head_path, default_teacher_path
-from mer_live.terminal import format_line
+from mer_live.inference.fusion import Fusion
+from mer_live.inference.model import Model, default_model_path
+from mer_live.inference.roominput import RoomModel, input_kind, load_for_input, room_model_path
+from mer_live.inference.teacher import default_head_path, default_teacher_path
+from mer_live.live.estimate import Estimate
+from mer_live.outputs.terminal import format_line
 from tests.audio import plucked
 from tests.test_cli import run_cli
 

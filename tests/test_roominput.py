@@ -1,4 +1,4 @@
-"""The --room input path (mer_live/roominput.py) on real onnxruntime sessions: re-centring from the
+"""The --room input path (mer_live/inference/roominput.py) on real onnxruntime sessions: re-centring from the
 card, the line path untouched, bad cards refused."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from mer_live.model import Model, ModelError
-from mer_live.roominput import RoomCalibration, RoomModel, load_for_input, recentre, room_model_path
+from mer_live.inference.model import Model, ModelError
+from mer_live.inference.roominput import RoomCalibration, RoomModel, load_for_input, recentre, room_model_path
 
 
 def _logit(p):
@@ -59,7 +59,7 @@ def test_line_input_is_the_plain_model(room_card_model):
 
 def test_model_without_calibration_warns_and_passes(loudness_model, caplog):
     x = _windows()
-    with caplog.at_level(logging.WARNING, logger="mer_live.roominput"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.inference.roominput"):
         m = RoomModel(loudness_model)
     assert "no room calibration" in caplog.text
     np.testing.assert_array_equal(m.predict(x), Model(loudness_model).predict(x))

@@ -1,5 +1,5 @@
-"""mer_live/teacher.py: the shipped teacher + head at runtime (real onnxruntime sessions, the shipped
-files), and the one-line errors for files that do not belong together."""
+"""mer_live/inference/teacher.py: the shipped teacher + head at runtime (real onnxruntime sessions, the
+shipped files), and the one-line errors for files that do not belong together."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from mer_live.common.fusion import fuse
-from mer_live.demo import demo_audio
-from mer_live.model import ModelError
-from mer_live.teacher import Teacher, TeacherHead
+from mer_live.inference.model import ModelError
+from mer_live.inference.teacher import Teacher, TeacherHead
+from mer_live.sources.demo import demo_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 ONNX = ROOT / "models" / "musicnn-msd.onnx"

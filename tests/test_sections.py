@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from mer_live.estimate import Estimate
-from mer_live.sections import SectionConfig, SectionDetector, checkerboard_novelty, mel_matrix
-from mer_live.showconfig import ShowConfigError
+from mer_live.analysers.sections import SectionConfig, SectionDetector, checkerboard_novelty, mel_matrix
+from mer_live.common.validate import ShowConfigError
+from mer_live.live.estimate import Estimate
 from tests.grooves import build_drop, groove, pad
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mer_live.smoothing import Smoother
+from mer_live.live.smoothing import Smoother
 
 
 def _run(s: Smoother, target, seconds: float, dt: float = 0.1, silent: bool = False) -> np.ndarray:

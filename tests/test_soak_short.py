@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.soak import run_soak
-from mer_live.demo import demo_audio
+from mer_live.sources.demo import demo_audio
 
 SR = 22050
 

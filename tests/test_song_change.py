@@ -9,7 +9,7 @@ show cut between). "Settled": the quadrant of ``/mer/av`` equals the new song's 
 (bench_show compares with the song played alone instead; for a song that stays in one quadrant
 the two agree). The issue's floor on the benchmark's hard cuts is a median of 4 s (worst 7 s);
 this cut must settle within 4 s: it took 4.3 s before the song-change handling of
-mer_live/estimator.py and fusion.py, 3.0 s after (one run each, here). Both clips are 4Q clips the
+mer_live/live/estimator.py and fusion.py, 3.0 s after (one run each, here). Both clips are 4Q clips the
 default was trained on: this tests how fast the values move, not whether they are right."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def test_the_teachers_memory_restarts_at_a_patch_of_another_quadrant() -> None:
     puts the music in another quadrant than the memory does replaces the memory; one that agrees,
     or differs by less than the margin, joins it."""
     from mer_live.analyze import load_model
-    from mer_live.fusion import DISAGREE_MARGIN, Fusion, TeacherThread, disagrees
+    from mer_live.inference.fusion import DISAGREE_MARGIN, Fusion, TeacherThread, disagrees
 
     th = TeacherThread(Fusion.of(load_model(None, "cpu", 1)))
     old = np.array([1.5, 1.0])  # the teacher's logits: high arousal, high valence (Q1)

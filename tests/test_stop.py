@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.app import LiveApp
-from mer_live.filesource import FileSource
-from mer_live.model import Model
-from mer_live.pipeline import PipelineConfig
-from mer_live.stopping import Part, stop_parts
+from mer_live.inference.model import Model
+from mer_live.live.app import LiveApp
+from mer_live.live.pipeline import PipelineConfig
+from mer_live.live.stopping import Part, stop_parts
+from mer_live.sources.filesource import FileSource
 from tests.audio import pulse_fixture  # noqa: F401
 from tests.net import Wire
 from tests.olad import ARTNET_UNIVERSE, SACN_UNIVERSE, olad  # noqa: F401
@@ -216,7 +216,7 @@ def test_stop_parts_warns_each_exception_names_the_part_and_abandons_what_blocks
     parts.append(Part("out-blocks", release.wait))
     parts.append(Part("out-fine", lambda: None))
     t0 = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="mer_live.stopping"):
+    with caplog.at_level(logging.WARNING, logger="mer_live.live.stopping"):
         abandoned = stop_parts(parts, deadline_s=0.5)
     took = time.monotonic() - t0
     release.set()

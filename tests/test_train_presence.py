@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_live.demo import demo_audio
-from mer_live.presence import PresenceModel, music_flags
+from mer_live.inference.presence import PresenceModel, music_flags
+from mer_live.sources.demo import demo_audio
 from tests.conftest import need_tool
 from train import negatives as neg
 

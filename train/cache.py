@@ -37,7 +37,7 @@ DEFAULT_CACHE_DIR = Path("cache")
 def _chain_id() -> str:
     """What the cached samples depend on besides the file: a change here invalidates the cache."""
     from mer_live.common.framing import RESAMPLE_QUALITY
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     c = PipelineConfig()
     return f"prepare_offline|dc{c.dc_cutoff_hz}|gain{c.gain_db}|{RESAMPLE_QUALITY}|soxr{soxr.__version__}"
@@ -46,7 +46,7 @@ def _chain_id() -> str:
 def decode(path: Path, sr: int) -> np.ndarray:
     """Mono float32 audio of ``path`` at ``sr``: soundfile decode + the runtime's prepare_offline chain."""
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     if x.shape[0] == 0:

@@ -138,7 +138,7 @@ def export_onnx(
     ``scale``: another model's contract (the presence model: ``("music",)``, ``[batch, 1]``).
     """
     from mer_live.common.hashing import sha256_of
-    from mer_live.model import Model, ModelCard, ModelError, card_path_for
+    from mer_live.inference.model import Model, ModelCard, ModelError, card_path_for
 
     path = Path(path)
     if path.suffix != ".onnx":

@@ -248,7 +248,7 @@ def load_negatives(
     """``negatives.bank`` (cached under ``cache_dir/presence-neg-*``: generating takes minutes),
     each through the runtime's clean-up chain at 16 kHz (DC blocker), folds by group."""
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     from . import negatives
 
@@ -294,7 +294,7 @@ def load_showmusic(
     chain at 16 kHz; folds by group (a kit, an instrument, a package) over all kinds, seeded apart
     from the negatives' folds."""
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     from . import showmusic
 
@@ -330,7 +330,7 @@ def alsa_voice() -> list[tuple[str, np.ndarray]]:
     import soundfile as sf
 
     from mer_live.common.framing import prepare_offline
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     out = []
     for p in sorted(ALSA_DIR.glob("*.wav")):
@@ -659,7 +659,7 @@ def score_fold(
 
 
 def _gate(probs: np.ndarray, silent: np.ndarray, gate: Any) -> np.ndarray:
-    from mer_live.presence import music_flags
+    from mer_live.inference.presence import music_flags
 
     return music_flags(np.asarray(probs, np.float32), 0.1, silent, gate)
 
@@ -776,7 +776,7 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
     """The gate setting that keeps the median on delay <= 2 s and the p90 off delay <= 3 s on the
     transition streams and, among those, has the fewest errors after the gate (mean of the music
     kinds' missed rate and the negative kinds' false rate). Returns (GateConfig, grid rows)."""
-    from mer_live.presence import GateConfig
+    from mer_live.inference.presence import GateConfig
 
     rows = []
     for on_p in (0.5, 0.6, 0.7, 0.8):
@@ -825,7 +825,7 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
 
 
 def _ort(path: Path) -> Any:
-    from mer_live.presence import PresenceModel
+    from mer_live.inference.presence import PresenceModel
 
     return PresenceModel(path, provider="cpu", threads=1)
 
@@ -1008,7 +1008,7 @@ def run(args: argparse.Namespace) -> int:
 
 def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tuple[list[Scored], Any]:
     """Every item through one ONNX presence model (its card's gate): ``(scored, GateConfig)``."""
-    from mer_live.presence import GateConfig
+    from mer_live.inference.presence import GateConfig
 
     pm = _ort(onnx)
     gate = GateConfig.from_dict(pm.card.extra.get("gate") or {})

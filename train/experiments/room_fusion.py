@@ -79,7 +79,7 @@ def teacher_features(name: str, audio: Sequence[np.ndarray], every_s: float, tea
         return np.load(f)
     from tqdm import tqdm
 
-    from mer_live.teacher import Teacher
+    from mer_live.inference.teacher import Teacher
 
     t = Teacher(teacher_path, threads=1)
     out = []

@@ -8,7 +8,7 @@ The format follows the extension: ``.csv`` (header once, checked when appending)
 (one JSON object a line). Columns are defined once, in ``COLUMNS`` / ``row_of``, so
 ``mer-analyze --timeline-csv`` can write the same rows.
 
-    python -m mer_live.record plot show.csv show.png
+    python -m mer_live.outputs.record plot show.csv show.png
 
 draws arousal, valence (smoothed, raw faint) and tempo over wall-clock time, shades the stretches
 without music and marks song boundaries (music starting after a pause). Needs matplotlib (the
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mer_live.estimate import Estimate
+from mer_live.live.estimate import Estimate
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class Recorder:
 
     @property
     def part_name(self) -> str:
-        """How stop warnings name this output (``mer_live.stopping``)."""
+        """How stop warnings name this output (``mer_live.live.stopping``)."""
         return f"record ({self.path})"
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -298,7 +298,7 @@ def plot_record(src: str | Path, png: str | Path, title: str | None = None) -> i
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mer_live.record",
+    ap = argparse.ArgumentParser(prog="python -m mer_live.outputs.record",
                                  description="Work with mer-live show records.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("plot", help="draw a record (CSV or JSONL) to a PNG")

@@ -22,9 +22,9 @@ import numpy as np
 import soxr
 
 from mer_live.common.framing import RESAMPLE_QUALITY, CleanUp
+from mer_live.common.levels import DCBlocker, db_to_gain, is_clipping, peak_db, rms_db, sanitize, to_mono
 from mer_live.common.silence import SilenceClock
-from mer_live.levels import DCBlocker, db_to_gain, is_clipping, peak_db, rms_db, sanitize, to_mono
-from mer_live.ringbuffer import RingBuffer
+from mer_live.live.ringbuffer import RingBuffer
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mer_live.common.hashing import sha256_of
-from mer_live.model import ModelError, _ort, _providers_for
+from mer_live.inference.model import ModelError, _ort, _providers_for
 
 TEACHER_NAME = "musicnn-msd"
 HEAD_NAME = "musicnn-msd-head"

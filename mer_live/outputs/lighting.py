@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mer_live.estimate import Estimate, Event
-from mer_live.showconfig import ShowConfigError, check, config_from_dict
-from mer_live.stopping import describe
+from mer_live.common.validate import ShowConfigError, check, config_from_dict
+from mer_live.live.estimate import Estimate, Event
+from mer_live.live.stopping import describe
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class _SacnSender:
             out.dmx_data = tuple(bytes(512))
             # The library's thread sends a changed frame within a frame and then clears its private
             # ``_changed``; wait for that (a loaded machine may take longer than three frames), but
-            # never longer than half a second: the stop has a deadline (mer_live.stopping).
+            # never longer than half a second: the stop has a deadline (mer_live.live.stopping).
             deadline = time.monotonic() + max(3.0 / fps, 0.5)
             time.sleep(1.0 / fps)
             while getattr(out, "_changed", False) and time.monotonic() < deadline:
@@ -391,7 +391,7 @@ class LightingOutput:
 
     @property
     def part_name(self) -> str:
-        """How stop warnings name this output (``mer_live.stopping``)."""
+        """How stop warnings name this output (``mer_live.live.stopping``)."""
         c = self.config
         return f"lighting ({c.protocol} to {c.host or 'multicast'})"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mer_live.common.logs import one_line
-from mer_live.ringbuffer import RingBuffer
+from mer_live.live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 

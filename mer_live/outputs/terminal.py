@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TextIO
 
-from mer_live.estimate import Estimate, mood_label
+from mer_live.live.estimate import Estimate, mood_label
 
 BAR_WIDTH = 10
 
@@ -56,7 +56,7 @@ def tempo(e: Estimate) -> str:
 class TerminalPrinter:
     """Sink that prints the newest estimate ``rate_hz`` times a second on its own thread."""
 
-    part_name = "terminal"  #: how stop warnings name it (``mer_live.stopping``)
+    part_name = "terminal"  #: how stop warnings name it (``mer_live.live.stopping``)
 
     def __init__(self, stream: TextIO | None = None, rate_hz: float = 4.0, tty: bool | None = None,
                  label: str = "") -> None:

@@ -3,10 +3,10 @@
 ``Estimator.judge`` runs, per boundary, the decisions of docs/architecture.md in order:
 
 1. lost input, a silent input or a window not yet full: nothing to judge;
-2. the music-presence gate (``presence``: a small model and a hysteresis, ``mer_live.presence``):
+2. the music-presence gate (``presence``: a small model and a hysteresis, ``mer_live.inference.presence``):
    talk, applause, room tone or a line check between songs is not music;
 3. the emotion model on the window, only for music (a model error or non-finite output counts as
-   "not trusted" and is warned about, throttled); for a fused model (``mer_live.fusion``) a patch
+   "not trusted" and is warned about, throttled); for a fused model (``mer_live.inference.fusion``) a patch
    goes to the teacher's thread every ``live_every_s`` of music and the CNN's output is fused
    with the teacher's recent logits; a song change brings a patch early (see ``_fused``);
 4. the smoother: trusted values move the outputs; otherwise they hold or drift to neutral
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from mer_live.common.logs import Throttled, one_line
-from mer_live.model import Model, ModelError
-from mer_live.smoothing import Smoother
-from mer_live.stream import Boundary
+from mer_live.inference.model import Model, ModelError
+from mer_live.live.smoothing import Smoother
+from mer_live.live.stream import Boundary
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.estimate import Event
-from mer_live.showconfig import check as _check
-from mer_live.showconfig import config_from_dict, pow2
+from mer_live.common.validate import check as _check
+from mer_live.common.validate import config_from_dict, pow2
+from mer_live.live.estimate import Event
 
 #: aubio's onset detection functions (the tempo tracker runs on one of them too).
 AUBIO_METHODS = ("default", "energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl",

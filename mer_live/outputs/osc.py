@@ -26,8 +26,8 @@ from typing import Any
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
-from mer_live.estimate import Estimate, Event
-from mer_live.realtime import DEFAULT_PRIORITY, promote_or_warn
+from mer_live.live.estimate import Estimate, Event
+from mer_live.live.realtime import DEFAULT_PRIORITY, promote_or_warn
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class OscConfig:
     #: a new estimate goes out at once and the tick restarts from there, so the wire lags the model
     #: by microseconds instead of up to one period (false: a fixed-phase tick at rate_hz)
     send_on_estimate: bool = True
-    #: run the sender thread with real-time scheduling when the OS allows it (``mer_live.realtime``)
+    #: run the sender thread with real-time scheduling when the OS allows it (``mer_live.live.realtime``)
     realtime: bool = False
 
     def validate(self) -> OscConfig:
@@ -342,7 +342,7 @@ class OscSender:
       pipeline reports them (``event``).
     """
 
-    part_name = "OSC"  #: how stop warnings name it (``mer_live.stopping``)
+    part_name = "OSC"  #: how stop warnings name it (``mer_live.live.stopping``)
 
     def __init__(self, config: OscConfig) -> None:
         self.config = config.validate()

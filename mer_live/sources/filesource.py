@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_live.ringbuffer import RingBuffer
+from mer_live.live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mer_live.common.logs import one_line
-from mer_live.estimate import QUADRANT_NAMES, Estimate, Event, mood_label
+from mer_live.live.estimate import QUADRANT_NAMES, Estimate, Event, mood_label
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def _num(v: Any, fmt: str) -> str:
 def input_device_names() -> list[str]:
     """Names of the PortAudio input devices (empty, with one warning, when PortAudio fails)."""
     try:
-        from mer_live.capture import list_devices
+        from mer_live.sources.capture import list_devices
 
         # No rescan_devices() here: Pa_Terminate would also close a FileSource's playback stream.
         return [d["name"] for d in list_devices()]

@@ -37,9 +37,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from mer_live.beatfollow import Beat, BeatFollower
-from mer_live.estimate import Estimate, Event
-from mer_live.showconfig import check, config_from_dict
+from mer_live.analysers.beatfollow import Beat, BeatFollower
+from mer_live.common.validate import check, config_from_dict
+from mer_live.live.estimate import Estimate, Event
 
 log = logging.getLogger(__name__)
 

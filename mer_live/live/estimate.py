@@ -75,13 +75,13 @@ def beats_go_out(music: bool, rhythm: bool, silent: bool) -> bool:
     """Whether beat-like events (beats, onsets, bars, the tempo) go out: in music, or on a steady
     rhythm alone above the silence floor (a drum intro, a TR-808 groove, a crowd clapping in
     time), never in silence (a tracker's flywheel keeps counting for a few beats after a song).
-    One rule for the pipeline and every analyser that counts published beats (``mer_live.bars``)."""
+    One rule for the pipeline and every analyser that counts published beats (``mer_live.analysers.bars``)."""
     return music or (rhythm and not silent)
 
 
 #: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count; for
 #: ``beat_in_bar`` the count is the beat's place in its bar 1..N, for ``bar`` the bar's number in
-#: the song, mer_live/bars.py).
+#: the song, mer_live/analysers/bars.py).
 EVENT_KINDS = ("beat", "onset", "section", "drop", "bar", "beat_in_bar")
 
 

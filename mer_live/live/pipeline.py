@@ -41,19 +41,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mer_live.arrivals import Arrivals
 from mer_live.common.framing import hop_samples
+from mer_live.common.levels import SILENCE_DB
 from mer_live.common.logs import Throttled, one_line
 from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
-from mer_live.estimate import Estimate, Event, beats_go_out
-from mer_live.estimator import Estimator, Judgement
-from mer_live.levels import SILENCE_DB
-from mer_live.model import Model
-from mer_live.realtime import promote_or_warn
-from mer_live.ringbuffer import RingBuffer
-from mer_live.sinks import Sink, Sinks
-from mer_live.smoothing import ON_SILENCE, Smoother
-from mer_live.stream import Boundary, Stream
+from mer_live.inference.model import Model
+from mer_live.live.arrivals import Arrivals
+from mer_live.live.estimate import Estimate, Event, beats_go_out
+from mer_live.live.estimator import Estimator, Judgement
+from mer_live.live.realtime import promote_or_warn
+from mer_live.live.ringbuffer import RingBuffer
+from mer_live.live.sinks import Sink, Sinks
+from mer_live.live.smoothing import ON_SILENCE, Smoother
+from mer_live.live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
 #: analyser events that go out on rhythm alone (an analyser's ``rhythm`` flag), without music
@@ -77,7 +77,7 @@ class Source(Protocol):
 
 
 class Analyser(Protocol):
-    """A block analyser (``mer_live.beat``, ``mer_live.sections``): hears every cleaned block."""
+    """A block analyser (``analysers.beat``, ``analysers.sections``): hears every cleaned block."""
 
     def reset(self, samplerate: int) -> None: ...
     def process(self, mono: np.ndarray, t_end: float, wall: float) -> list[Event]: ...
@@ -101,7 +101,7 @@ class PipelineConfig:
     dc_cutoff_hz: float = 10.0  #: DC blocker cut-off; 0 disables it
     lost_after_s: float = 0.5  #: no audio for this long -> estimates with input_ok=False
     #: run the pipeline thread with real-time scheduling (SCHED_FIFO) when the OS allows it, so a
-    #: machine loaded by visuals does not delay the hop boundaries (``mer_live.realtime``)
+    #: machine loaded by visuals does not delay the hop boundaries (``mer_live.live.realtime``)
     realtime: bool = False
 
     def validate(self) -> PipelineConfig:
@@ -145,7 +145,7 @@ class Pipeline:
     ``start()`` starts the source then the thread; ``stop()`` stops both (idempotent, < 1 s).
     ``done`` is set when the thread ends: after ``stop()``, or by itself once a non-looping file
     source is finished and all its audio is processed. A Pipeline can be started again after
-    it ended (its source restarts too). ``presence`` and ``gate`` (``mer_live.presence``) make
+    it ended (its source restarts too). ``presence`` and ``gate`` (``mer_live.inference.presence``) make
     it judge music first; without them every audible full window counts as music. ``teacher`` (a
     ``fusion.TeacherThread``) makes it a two-rate fusion.
     """

@@ -34,7 +34,7 @@ def default_presence_path() -> Path:
 
 
 class PresenceModel:
-    """An onnxruntime session over a presence model and its card (``mer_live.model.Model``'s
+    """An onnxruntime session over a presence model and its card (``mer_live.inference.model.Model``'s
     loading, card validation, sha256 check and provider choice, expecting one output: music)."""
 
     def __init__(self, path: str | Path | None = None, provider: str = "cpu", threads: int | None = 1,

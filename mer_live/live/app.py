@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mer_live.estimate import Estimate, Event
-from mer_live.model import Model
-from mer_live.pipeline import Pipeline, PipelineConfig, Source
-from mer_live.sinks import Sink
-from mer_live.stopping import Part, part_name, started_threads, stop_parts
+from mer_live.inference.model import Model
+from mer_live.live.estimate import Estimate, Event
+from mer_live.live.pipeline import Pipeline, PipelineConfig, Source
+from mer_live.live.sinks import Sink
+from mer_live.live.stopping import Part, part_name, started_threads, stop_parts
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class LiveApp:
         self._lock = threading.Lock()
         self._stopped = False
         self._threads: dict[int, tuple[threading.Thread, ...]] = {}  #: id(output) -> threads its start made
-        self.abandoned: list[str] = []  #: what the last stop() had to abandon (see mer_live.stopping)
+        self.abandoned: list[str] = []  #: what the last stop() had to abandon (see mer_live.live.stopping)
 
     @property
     def source_name(self) -> str:

@@ -1,6 +1,6 @@
 """Two-rate fusion at runtime: the fast CNN every hop, the teacher on a 3-s patch every few seconds.
 
-Why: the CNN learnt from 716 labelled clips; musicnn (``mer_live.teacher``: Million Song Dataset
+Why: the CNN learnt from 716 labelled clips; musicnn (``mer_live.inference.teacher``: Million Song Dataset
 tags, ISC licence) knows far more music, but costs ~40x the CNN per call. Run on one patch every
 ``live_every_s`` on its own thread, it costs a few per cent of a core, and its opinion of a song
 changes slowly anyway. docs/teacher.md has the cross-validation of each cadence.
@@ -30,8 +30,8 @@ import numpy as np
 
 from mer_live.common.fusion import fuse
 from mer_live.common.logs import Throttled, one_line
-from mer_live.model import ModelError
-from mer_live.teacher import Teacher
+from mer_live.inference.model import ModelError
+from mer_live.inference.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Fusion:
         self.window_samples = self.teacher.window_samples
         self.patch_samples = self.window_samples - CONTEXT  #: the patch itself, without its context
         self.name = spec.teacher.stem
-        #: added to the teacher's logits: a room model's re-centring (``mer_live.roominput``)
+        #: added to the teacher's logits: a room model's re-centring (``mer_live.inference.roominput``)
         self.offsets = None if offsets is None else np.asarray(offsets, np.float64)
 
     @classmethod

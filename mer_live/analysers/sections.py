@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.estimate import Estimate, Event
-from mer_live.showconfig import check, config_from_dict
+from mer_live.common.validate import check, config_from_dict
+from mer_live.live.estimate import Estimate, Event
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ tenser and sadder) without changing how the model ranks music. The shipped room 
 are 0 (trained on rooms, it is not shifted); a model whose card carries non-zero ones (a line
 model calibrated for rooms: docs/room.md's re-centring rows) gets them.
 
-With a fused model (a card ``fusion`` entry, ``mer_live.fusion``) the teacher's logits are
+With a fused model (a card ``fusion`` entry, ``mer_live.inference.fusion``) the teacher's logits are
 re-centred too, by the card's ``room.teacher_offsets`` (``Fusion.of`` reads them from the model),
 and then fused: ``sigmoid(0.7 (logit(p_cnn) + o_cnn) + 0.3 (z + o_teacher))``. The CNN's offsets
 alone centre ``--no-teacher``; the teacher's were fitted after them, so the fusion is centred too.
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.model import Model, ModelCard, ModelError, default_model_path
+from mer_live.inference.model import Model, ModelCard, ModelError, default_model_path
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mer_live.common.logs import Throttled, one_line
-from mer_live.estimate import Estimate, Event
+from mer_live.live.estimate import Estimate, Event
 
 log = logging.getLogger(__name__)
 
