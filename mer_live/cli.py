@@ -14,7 +14,6 @@ file, unexpected), 2 usage, config or model error.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import signal
@@ -26,19 +25,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mer_live import __version__
+from mer_live.assemble import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, PROG, live_model, live_parts, notice
+from mer_live.assemble import StartError as CliError  # one error type from parsing to a started app
 
 log = logging.getLogger("mer_live")
-
-PROG = "mer-live"
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
-
-
-class CliError(Exception):
-    """A one-line user-facing error with its exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_RUNTIME) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -237,123 +227,6 @@ def setup_logging(verbosity: int, log_file: Path | None) -> None:
         root.setLevel(min(level, fh.level))
 
 
-def notice(msg: str) -> None:
-    """A one-line status message on stderr (and in the log file)."""
-    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
-    logging.getLogger("mer_live.cli").debug(msg, extra={"notice": True})
-
-
-def load_model(cfg: Any) -> Any:
-    """Load the configured model for the configured input (``[model] input``: line, or room: the
-    room model and its re-centring, ``mer_live.inference.roominput``); every failure is a one-line CliError
-    with exit code 2."""
-    from mer_live.inference.model import ModelError, default_model_path
-    from mer_live.inference.roominput import load_for_input
-
-    path = cfg.model.path
-    if path is None and cfg.model.input == "line":
-        path = default_model_path()
-        if not path.is_file():
-            raise CliError(
-                f"no model: the default model {path.name} is not installed in this version "
-                "(pass --model PATH)",
-                EXIT_USAGE,
-            )
-    try:
-        return load_for_input(cfg.model.input, path, provider=cfg.model.provider,
-                              threads=cfg.model.threads or None, require_gpu=cfg.model.require_gpu)
-    except ModelError as e:
-        raise CliError(str(e), EXIT_USAGE) from None
-
-
-def load_presence(cfg: Any) -> tuple[Any, Any]:
-    """``(PresenceModel, MusicGate)`` for the music gate, or ``(None, None)`` without one.
-
-    An explicit ``[model] presence`` path that cannot be loaded is an error (exit 2); a missing
-    shipped model is a warning, and every audible window then counts as music."""
-    if not cfg.model.music_gate:
-        return None, None
-    from mer_live.inference.model import ModelError
-    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
-
-    path = cfg.model.presence
-    if path is None and not default_presence_path().is_file():
-        log.warning("the music-presence model is not installed in this version: every sound counts as "
-                    "music (pass [model] presence = PATH, or --no-music-gate to silence this)")
-        return None, None
-    try:
-        return PresenceModel(path, provider="cpu", threads=1), MusicGate()
-    except ModelError as e:
-        raise CliError(f"music-presence model: {e}", EXIT_USAGE) from None
-
-
-def load_teacher(cfg: Any, model: Any) -> Any:
-    """A fused model's teacher on its own thread (``fusion.TeacherThread``), or None: a plain
-    model, or ``--no-teacher``. A broken teacher file is an error (exit 2), like a broken model."""
-    if not cfg.model.teacher:
-        return None
-    from mer_live.inference.fusion import Fusion, TeacherThread
-    from mer_live.inference.model import ModelError
-
-    try:
-        fusion = Fusion.of(model)
-    except ModelError as e:
-        raise CliError(f"teacher model: {e}", EXIT_USAGE) from None
-    if fusion is None:
-        return None
-    notice(f"teacher {fusion.name}: a {fusion.window_samples / model.sample_rate:.1f}-s patch every "
-           f"{fusion.spec.live_every_s:g} s of music, fused at weight {fusion.w:g}, "
-           f"on {fusion.active_provider}")
-    return TeacherThread(fusion)
-
-
-def _no_input_devices() -> bool:
-    """True when PortAudio is missing or lists no input device at all (then the demo runs)."""
-    from mer_live.sources.capture import DeviceError, list_devices
-
-    try:
-        return not list_devices()
-    except DeviceError:
-        return True
-
-
-def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Callable[[Any], Any], Any]:
-    """``(factory(spec) -> Source, initial spec)`` for the configured input.
-
-    A file (``--input``) or the demo ignore the device spec; a device spec opens that device.
-    With no device given and no input device at all, the demo runs (one-line notice).
-    """
-    from mer_live.common.framing import hop_samples
-    from mer_live.sources.capture import DeviceSource
-    from mer_live.sources.filesource import FileSource
-
-    src = cfg.source
-    if src.input is not None:
-        path = Path(src.input)
-        return (lambda _spec: FileSource(path, realtime=True, play=src.play, loop=src.loop)), str(path)
-    demo = src.demo
-    if not demo and cfg.capture.device is None and not cfg.capture.wait_for_device and _no_input_devices():
-        notice("no input device found: running the bundled demo instead (see --list-devices)")
-        demo = True
-    if demo:
-        from mer_live.sources.demo import demo_audio
-
-        sr = model.sample_rate
-        audio = demo_audio(sr)
-
-        def open_demo(_spec: Any) -> Any:
-            return FileSource(audio, sr, realtime=True, play=src.play, loop=True, name="demo")
-
-        return open_demo, "demo"
-
-    def open_device(spec: Any) -> Any:
-        return DeviceSource(dataclasses.replace(cfg.capture, device=spec), cancel=cancel,
-                            model_rate=model.sample_rate,
-                            hop_frames=hop_samples(cfg.pipeline.hop_s, model.sample_rate))
-
-    return open_device, cfg.capture.device
-
-
 def display_available() -> bool:
     """A window can be shown: an X/Wayland display, or Qt told to render offscreen."""
     if os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen"):
@@ -513,7 +386,7 @@ def _main(ns: argparse.Namespace) -> int:
         return EXIT_OK
 
     # 2. the model, before any audio opens
-    model = load_model(cfg)
+    model = live_model(cfg)
     from mer_live.inference.roominput import input_kind
 
     notice(
@@ -531,7 +404,6 @@ def _main(ns: argparse.Namespace) -> int:
 
 def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
     from mer_live.inference.roominput import input_kind
-    from mer_live.live.app import LiveApp
     from mer_live.live.stopping import abandon_line, exit_anyway, stray_threads
     from mer_live.outputs.record import RecordError
     from mer_live.outputs.terminal import TerminalPrinter
@@ -552,19 +424,11 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
             headless = True
 
     # 4. source, OSC, pipeline
-    factory, spec = source_factory(cfg, model, stopper.event)
-    osc = make_osc(cfg)
     printer = TerminalPrinter(label=input_kind(model)) if headless else None
-    pipeline_cfg = dataclasses.replace(cfg.pipeline, history_s=max(cfg.pipeline.history_s, cfg.gui.history_s))
-    presence, gate = load_presence(cfg)
-    teacher = load_teacher(cfg, model)
-    analysers, hooks = make_analysers(cfg)
-    outputs = make_outputs(cfg)
-    outputs += [a for a in analysers if hasattr(a, "start")]  # bars: the estimates' music flag, reset port
+    parts = live_parts(cfg, model, stopper.event, extra_sinks=[printer] if printer else [])
+    osc, outputs = parts.osc, parts.outputs
     try:
-        app = LiveApp(model, pipeline_cfg, factory, osc=osc, device=spec,
-                      extra_sinks=[*hooks, *([printer] if printer else [])], presence=presence, gate=gate,
-                      analysers=analysers, outputs=outputs, teacher=teacher)
+        app = parts.app()
         app.start()
     except (DeviceError, SourceError) as e:
         if stopper.event.is_set():
@@ -605,66 +469,6 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         f"{st.get('hops_skipped', 0)} skipped"
     )
     return rc
-
-
-def make_osc(cfg: Any) -> Any:
-    """The OSC sender for the [osc] section, or None with --no-osc."""
-    if not cfg.osc_enabled:
-        return None
-    from mer_live.outputs.osc import OscSender
-
-    try:
-        return OscSender(cfg.osc)
-    except (OSError, ValueError) as e:
-        raise CliError(f"cannot start OSC: {e}") from None
-
-
-def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
-    """The block analysers ``[beat]`` and ``[sections]`` enable, and the sinks that feed them
-    back the estimates they may use (the section detector's arousal gate for drops)."""
-    analysers: list[Any] = []
-    hooks: list[Any] = []
-    if cfg.beat.enabled:
-        try:
-            from mer_live.analysers.beat import BeatTracker
-        except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
-            log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
-        else:
-            tracker = BeatTracker(cfg.beat)
-            analysers.append(tracker)
-            if cfg.bars.enabled:  # right after the tracker: it reads the tracker's new beats
-                from mer_live.analysers.bars import Bars
-
-                analysers.append(Bars(tracker, cfg.bars))
-    if cfg.sections.enabled:
-        from mer_live.analysers.sections import SectionDetector
-
-        sections = SectionDetector(cfg.sections)
-        analysers.append(sections)
-        hooks.append(sections.observe)
-    return analysers, hooks
-
-
-def make_outputs(cfg: Any) -> list[Any]:
-    """Sinks with a life of their own (``start``/``stop``): the show record and the DMX output."""
-    outputs: list[Any] = []
-    if cfg.run.record is not None:
-        from mer_live.outputs.record import Recorder
-
-        outputs.append(Recorder(cfg.run.record))
-    if cfg.lighting.enabled:
-        from mer_live.outputs.lighting import LightingOutput
-
-        outputs.append(LightingOutput(cfg.lighting))
-    if cfg.midi.enabled:
-        from mer_live.outputs.midi import MidiOutput
-
-        outputs.append(MidiOutput(cfg.midi))
-    if cfg.link.enabled:
-        from mer_live.outputs.link import LinkOutput
-
-        outputs.append(LinkOutput(cfg.link))
-    return outputs
 
 
 def describe_osc(cfg: Any) -> str:

@@ -139,7 +139,7 @@ def probe(a: argparse.Namespace) -> int:
     qapp = QtWidgets.QApplication(["mer-live"])
     import pyqtgraph as pg
 
-    from mer_live.cli import make_analysers
+    from mer_live.assemble import make_analysers
     from mer_live.config import build_config
     from mer_live.inference.model import Model
     from mer_live.live.app import LiveApp

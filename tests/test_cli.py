@@ -235,7 +235,7 @@ def test_no_display_runs_headless_with_notice(quiet_then_loud, loudness_model) -
 
 def test_demo_fallback_without_input_devices(loudness_model) -> None:
     probe = subprocess.run(
-        [sys.executable, "-c", "from mer_live.cli import _no_input_devices as f; print(f())"],
+        [sys.executable, "-c", "from mer_live.assemble import _no_input_devices as f; print(f())"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env=env(),
     )
     if probe.stdout.strip() != "True":

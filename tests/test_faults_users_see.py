@@ -116,7 +116,7 @@ def test_the_record_of_a_run_matches_what_the_pipeline_published(model: Model, t
 
 # -- the live teacher's memory --------------------------------------------------------------------
 def test_the_live_teacher_forgets_patches_older_than_its_memory() -> None:
-    from mer_live.analyze import load_model
+    from mer_live.assemble import load_model
     from mer_live.inference.fusion import Fusion, TeacherThread
     from mer_live.sources.demo import demo_audio
 

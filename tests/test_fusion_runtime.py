@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from mer_live.analyze import analyze_array, load_model
+from mer_live.analyze import analyze_array
+from mer_live.assemble import load_model
 from mer_live.inference.fusion import Fusion, FusionSpec, TeacherThread
 from mer_live.inference.model import ModelError
 from mer_live.live.pipeline import Pipeline, PipelineConfig

@@ -92,7 +92,7 @@ def test_the_teachers_memory_restarts_at_a_patch_of_another_quadrant() -> None:
     """The old song's patches must not hold the fused values after a cut: a finished patch that
     puts the music in another quadrant than the memory does replaces the memory; one that agrees,
     or differs by less than the margin, joins it."""
-    from mer_live.analyze import load_model
+    from mer_live.assemble import load_model
     from mer_live.inference.fusion import DISAGREE_MARGIN, Fusion, TeacherThread, disagrees
 
     th = TeacherThread(Fusion.of(load_model(None, "cpu", 1)))
