@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mer_live import registry
+from mer_live.registry import StartError
+
+__all__ = ["StartError", "build_live", "live_parts", "load_model", "load_presence"]
+
 log = logging.getLogger("mer_live")
 
 PROG = "mer-live"
@@ -31,14 +36,6 @@ PRESENCE_MISSING_LIVE = ("the music-presence model is not installed in this vers
                          "music (pass [model] presence = PATH, or --no-music-gate to silence this)")
 PRESENCE_MISSING_OFFLINE = ("the music-presence model is not installed in this version: every audible "
                             "window counts as music (--no-music-gate silences this)")
-
-
-class StartError(Exception):
-    """A one-line user-facing error with its exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_RUNTIME) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def notice(msg: str) -> None:
@@ -176,63 +173,36 @@ def source_factory(cfg: Any, model: Any, cancel: threading.Event) -> tuple[Calla
 
 
 def make_osc(cfg: Any) -> Any:
-    """The OSC sender for the [osc] section, or None with --no-osc."""
-    if not cfg.osc_enabled:
-        return None
-    from mer_live.outputs.osc import OscSender
-
-    try:
-        return OscSender(cfg.osc)
-    except (OSError, ValueError) as e:
-        raise StartError(f"cannot start OSC: {e}") from None
+    """The OSC sender for the [osc] section, or None with --no-osc (``outputs/osc.py``)."""
+    return registry.output("osc").build(cfg)
 
 
 def make_analysers(cfg: Any) -> tuple[list[Any], list[Any]]:
-    """The block analysers ``[beat]`` and ``[sections]`` enable, and the sinks that feed them
-    back the estimates they may use (the section detector's arousal gate for drops)."""
-    analysers: list[Any] = []
-    hooks: list[Any] = []
-    if cfg.beat.enabled:
-        try:
-            from mer_live.analysers.beat import BeatTracker
-        except ImportError as e:  # aubio-ledfx missing: the emotion path goes on without beats
-            log.warning("no beat tracking: %s (pip install aubio-ledfx)", e)
-        else:
-            tracker = BeatTracker(cfg.beat)
-            analysers.append(tracker)
-            if cfg.bars.enabled:  # right after the tracker: it reads the tracker's new beats
-                from mer_live.analysers.bars import Bars
-
-                analysers.append(Bars(tracker, cfg.bars))
-    if cfg.sections.enabled:
-        from mer_live.analysers.sections import SectionDetector
-
-        sections = SectionDetector(cfg.sections)
-        analysers.append(sections)
-        hooks.append(sections.observe)
-    return analysers, hooks
+    """The block analysers their sections enable (``analysers/``, each after what it reads), and
+    the sinks that feed them back the estimates they may use (an analyser's ``observe``: the
+    section detector's arousal gate for drops)."""
+    built: dict[str, Any] = {}
+    for spec in registry.analysers_run_order():
+        a = spec.build(getattr(cfg, spec.name), built)
+        if a is not None:
+            built[spec.name] = a
+    analysers = list(built.values())
+    return analysers, [a.observe for a in analysers if hasattr(a, "observe")]
 
 
 def make_outputs(cfg: Any) -> list[Any]:
-    """Sinks with a life of their own (``start``/``stop``): the show record and the DMX output."""
-    outputs: list[Any] = []
-    if cfg.run.record is not None:
-        from mer_live.outputs.record import Recorder
+    """The outputs other than OSC that their sections enable (``outputs/``: the show record, DMX
+    lighting, MIDI, Link), in registration order. OSC has its own slot in the app."""
+    return [out for spec in registry.outputs() if spec.name != "osc" and (out := spec.build(cfg)) is not None]
 
-        outputs.append(Recorder(cfg.run.record))
-    if cfg.lighting.enabled:
-        from mer_live.outputs.lighting import LightingOutput
 
-        outputs.append(LightingOutput(cfg.lighting))
-    if cfg.midi.enabled:
-        from mer_live.outputs.midi import MidiOutput
-
-        outputs.append(MidiOutput(cfg.midi))
-    if cfg.link.enabled:
-        from mer_live.outputs.link import LinkOutput
-
-        outputs.append(LinkOutput(cfg.link))
-    return outputs
+def status_lines(cfg: Any, osc: Any, outputs: Sequence[Any]) -> list[str]:
+    """The line each started output prints (``OutputSpec.status``, else its ``describe()``)."""
+    lines = []
+    if osc is not None:
+        lines.append(registry.output("osc").status(osc, cfg))
+    lines += [out.describe() for out in outputs if hasattr(out, "describe")]  # MIDI port, Link session
+    return [line for line in lines if line]
 
 
 @dataclass

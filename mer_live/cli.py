@@ -24,8 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mer_live import __version__
-from mer_live.assemble import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, PROG, live_model, live_parts, notice
+from mer_live import __version__, registry
+from mer_live.assemble import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    PROG,
+    live_model,
+    live_parts,
+    notice,
+    status_lines,
+)
 from mer_live.assemble import StartError as CliError  # one error type from parsing to a started app
 
 log = logging.getLogger("mer_live")
@@ -39,16 +48,16 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from mer_live.live.pipeline import PipelineConfig
-    from mer_live.outputs.osc import OscConfig
 
-    pd, od = PipelineConfig(), OscConfig()  # --help shows their defaults, never a copy of them
+    pd = PipelineConfig()  # --help shows its defaults, never a copy of them
     p = _Parser(
         prog=PROG,
         description="Real-time music emotion recognition: arousal and valence of the input, "
         "sent over OSC and shown in a window. Flags override the --config file.",
     )
     S = argparse.SUPPRESS  # noqa: N806 - flags not given do not override the config file
-    a = p.add_argument_group("input")
+    groups = {title: p.add_argument_group(title) for title in registry.GROUPS}
+    a = groups["input"]
     a.add_argument("--device", default=S, metavar="DEV", help="input device: index or part of its name")
     a.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     a.add_argument("--samplerate", type=int, default=S, metavar="HZ", help="device sample rate")
@@ -68,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--play", action="store_const", const=True, default=S, help="also play --input aloud")
     a.add_argument("--loop", action="store_const", const=True, default=S, help="loop --input")
     a.add_argument("--demo", action="store_const", const=True, default=S, help="run on the bundled demo")
-    e = p.add_argument_group("estimation")
+    e = groups["estimation"]
     e.add_argument("--hop", type=float, default=S, metavar="S",
                    help=f"seconds between estimates (default {pd.hop_s:g})")
     e.add_argument("--attack", type=float, default=S, metavar="S",
@@ -87,37 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the room model and its re-centring (docs/room.md)")
     e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
                    help="estimate emotion for every sound, not only music (test tones, sound checks)")
-    o = p.add_argument_group("OSC")
-    o.add_argument("--osc", action="append", default=S, metavar="HOST:PORT",
-                   help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)")
-    o.add_argument("--osc-prefix", default=S, metavar="/mer", help="address prefix")
-    o.add_argument("--osc-rate", type=float, default=S, metavar="HZ",
-                   help=f"sends per second (default {od.rate_hz:g})")
-    o.add_argument("--range", choices=("01", "pm1"), default=S, help="values on the wire: 0..1 or -1..1")
-    o.add_argument("--bundle", action="store_const", const=True, default=S, help="one OSC bundle per tick")
-    o.add_argument("--osc-fixed-rate", action="store_const", const=True, default=S,
-                   help="send only on the fixed tick (default: each new estimate at once, then the tick)")
-    o.add_argument("--broadcast", action="store_const", const=True, default=S, help="allow broadcast targets")
-    o.add_argument("--no-osc", action="store_const", const=True, default=S, help="do not send OSC")
-    g = p.add_argument_group("display and run")
+    g = groups["display and run"]
     g.add_argument("--headless", action="store_const", const=True, default=S, help="no window: print values")
     g.add_argument("--duration", type=float, default=S, metavar="S", help="stop after S seconds")
     g.add_argument("--reset-window", action="store_true",
                    help="forget the window's remembered size, position and fullscreen state first")
-    g.add_argument("--record", default=S, metavar="FILE",
-                   help="append one row per estimate to FILE (.csv or .jsonl): a record of the show")
-    g.add_argument("--no-beat", action="store_const", const=True, default=S,
-                   help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)")
-    g.add_argument("--no-sections", action="store_const", const=True, default=S,
-                   help="no section-change or drop detection (/mer/section, /mer/drop)")
-    t = p.add_argument_group("tempo sync")
-    t.add_argument("--midi", default=S, metavar="PORT",
-                   help="MIDI out: beat clock, CCs, notes ([midi]); PORT: an output's index or name, "
-                   "or 'virtual' for a port of mer-live's own (needs the [midi] extra)")
-    t.add_argument("--list-midi", action="store_true", help="list MIDI output ports and exit")
-    t.add_argument("--link", action="store_const", const=True, default=S,
-                   help="Ableton Link: drive the session's tempo and beat phase from the beat, only while "
-                   "a steady beat is heard ([link]; needs the [link] extra)")
+    for f in registry.flags():  # every output's and analyser's own flags (outputs/, analysers/)
+        groups[f.group].add_argument(*f.args, **({} if f.command else {"default": S}), **f.kwargs)
     g.add_argument("--config", metavar="FILE", help="TOML config file (see examples/show.toml)")
     g.add_argument("--print-config", action="store_true", help="print the effective config as TOML and exit")
     g.add_argument("-v", "--verbose", action="count", default=S, help="-v info, -vv debug and tracebacks")
@@ -167,30 +152,22 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "room": ("model", "input", None),
         "headless": ("gui", "headless", None),
         "duration": ("run", "duration", None),
-        "record": ("run", "record", None),
-        "no_beat": ("beat", "enabled", lambda v: not v),
-        "no_sections": ("sections", "enabled", lambda v: not v),
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
         "log_file": ("log", "file", None),
-        "osc": ("osc", "targets", None),
-        "osc_prefix": ("osc", "prefix", None),
-        "osc_rate": ("osc", "rate_hz", None),
-        "range": ("osc", "value_range", None),
-        "bundle": ("osc", "bundle", None),
-        "osc_fixed_rate": ("osc", "send_on_estimate", lambda v: not v),
-        "broadcast": ("osc", "broadcast", None),
-        "no_osc": ("osc", "enabled", lambda v: not v),
         "realtime": ("pipeline", "realtime", None),
-        "midi": ("midi", "port", None),
-        "link": ("link", "enabled", None),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():
         if dest in given:
             value = given[dest]
             out[(section, key)] = (conv(value) if conv else value, "--" + dest.replace("_", "-"))
-    if "midi" in given:  # --midi PORT turns the output on
-        out[("midi", "enabled")] = (True, "--midi")
+    for f in registry.flags():  # the outputs' and analysers' own flags
+        if f.target is None or f.dest not in given:
+            continue
+        value, flag = given[f.dest], "--" + f.dest.replace("_", "-")
+        out[f.target] = (f.convert(value) if f.convert else value, flag)
+        for section, key, fn in f.also:  # --midi PORT turns the output on
+            out[(section, key)] = (fn(value), flag)
     if "realtime" in given:  # one flag for both threads on the audio path
         out[("osc", "realtime")] = (given["realtime"], "--realtime")
     return out
@@ -376,14 +353,13 @@ def _main(ns: argparse.Namespace) -> int:
             raise CliError(str(e)) from None
         return EXIT_OK
 
-    if ns.list_midi:
-        from mer_live.outputs.midi import format_ports
-
-        try:
-            print(format_ports(cfg.midi.api))
-        except (ImportError, OSError) as e:
-            raise CliError(str(e)) from None
-        return EXIT_OK
+    for f in registry.flags():  # an output's own listing (--list-midi)
+        if f.command is not None and getattr(ns, f.dest, False):
+            try:
+                print(f.command(cfg))
+            except (ImportError, OSError) as e:
+                raise CliError(str(e)) from None
+            return EXIT_OK
 
     # 2. the model, before any audio opens
     model = live_model(cfg)
@@ -444,11 +420,8 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
                f"{model.card.window_seconds:g}-s window: "
                + ("no emotion estimate until it has looped to a full window" if cfg.source.loop
                   else "one estimate, on a zero-padded window at its end (--loop fills a window)"))
-    if osc is not None:
-        notice(f"OSC: {describe_osc(cfg)}")
-    for out in outputs:  # the tempo outputs say where they went (MIDI port, Link session)
-        if hasattr(out, "describe"):
-            notice(out.describe())
+    for line in status_lines(cfg, osc, outputs):  # OSC's targets, the MIDI port, the Link session
+        notice(line)
     started = time.monotonic()
     rc = EXIT_OK
     try:
@@ -469,12 +442,6 @@ def _run(cfg: Any, model: Any, stopper: _Stopper) -> int:
         f"{st.get('hops_skipped', 0)} skipped"
     )
     return rc
-
-
-def describe_osc(cfg: Any) -> str:
-    o = cfg.osc
-    extra = [f"{o.rate_hz:g} Hz", f"range {o.value_range}"] + (["bundled"] if o.bundle else [])
-    return f"{', '.join(o.targets)} prefix {o.prefix} ({', '.join(extra)})"
 
 
 if __name__ == "__main__":  # pragma: no cover

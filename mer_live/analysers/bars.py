@@ -29,6 +29,7 @@ import numpy as np
 
 from mer_live.common.validate import check, config_from_dict
 from mer_live.live.estimate import Estimate, Event, beats_go_out
+from mer_live.registry import AnalyserSpec, register_analyser
 
 log = logging.getLogger(__name__)
 
@@ -210,3 +211,12 @@ class Bars:
         if th is not None:
             th.join(0.5)
         self._sock = None
+
+
+# ---- registration: [bars], right after the beat tracker it reads; the events it publishes ---------
+
+register_analyser(AnalyserSpec(
+    name="bars", order=120, run_order=20, config=BarsConfig,
+    build=lambda c, built: Bars(built["beat"], c) if c.enabled and "beat" in built else None,
+    event_kinds=("bar", "beat_in_bar"), rhythm_kinds=("beat_in_bar", "bar"),
+))

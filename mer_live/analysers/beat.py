@@ -30,6 +30,7 @@ import numpy as np
 from mer_live.common.validate import check as _check
 from mer_live.common.validate import config_from_dict, pow2
 from mer_live.live.estimate import Event
+from mer_live.registry import AnalyserSpec, Flag, register_analyser
 
 #: aubio's onset detection functions (the tempo tracker runs on one of them too).
 AUBIO_METHODS = ("default", "energy", "hfc", "complex", "phase", "wphase", "specdiff", "kl", "mkl",
@@ -587,3 +588,17 @@ class BeatTracker:
                 self._state = BeatState(bpm, beats, onsets, last_t, last_wall,
                                         float(self._tempo.get_confidence()), self.rhythm, self._per.score)
         return events
+
+
+# ---- registration: [beat], --no-beat, the events it publishes and the values they carry -----------
+
+register_analyser(AnalyserSpec(
+    name="beat", order=90, run_order=10, config=BeatConfig,
+    build=lambda c, _built: BeatTracker(c) if c.enabled else None,
+    event_kinds=("beat", "onset"), rhythm_kinds=("beat", "onset"),
+    values={"beat": lambda ev: {"bpm": ev.bpm, "beats": ev.count}},
+    flags=(Flag(("--no-beat",),
+                dict(action="store_const", const=True,
+                     help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)"),
+                ("beat", "enabled"), lambda v: not v),),
+))

@@ -40,6 +40,7 @@ import numpy as np
 
 from mer_live.common.validate import check, config_from_dict
 from mer_live.live.estimate import Estimate, Event
+from mer_live.registry import AnalyserSpec, Flag, register_analyser
 
 
 @dataclass(frozen=True)
@@ -270,3 +271,16 @@ class SectionDetector:
             return None
         self._last_drop_t = t_drop
         return Event("drop", self._state.drops + 1, t_drop, wall, strength=a_bass - b_bass)
+
+
+# ---- registration: [sections], --no-sections, the events it publishes ----------------------------
+
+register_analyser(AnalyserSpec(
+    name="sections", order=100, run_order=30, config=SectionConfig,
+    build=lambda c, _built: SectionDetector(c) if c.enabled else None,
+    event_kinds=("section", "drop"),
+    flags=(Flag(("--no-sections",),
+                dict(action="store_const", const=True,
+                     help="no section-change or drop detection (/mer/section, /mer/drop)"),
+                ("sections", "enabled"), lambda v: not v),),
+))

@@ -79,10 +79,15 @@ def beats_go_out(music: bool, rhythm: bool, silent: bool) -> bool:
     return music or (rhythm and not silent)
 
 
-#: Event kinds an analyser may publish (OSC ``/mer/<kind> i`` with the running count; for
-#: ``beat_in_bar`` the count is the beat's place in its bar 1..N, for ``bar`` the bar's number in
-#: the song, mer_live/analysers/bars.py).
-EVENT_KINDS = ("beat", "onset", "section", "drop", "bar", "beat_in_bar")
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``EVENT_KINDS``: every kind of event an analyser may publish (OSC ``/mer/<kind> i`` with the
+    running count; for ``beat_in_bar`` the count is the beat's place in its bar 1..N, for ``bar``
+    the bar's number in the song), declared by the analysers themselves (``mer_live.registry``)."""
+    if name == "EVENT_KINDS":
+        from mer_live.registry import event_kinds
+
+        return event_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

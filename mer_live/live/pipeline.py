@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mer_live import registry
 from mer_live.common.framing import hop_samples
 from mer_live.common.levels import SILENCE_DB
 from mer_live.common.logs import Throttled, one_line
@@ -56,8 +57,6 @@ from mer_live.live.smoothing import ON_SILENCE, Smoother
 from mer_live.live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
-#: analyser events that go out on rhythm alone (an analyser's ``rhythm`` flag), without music
-RHYTHM_EVENTS = ("beat", "onset", "beat_in_bar", "bar")
 
 
 class Source(Protocol):
@@ -174,6 +173,10 @@ class Pipeline:
         smoother = Smoother(cfg.attack_s, cfg.release_s, cfg.on_silence, cfg.neutral_s)
         self.estimator = Estimator(model, smoother, presence, gate, teacher)
         self.analysers = list(analysers)
+        #: the analysers' declarations (``mer_live.registry``): which events go out on rhythm alone
+        #: (an analyser's ``rhythm`` flag), without music, and the values events carry (the beat's bpm)
+        self._rhythm_kinds = frozenset(registry.rhythm_kinds())
+        self._value_rules = registry.value_rules()
         self.latest: Estimate | None = None
         self.done = threading.Event()
         self.done.set()  # not running yet
@@ -321,7 +324,7 @@ class Pipeline:
         self.estimator.reset()
         for a in self.analysers:
             a.reset(self.src_rate)
-        self._bpm, self._beats = 0.0, 0
+        self._values: dict[str, Any] = {}  #: the estimate values the analysers' events carry
         self._last_eval: int | None = None  # model-rate end of the last evaluated window
         self._arrivals = Arrivals(src, self.src_rate, self.model_rate)
         self._last_audio_wall = time.monotonic()
@@ -437,9 +440,10 @@ class Pipeline:
             # before, or without, the music gate; sections and drops wait for music
             beats_out = beats_go_out(music, bool(getattr(a, "rhythm", False)), silent)
             for ev in events:
-                if ev.kind == "beat":
-                    self._bpm, self._beats = ev.bpm, ev.count
-                if music or (beats_out and ev.kind in RHYTHM_EVENTS):  # talk or applause drive no lights
+                rule = self._value_rules.get(ev.kind)
+                if rule is not None:
+                    self._values.update(rule(ev))
+                if music or (beats_out and ev.kind in self._rhythm_kinds):  # talk or applause drive no lights
                     self.sinks.event(ev)
 
     # -- estimates ----------------------------------------------------------------------------
@@ -473,7 +477,7 @@ class Pipeline:
             clipping=bool(clipping), input_ok=input_ok, bad_samples=int(bad), model_ms=j.model_ms,
             latency_ms=latency_ms, overflows=int(getattr(src, "overflows", 0)) + int(src.ring.frames_lost),
             hops_skipped=self.hops_skipped, music=j.music, music_prob=j.music_prob,
-            bpm=self._live_bpm(j.music, silent), beats=self._beats,
+            **{**self._values, "bpm": self._live_bpm(j.music, silent)},
         )
 
     def _live_bpm(self, music: bool, silent: bool) -> float:
@@ -481,7 +485,7 @@ class Pipeline:
         above the silence floor); else 0, so /mer/bpm stops with /mer/beat between songs (talk,
         applause, silence) instead of holding a stale one."""
         if beats_go_out(music, any(getattr(a, "rhythm", False) for a in self.analysers), silent):
-            return self._bpm
+            return self._values.get("bpm", 0.0)
         return 0.0
 
     def _publish(self, e: Estimate) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 from mer_live.common.validate import ShowConfigError, check, config_from_dict
 from mer_live.live.estimate import Estimate, Event
 from mer_live.live.stopping import describe
+from mer_live.registry import OutputSpec, register_output
 
 log = logging.getLogger(__name__)
 
@@ -411,3 +412,11 @@ class LightingOutput:
             except Exception as e:  # noqa: BLE001 - any library error: warn, the process goes on stopping
                 _BROKEN.append(sender)  # kept: the library's __del__ would retry the stop that failed
                 log.warning("%s: blackout or close failed: %s", self.part_name, describe(e))
+
+
+# ---- registration: the [lighting] section (nested tables) and the factory ------------------------
+
+register_output(OutputSpec(
+    name="lighting", order=110, config=LightingConfig, from_dict=LightingConfig.from_dict,
+    build=lambda cfg: LightingOutput(cfg.lighting) if cfg.lighting.enabled else None,
+))

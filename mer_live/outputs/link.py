@@ -40,6 +40,7 @@ from typing import Any
 from mer_live.analysers.beatfollow import Beat, BeatFollower
 from mer_live.common.validate import check, config_from_dict
 from mer_live.live.estimate import Estimate, Event
+from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +237,16 @@ class LinkOutput:
             st.forceBeatAtTime(beat + step, t_beat, c.quantum)
             self.counts["phase_sets"] += 1
         self._link.commitAppSessionState(st)
+
+
+# ---- registration: the [link] section, --link, the factory ---------------------------------------
+
+register_output(OutputSpec(
+    name="link", order=140, config=LinkConfig,
+    build=lambda cfg: LinkOutput(cfg.link) if cfg.link.enabled else None,
+    flags=(Flag(("--link",),
+                dict(action="store_const", const=True,
+                     help="Ableton Link: drive the session's tempo and beat phase from the beat, only "
+                     "while a steady beat is heard ([link]; needs the [link] extra)"),
+                ("link", "enabled"), group="tempo sync"),),
+))

@@ -37,6 +37,7 @@ from typing import Any
 from mer_live.analysers.beatfollow import BeatFollower
 from mer_live.common.validate import check, config_from_dict
 from mer_live.live.estimate import Estimate, Event
+from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)
 
@@ -410,3 +411,19 @@ class MidiOutput:
         self._send(self._note(note, True))
         self.counts["note"] += 1
         self._notes_off.append((now + self.config.note_s, note))
+
+
+# ---- registration: the [midi] section, --midi / --list-midi, the factory --------------------------
+
+register_output(OutputSpec(
+    name="midi", order=130, config=MidiConfig,
+    build=lambda cfg: MidiOutput(cfg.midi) if cfg.midi.enabled else None,
+    flags=(
+        Flag(("--midi",), dict(metavar="PORT", help="MIDI out: beat clock, CCs, notes ([midi]); PORT: an "
+                               "output's index or name, or 'virtual' for a port of mer-live's own (needs "
+                               "the [midi] extra)"),
+             ("midi", "port"), also=(("midi", "enabled", lambda _v: True),), group="tempo sync"),
+        Flag(("--list-midi",), dict(action="store_true", help="list MIDI output ports and exit"),
+             command=lambda cfg: format_ports(cfg.midi.api), group="tempo sync"),
+    ),
+))

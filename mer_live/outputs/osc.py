@@ -28,6 +28,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
 from mer_live.live.estimate import Estimate, Event
 from mer_live.live.realtime import DEFAULT_PRIORITY, promote_or_warn
+from mer_live.registry import Flag, OutputSpec, StartError, register_output
 
 log = logging.getLogger(__name__)
 
@@ -507,3 +508,49 @@ class OscSender:
             for t in self._targets:
                 if t.ensure_socket(now) and dgrams:
                     t.send(dgrams, now)
+
+
+# ---- registration: the [osc] section, its flags, its factory and its start-up line -------------
+
+
+def _build(cfg: Any) -> OscSender | None:
+    """The OSC sender for the [osc] section, or None with --no-osc."""
+    if not cfg.osc_enabled:
+        return None
+    try:
+        return OscSender(cfg.osc)
+    except (OSError, ValueError) as e:
+        raise StartError(f"cannot start OSC: {e}") from None
+
+
+def describe_osc(cfg: Any) -> str:
+    o = cfg.osc
+    extra = [f"{o.rate_hz:g} Hz", f"range {o.value_range}"] + (["bundled"] if o.bundle else [])
+    return f"{', '.join(o.targets)} prefix {o.prefix} ({', '.join(extra)})"
+
+
+_S = "OSC"
+register_output(OutputSpec(
+    name="osc", order=50, build=_build, config=OscConfig,
+    status=lambda _out, cfg: f"OSC: {describe_osc(cfg)}",
+    flags=(
+        Flag(("--osc",), dict(action="append", metavar="HOST:PORT",
+                              help="send to HOST:PORT (repeatable; default 127.0.0.1:9000)"),
+             ("osc", "targets"), group=_S),
+        Flag(("--osc-prefix",), dict(metavar="/mer", help="address prefix"), ("osc", "prefix"), group=_S),
+        Flag(("--osc-rate",), dict(type=float, metavar="HZ",
+                                   help=f"sends per second (default {OscConfig().rate_hz:g})"),
+             ("osc", "rate_hz"), group=_S),
+        Flag(("--range",), dict(choices=("01", "pm1"), help="values on the wire: 0..1 or -1..1"),
+             ("osc", "value_range"), group=_S),
+        Flag(("--bundle",), dict(action="store_const", const=True, help="one OSC bundle per tick"),
+             ("osc", "bundle"), group=_S),
+        Flag(("--osc-fixed-rate",), dict(action="store_const", const=True, help="send only on the fixed "
+                                         "tick (default: each new estimate at once, then the tick)"),
+             ("osc", "send_on_estimate"), lambda v: not v, group=_S),
+        Flag(("--broadcast",), dict(action="store_const", const=True, help="allow broadcast targets"),
+             ("osc", "broadcast"), group=_S),
+        Flag(("--no-osc",), dict(action="store_const", const=True, help="do not send OSC"),
+             ("osc", "enabled"), lambda v: not v, group=_S),
+    ),
+))

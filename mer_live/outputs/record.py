@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mer_live.live.estimate import Estimate
+from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +314,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{args.png}: {n} rows drawn")
     return 0
+
+
+# ---- registration: --record (the [run] section's record) and the factory -------------------------
+
+register_output(OutputSpec(
+    name="record", order=105,
+    build=lambda cfg: Recorder(cfg.run.record) if cfg.run.record is not None else None,
+    flags=(Flag(("--record",), dict(metavar="FILE", help="append one row per estimate to FILE (.csv or "
+                                    ".jsonl): a record of the show"), ("run", "record")),),
+))
 
 
 if __name__ == "__main__":
