@@ -1,5 +1,5 @@
 """Presence training: the negatives' generators, a tiny real training run -> ONNX parity, and
-the shipped model on synthesized speech and applause (tests/test_presence.py has the runtime)."""
+the shipped model on synthesized speech and applause (tests/inference/test_presence.py has the runtime)."""
 
 from __future__ import annotations
 

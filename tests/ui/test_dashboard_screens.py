@@ -124,7 +124,7 @@ def test_window_remembers_its_place_and_reset_forgets_it(loudness_model: Path, t
         conf = tmp_path / "mer-live" / "dashboard.conf"
         assert "normal" in conf.read_text()
         r = subprocess.run([sys.executable, "-m", "mer_live.cli", "--reset-window", "--print-config"],
-                           env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                           env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
         assert f"window settings reset ({conf})" in r.stderr

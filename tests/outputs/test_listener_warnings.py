@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mer_live.outputs.osc import OscConfig, OscSender
-from tests.test_osc import EXAMPLES, Script, est, free_udp_port
+from tests.outputs.test_osc import EXAMPLES, Script, est, free_udp_port
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -319,7 +319,7 @@ def test_broadcast_is_opt_in(caplog) -> None:
 
 
 # -- the examples (they double as docs, so they must work) -------------------------------------
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 class Script(LineProcess):

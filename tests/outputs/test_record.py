@@ -16,7 +16,7 @@ from mer_live.live.estimate import Estimate
 from mer_live.outputs.record import COLUMNS, Recorder, RecordError, read_record, row_of, song_starts
 from tests.conftest import need_module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def est(i: int, music: bool = True) -> Estimate:

@@ -15,7 +15,7 @@ from mer_live.inference.model import ModelError
 from mer_live.inference.teacher import Teacher, TeacherHead
 from mer_live.sources.demo import demo_audio
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ONNX = ROOT / "models" / "musicnn-msd.onnx"
 HEAD = ROOT / "models" / "musicnn-msd-head.json"
 
