@@ -7,7 +7,7 @@ real ``OscSender`` sending to a real UDP socket on 127.0.0.1 (a counting listene
 
     python -m bench.soak [--minutes 60] [--model M] [--hop 0.1]
 
-``run_soak`` is also what ``tests/test_soak_short.py`` runs on ~2 minutes of audio.
+``run_soak`` is also what ``tests/live/test_soak_short.py`` runs on ~2 minutes of audio.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ are checked key by key (unknown keys, wrong types, out-of-range values) and ever
 ``show.toml: [osc] rate_hz must be a number > 0, got "fast"``. Past this module the rest of the
 program can trust its config. Paths are only ever opened as data, never executed or evaluated.
 
-The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, ``OscConfig``)
-are read by introspection (field names and type hints), so a field added there is configurable
+The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, and every
+output's and analyser's, which register themselves in ``mer_live.registry``) are read by
+introspection (field names and type hints), so a field or a section added there is configurable
 here without a change; their own ``__post_init__`` checks are reported the same way.
 """
 
