@@ -30,6 +30,7 @@ Policies (documented choices):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -57,6 +58,7 @@ from mer_live.live.smoothing import ON_SILENCE, Smoother
 from mer_live.live.stream import Boundary, Stream
 
 log = logging.getLogger(__name__)
+_ESTIMATE_FIELDS = frozenset(f.name for f in dataclasses.fields(Estimate))
 
 
 class Source(Protocol):
@@ -441,8 +443,8 @@ class Pipeline:
             beats_out = beats_go_out(music, bool(getattr(a, "rhythm", False)), silent)
             for ev in events:
                 rule = self._value_rules.get(ev.kind)
-                if rule is not None:
-                    self._values.update(rule(ev))
+                if rule is not None:  # a value that is no field of Estimate is left out, not a crash
+                    self._values.update(kv for kv in rule(ev).items() if kv[0] in _ESTIMATE_FIELDS)
                 if music or (beats_out and ev.kind in self._rhythm_kinds):  # talk or applause drive no lights
                     self.sinks.event(ev)
 
