@@ -50,7 +50,8 @@ def as_wav(mp3s: list[Path]) -> list[Path]:
 
 def in_process(paths: list[Path], model_path: Path, threads: int, hop: float) -> dict[str, float]:
     """Seconds of audio, decode seconds and inference seconds over ``paths`` (after one warm-up)."""
-    from mer_live.analyze import analyze_array, decode, load_model
+    from mer_live.analyze import analyze_array, decode
+    from mer_live.assemble import load_model
 
     model = load_model(model_path, provider="cpu", threads=threads)
     x, _ = decode(paths[0], model.sample_rate)

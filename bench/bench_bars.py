@@ -17,8 +17,8 @@ import types
 
 import numpy as np
 
-from mer_live.bars import Bars
-from mer_live.beat import BeatTracker
+from mer_live.analysers.bars import Bars
+from mer_live.analysers.beat import BeatTracker
 from tests.grooves import groove
 
 SR = 44100

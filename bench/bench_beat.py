@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import ROOT, SHARED_DATA, md_table, positive_float, positive_int, record, run_cli
-from mer_live.beat import BeatConfig, BeatTracker
+from mer_live.analysers.beat import BeatConfig, BeatTracker
 from tests.grooves import groove
 
 CACHE = ROOT / "cache" / "bench-beat"

@@ -47,9 +47,9 @@ class Keep:
 
 
 def run_item(x: np.ndarray, sr: int, model, presence, gate, beat_cfg) -> list[tuple[float, object]]:
-    from mer_live.beat import BeatTracker
-    from mer_live.filesource import FileSource
-    from mer_live.pipeline import Pipeline, PipelineConfig
+    from mer_live.analysers.beat import BeatTracker
+    from mer_live.live.pipeline import Pipeline, PipelineConfig
+    from mer_live.sources.filesource import FileSource
 
     keep = Keep()
     pipe = Pipeline(FileSource(x, sr, realtime=False, blocksize=512), model, PipelineConfig(), sinks=[keep],
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import soundfile as sf
 
-    from mer_live.beat import BeatConfig
-    from mer_live.model import Model, default_model_path
-    from mer_live.presence import MusicGate, PresenceModel, default_presence_path
+    from mer_live.analysers.beat import BeatConfig
+    from mer_live.inference.model import Model, default_model_path
+    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
 
     meta_path = args.set / "beats.json"
     if not meta_path.is_file():

@@ -46,11 +46,13 @@ def pick_model(arg: str | Path | None, tmp: Path) -> tuple[Path, str]:
 
 
 def make_app(model_path: Path, osc_port: int | None):
-    from mer_live.app import LiveApp
-    from mer_live.demo import demo_audio
-    from mer_live.filesource import FileSource
-    from mer_live.model import Model
-    from mer_live.pipeline import PipelineConfig
+    """What mer-live runs by default (music gate, teacher, beat, sections: ``assemble.build_live``)
+    on the looping demo, OSC only to ``osc_port``."""
+    from mer_live.assemble import build_live
+    from mer_live.config import build_config
+    from mer_live.inference.model import Model
+    from mer_live.sources.demo import demo_audio
+    from mer_live.sources.filesource import FileSource
 
     sr = 22050
     audio = demo_audio(sr)
@@ -58,20 +60,9 @@ def make_app(model_path: Path, osc_port: int | None):
     def factory(_spec):
         return FileSource(audio, sr, realtime=True, loop=True, name="demo")
 
-    osc = None
-    if osc_port is not None:
-        from mer_live.osc import OscConfig, OscSender
-
-        osc = OscSender(OscConfig(targets=[f"127.0.0.1:{osc_port}"]))
-    from mer_live.cli import load_presence, load_teacher, make_analysers
-    from mer_live.config import build_config
-
-    cfg = build_config({})  # what mer-live runs by default: music gate, teacher, beat, sections
-    model = Model(model_path, provider="cpu")
-    presence, gate = load_presence(cfg)
-    analysers, hooks = make_analysers(cfg)
-    return LiveApp(model, PipelineConfig(), factory, osc=osc, extra_sinks=hooks, presence=presence, gate=gate,
-                   analysers=analysers, teacher=load_teacher(cfg, model))
+    osc = {"targets": [f"127.0.0.1:{osc_port}"]} if osc_port is not None else {"enabled": False}
+    cfg = build_config({"osc": osc})
+    return build_live(cfg, Model(model_path, provider="cpu"), source=(factory, None))
 
 
 def measure(app, seconds: float, run: Callable[[float], None]) -> dict[str, float]:
@@ -98,7 +89,7 @@ def run_qt(qapp, seconds: float) -> None:
 def bench(seconds: float, model_arg: str | Path | None, do_record: bool) -> None:
     from PySide6 import QtWidgets
 
-    from mer_live.dashboard import DashboardWindow
+    from mer_live.ui.dashboard import DashboardWindow
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +161,7 @@ def screenshot(path: Path, at_s: float, model_arg: str | Path | None,
     """Play the demo with the window open for ``at_s`` seconds, then save a screenshot."""
     from PySide6 import QtWidgets
 
-    from mer_live.dashboard import DashboardWindow, GuiSettings
+    from mer_live.ui.dashboard import DashboardWindow, GuiSettings
 
     qapp = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     listener = UdpListener()  # a real OSC receiver, so the status shows a real send rate

@@ -96,7 +96,7 @@ def run_headless(
 def demo_wav(path: Path, sr: int, channels: int) -> Path:
     import soundfile as sf
 
-    from mer_live.demo import demo_audio
+    from mer_live.sources.demo import demo_audio
 
     x = demo_audio(sr)
     if channels > 1:
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     def prof_for(hop: float) -> float:
         return args.profile or 0.0 if hop == 0.1 else 0.0
 
-    from mer_live.roominput import room_model_path
+    from mer_live.inference.roominput import room_model_path
 
     variants = {"default": [], "cnn-only": ["--no-teacher", "--no-music-gate", "--no-beat", "--no-sections"],
                 "room": ["--room"]}

@@ -110,7 +110,7 @@ def stamped_source(device: str, capacity: int, samplerate: int | None = None, lo
                    model_rate: int | None = None, hop_frames: int | None = None):
     """A real ``DeviceSource`` whose callback also stamps each block (instrumentation only: the
     ring write and overflow count are the production callback's)."""
-    from mer_live.capture import CaptureConfig, DeviceSource
+    from mer_live.sources.capture import CaptureConfig, DeviceSource
 
     class StampedDeviceSource(DeviceSource):
         def __init__(self) -> None:
@@ -193,10 +193,10 @@ def adc_times(st: Stamps, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def default_parts(model) -> dict:
     """What ``mer-live`` adds to the pipeline by default: the music gate, a fused model's teacher
     thread, the beat tracker and the section detector (``--full``)."""
-    from mer_live.beat import BeatConfig, BeatTracker
-    from mer_live.fusion import Fusion, TeacherThread
-    from mer_live.presence import MusicGate, PresenceModel
-    from mer_live.sections import SectionConfig, SectionDetector
+    from mer_live.analysers.beat import BeatConfig, BeatTracker
+    from mer_live.analysers.sections import SectionConfig, SectionDetector
+    from mer_live.inference.fusion import Fusion, TeacherThread
+    from mer_live.inference.presence import MusicGate, PresenceModel
 
     fusion = Fusion.of(model)
     return {"presence": PresenceModel(), "gate": MusicGate(),
@@ -209,8 +209,8 @@ FULL = False  #: --full: run_one builds the pipeline with default_parts
 
 def run_one(src_factory, model, hop: float, osc_rate: float, seconds: float, realtime: bool = False) -> dict:
     """One run of ``seconds``: returns arrays of per-estimate latencies (ms) and counts."""
-    from mer_live.osc import OscConfig, OscSender
-    from mer_live.pipeline import Pipeline, PipelineConfig
+    from mer_live.live.pipeline import Pipeline, PipelineConfig
+    from mer_live.outputs.osc import OscConfig, OscSender
 
     prefix = "/mer"
     child = subprocess.Popen([sys.executable, "-c", _LISTENER, prefix, str(seconds + 8)],
@@ -337,7 +337,7 @@ def music_wav(path: Path) -> Path:
         x, sr = sf.read(str(p), dtype="float32", always_2d=True)
         parts.append(soxr.resample(x, sr, 48000, quality="HQ"))
     if not parts:
-        from mer_live.demo import demo_audio
+        from mer_live.sources.demo import demo_audio
 
         parts = [demo_audio(48000)[:, None]]
     x = np.concatenate(parts)
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         raise RuntimeError(f"cannot measure through a device here: {why}")
     from mer_live.common.framing import hop_samples
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     model_path = pick_model(args.model)
     model = Model(model_path, provider="cpu", threads=1)

@@ -143,7 +143,7 @@ def reference_models() -> list[Path]:
 
 def time_model(path: Path, threads: int, runs: int, provider: str = "cpu", batch: int = 1) -> list[float]:
     """Seconds per ``Model.predict`` of ``batch`` windows of noise, after a warm-up."""
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     m = Model(path, provider=provider, threads=threads)
     x = (0.1 * np.random.default_rng(0).standard_normal((batch, m.window_samples))).astype(np.float32)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     from bench.bench_flops import flops_per_window
-    from mer_live.model import load_card
+    from mer_live.inference.model import load_card
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", type=model_file,

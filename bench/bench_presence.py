@@ -18,8 +18,8 @@ from bench.common import md_table, positive_int, record, run_cli, stats, time_ca
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mer_live.model import Model, default_model_path
-    from mer_live.presence import PresenceModel, default_presence_path
+    from mer_live.inference.model import Model, default_model_path
+    from mer_live.inference.presence import PresenceModel, default_presence_path
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=positive_int, default=2000)

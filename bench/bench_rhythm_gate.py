@@ -29,7 +29,7 @@ SR_NEG = 48000
 
 def gate_trace(x: np.ndarray, sr: int, block: int = 512) -> tuple[float | None, float]:
     """(stream time the rhythm gate first opened or None, share of the audio it was open)."""
-    from mer_live.beat import BeatTracker
+    from mer_live.analysers.beat import BeatTracker
 
     bt = BeatTracker()
     bt.reset(sr)

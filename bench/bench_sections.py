@@ -29,7 +29,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from bench.common import SHARED_DATA, md_table, positive_int, record, run_cli
-from mer_live.sections import SectionConfig, SectionDetector
+from mer_live.analysers.sections import SectionConfig, SectionDetector
 from tests.grooves import build_drop, groove, pad
 
 HIT_S = 3.0

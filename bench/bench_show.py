@@ -388,7 +388,7 @@ class Collector:
 def sync_teacher(fusion):
     """A TeacherThread that runs each patch at once on the caller's thread (unpaced: the teacher
     keeps pace with stream time whatever the machine does, so runs repeat exactly)."""
-    from mer_live.fusion import TeacherThread
+    from mer_live.inference.fusion import TeacherThread
 
     class SyncTeacher(TeacherThread):
         def start(self) -> None:  # no thread
@@ -411,13 +411,13 @@ def sync_teacher(fusion):
 
 def run_live(show: Show, paced: bool, teacher: bool) -> tuple[Collector, float]:
     """The show through the real Pipeline at the defaults; (what reached the sinks, wall seconds)."""
-    from mer_live.beat import BeatConfig, BeatTracker
-    from mer_live.filesource import FileSource
-    from mer_live.fusion import Fusion, TeacherThread
-    from mer_live.model import Model, default_model_path
-    from mer_live.pipeline import Pipeline, PipelineConfig
-    from mer_live.presence import MusicGate, PresenceModel
-    from mer_live.sections import SectionConfig, SectionDetector
+    from mer_live.analysers.beat import BeatConfig, BeatTracker
+    from mer_live.analysers.sections import SectionConfig, SectionDetector
+    from mer_live.inference.fusion import Fusion, TeacherThread
+    from mer_live.inference.model import Model, default_model_path
+    from mer_live.inference.presence import MusicGate, PresenceModel
+    from mer_live.live.pipeline import Pipeline, PipelineConfig
+    from mer_live.sources.filesource import FileSource
 
     model = Model(default_model_path(), provider="cpu", threads=1)
     th = None
@@ -441,11 +441,11 @@ def run_live(show: Show, paced: bool, teacher: bool) -> tuple[Collector, float]:
 def run_alone(show: Show, teacher: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each song alone through a fresh live path (the same models and settings): song time and
     output quadrant of every music estimate, the reference a settled show output must match."""
-    from mer_live.filesource import FileSource
-    from mer_live.fusion import Fusion
-    from mer_live.model import Model, default_model_path
-    from mer_live.pipeline import Pipeline, PipelineConfig
-    from mer_live.presence import MusicGate, PresenceModel
+    from mer_live.inference.fusion import Fusion
+    from mer_live.inference.model import Model, default_model_path
+    from mer_live.inference.presence import MusicGate, PresenceModel
+    from mer_live.live.pipeline import Pipeline, PipelineConfig
+    from mer_live.sources.filesource import FileSource
 
     model = Model(default_model_path(), provider="cpu", threads=1)
     presence = PresenceModel(None, provider="cpu", threads=1)

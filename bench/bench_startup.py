@@ -30,7 +30,7 @@ def demo_wav() -> Path:
     if not WAV.is_file():
         import soundfile as sf
 
-        from mer_live.demo import demo_audio
+        from mer_live.sources.demo import demo_audio
 
         sf.write(str(WAV), demo_audio(22050), 22050, subtype="PCM_16")
     return WAV
@@ -84,7 +84,7 @@ def import_profile(model: Path, wav: Path, top: int = 12) -> list[tuple[str, flo
 
 
 def model_load_ms(model: Path, runs: int = 5) -> float:
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     ts = []
     for _ in range(runs):
@@ -96,7 +96,7 @@ def model_load_ms(model: Path, runs: int = 5) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.bench_model import pick_model
-    from mer_live.model import load_card
+    from mer_live.inference.model import load_card
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=positive_int, default=7)

@@ -60,7 +60,7 @@ def time_frontend(runs: int) -> list[float]:
 
 
 def time_cnn(threads: int, batch: int, runs: int) -> list[float]:
-    from mer_live.model import Model, default_model_path
+    from mer_live.inference.model import Model, default_model_path
 
     m = Model(default_model_path(), threads=threads)
     x = (0.1 * np.random.default_rng(0).standard_normal((batch, m.window_samples))).astype(np.float32)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                      "min ms", "p99 ms", "audio / time"], rows)
     gfl_t, gfl_c = flops_per_window(TEACHER) / 1e9, None
     try:
-        from mer_live.model import default_model_path
+        from mer_live.inference.model import default_model_path
 
         gfl_c = flops_per_window(default_model_path()) / 1e9
     except Exception:  # counting is a note, not the measurement

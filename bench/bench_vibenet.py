@@ -60,7 +60,8 @@ _MER_CHILD = r"""
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from mer_live.analyze import analyze_file, load_model
+from mer_live.analyze import analyze_file
+from mer_live.assemble import load_model
 model = load_model(Path(sys.argv[1]), provider="cpu", threads=int(sys.argv[2]))
 load_s = time.perf_counter() - t0
 hop = model.window_samples / model.sample_rate if sys.argv[3] == "window" else float(sys.argv[3])
@@ -82,8 +83,9 @@ _MER_RUN_CHILD = r"""
 import io, json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from mer_live.analyze import analyze_file, default_decoders, default_threads, load_model, load_presence, run
-from mer_live.fusion import Fusion
+from mer_live.analyze import analyze_file, default_decoders, default_threads, run
+from mer_live.assemble import load_model, load_presence
+from mer_live.inference.fusion import Fusion
 threads = int(sys.argv[2]) or default_threads(default_decoders())  # 0: what the CLI picks
 model = load_model(Path(sys.argv[1]), provider="cpu", threads=threads)
 mode = sys.argv[4]  # "default": the music gate and the teacher as the CLI runs them; "cnn": neither

@@ -351,7 +351,7 @@ def model_file(text: str) -> Path:
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a benchmark's ``main``; turn the failures a user can cause or meet (a bad model, a
     missing tool, a subprocess that failed, Ctrl-C) into one line on stderr and exit code 1/130."""
-    from mer_live.model import ModelError
+    from mer_live.inference.model import ModelError
 
     prog = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "bench"
     try:

@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     import soxr
 
     from bench.bench_model import pick_model
-    from mer_live.analyze import analyze_array, load_model
-    from mer_live.levels import DCBlocker
+    from mer_live.analyze import analyze_array
+    from mer_live.assemble import load_model
+    from mer_live.common.levels import DCBlocker
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=positive_int, default=20)

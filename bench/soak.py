@@ -7,7 +7,7 @@ real ``OscSender`` sending to a real UDP socket on 127.0.0.1 (a counting listene
 
     python -m bench.soak [--minutes 60] [--model M] [--hop 0.1]
 
-``run_soak`` is also what ``tests/test_soak_short.py`` runs on ~2 minutes of audio.
+``run_soak`` is also what ``tests/live/test_soak_short.py`` runs on ~2 minutes of audio.
 """
 
 from __future__ import annotations
@@ -133,10 +133,10 @@ def run_soak(
     -> (Recorder, OscSender -> UDP) and check schedule, values and memory."""
     from mer_live.analyze import analyze_array
     from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
-    from mer_live.filesource import FileSource
-    from mer_live.model import Model
-    from mer_live.osc import OscConfig, OscSender
-    from mer_live.pipeline import Pipeline, PipelineConfig
+    from mer_live.inference.model import Model
+    from mer_live.live.pipeline import Pipeline, PipelineConfig
+    from mer_live.outputs.osc import OscConfig, OscSender
+    from mer_live.sources.filesource import FileSource
 
     model = Model(model_path, provider="cpu", threads=1)
     rate, window = model.sample_rate, model.window_samples
@@ -232,7 +232,7 @@ def long_audio(minutes: float, sr: int = 22050) -> tuple[np.ndarray, int, str]:
                 break
         if pos >= need:
             return out, sr, f"{used} 4Q clips concatenated"
-    from mer_live.demo import demo_audio
+    from mer_live.sources.demo import demo_audio
 
     d = demo_audio(sr)
     reps = -(-need // len(d))

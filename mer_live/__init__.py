@@ -7,7 +7,7 @@ The runtime needs only numpy and onnxruntime (never torch). Streaming use::
     av = model.predict(windows)           # float32 [batch, samples] -> [batch, 2]
 """
 
-from mer_live.model import Model, ModelCard, ModelError, default_model_path
+from mer_live.inference.model import Model, ModelCard, ModelError, default_model_path
 
 __all__ = ["Model", "ModelCard", "ModelError", "default_model_path"]
 __version__ = "0.1.0"

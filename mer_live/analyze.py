@@ -25,13 +25,14 @@ from typing import Any, NoReturn, TextIO
 import numpy as np
 
 from mer_live import __version__
+from mer_live.assemble import PRESENCE_MISSING_OFFLINE, load_model, load_presence
 from mer_live.common import silence
 from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.common.logs import one_line
-from mer_live.estimate import quadrant_of
-from mer_live.fusion import Fusion
-from mer_live.model import Model, ModelError, default_model_path
-from mer_live.pipeline import PipelineConfig
+from mer_live.inference.fusion import Fusion
+from mer_live.inference.model import Model, ModelError
+from mer_live.live.estimate import quadrant_of
+from mer_live.live.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, ho
     silent = silent_flags(x, ends, rate)
     if presence is None:
         return ~silent
-    from mer_live.presence import music_flags
+    from mer_live.inference.presence import music_flags
 
     n = int(presence.window_samples)
     if windows.shape[1] < n:
@@ -511,33 +512,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_model(path: Path | None, provider: str = "auto", threads: int | None = None,
-               input: str = "line") -> Model:
-    """Load the model for ``input`` ("line", or "room": the room model and its re-centring,
-    ``mer_live.roominput``) or raise ModelError with a message that says what to do."""
-    from mer_live.roominput import load_for_input
-
-    if path is None and input == "line":
-        path = default_model_path()
-        if not path.is_file():
-            raise ModelError(
-                f"no model: the default model ({path.name}) is not installed in this version; "
-                "pass --model PATH"
-            )
-    return load_for_input(input, path, provider=provider, threads=threads or None)
-
-
-def load_presence() -> Any | None:
-    """The shipped music-presence model, or None (with a warning) when it is not installed."""
-    from mer_live.presence import PresenceModel, default_presence_path
-
-    if not default_presence_path().is_file():
-        log.warning("the music-presence model is not installed in this version: every audible "
-                    "window counts as music (--no-music-gate silences this)")
-        return None
-    return PresenceModel(provider="cpu", threads=1)
-
-
 def _open_for_writing(path: Path, flag: str) -> TextIO:
     try:
         return open(path, "w", newline="", encoding="utf-8")
@@ -581,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = collect_paths(args.paths)
             if not paths:
                 raise AnalyzeError("no audio files to analyse")
-            presence = None if args.no_music_gate else load_presence()
+            presence = None if args.no_music_gate else load_presence(missing=PRESENCE_MISSING_OFFLINE)
             fusion = None if args.no_teacher else Fusion.of(model, threads=threads)  # model's provider
             progress = args.progress or (len(paths) > 3 and sys.stderr.isatty())
             failed = run(paths, model, hop=args.hop, batch=args.batch, csv_out=args.csv,

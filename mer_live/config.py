@@ -6,8 +6,9 @@ are checked key by key (unknown keys, wrong types, out-of-range values) and ever
 ``show.toml: [osc] rate_hz must be a number > 0, got "fast"``. Past this module the rest of the
 program can trust its config. Paths are only ever opened as data, never executed or evaluated.
 
-The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, ``OscConfig``)
-are read by introspection (field names and type hints), so a field added there is configurable
+The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, and every
+output's and analyser's, which register themselves in ``mer_live.registry``) are read by
+introspection (field names and type hints), so a field or a section added there is configurable
 here without a change; their own ``__post_init__`` checks are reported the same way.
 """
 
@@ -21,15 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mer_live.bars import BarsConfig
-from mer_live.beat import BeatConfig
-from mer_live.capture import CaptureConfig
-from mer_live.lighting import LightingConfig
-from mer_live.link import LinkConfig
-from mer_live.midi import MidiConfig
-from mer_live.osc import OscConfig
-from mer_live.pipeline import PipelineConfig
-from mer_live.sections import SectionConfig
+from mer_live import registry
+from mer_live.live.pipeline import PipelineConfig
+from mer_live.sources.capture import CaptureConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,32 +96,30 @@ class RunConfig:
     record: Path | None = None  #: append one row per estimate to this .csv or .jsonl file
 
 
-@dataclass(frozen=True)
-class Config:
-    capture: CaptureConfig = field(default_factory=CaptureConfig)
-    source: SourceConfig = field(default_factory=SourceConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    osc: OscConfig = field(default_factory=OscConfig)
-    gui: GuiConfig = field(default_factory=GuiConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-    run: RunConfig = field(default_factory=RunConfig)
-    beat: BeatConfig = field(default_factory=BeatConfig)
-    sections: SectionConfig = field(default_factory=SectionConfig)
-    lighting: LightingConfig = field(default_factory=LightingConfig)
-    bars: BarsConfig = field(default_factory=BarsConfig)
-    midi: MidiConfig = field(default_factory=MidiConfig)
-    link: LinkConfig = field(default_factory=LinkConfig)
-    osc_enabled: bool = True  #: ``[osc] enabled = false`` / ``--no-osc``
-
+#: The core sections (order, name, dataclass); outputs and analysers register theirs
+#: (``mer_live.registry``), each with its place in the file.
+_CORE: list[tuple[int, str, type]] = [
+    (10, "capture", CaptureConfig), (20, "source", SourceConfig), (30, "model", ModelConfig),
+    (40, "pipeline", PipelineConfig), (60, "gui", GuiConfig), (70, "log", LogConfig), (80, "run", RunConfig),
+]
+_ALL = sorted([*_CORE, *((o, n, c) for o, n, c, _f in registry.sections())], key=lambda s: s[0])
 
 #: Section name -> its dataclass, in file order.
-_HINTS = typing.get_type_hints(Config)
-SECTIONS: dict[str, type] = {
-    f.name: _HINTS[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(_HINTS[f.name])
-}
+SECTIONS: dict[str, type] = {name: cls for _o, name, cls in _ALL}
 #: Sections with nested tables (``[[lighting.fixtures]]``, ``[lighting.mapping]``) build themselves.
-NESTED: dict[str, typing.Callable[[Any], Any]] = {"lighting": LightingConfig.from_dict}
+NESTED: dict[str, typing.Callable[[Any], Any]] = {
+    n: f for _o, n, _c, f in registry.sections() if f is not None
+}
+
+#: The whole configuration: one frozen dataclass field per section (``cfg.osc``, ``cfg.midi`` ...),
+#: plus ``osc_enabled`` (``[osc] enabled = false`` / ``--no-osc``).
+Config = dataclasses.make_dataclass(
+    "Config",
+    [*((name, cls, field(default_factory=cls)) for name, cls in SECTIONS.items()),
+     ("osc_enabled", bool, True)],
+    frozen=True,
+)
+Config.__module__ = __name__
 
 #: Range checks beyond the type: (section, key) -> (predicate, what a good value is).
 RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {

@@ -135,7 +135,7 @@ class PulseServer:
     @contextlib.contextmanager
     def activate(self) -> Iterator[PulseServer]:
         """Point this process's PortAudio at the private server (and back afterwards)."""
-        from mer_live.capture import rescan_devices
+        from mer_live.sources.capture import rescan_devices
 
         saved = {k: os.environ.get(k) for k in ("PULSE_SERVER",)}
         os.environ["PULSE_SERVER"] = self.env["PULSE_SERVER"]

@@ -62,11 +62,11 @@ def need_tool(name: str, package: str | None = None) -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A test that leaves a non-daemon thread running keeps this process alive after the summary
     (issue #29: once for 9 minutes, beyond any per-test timeout): name the threads and exit anyway,
-    failed (``mer_live.stopping.exit_anyway`` at interpreter shutdown)."""
+    failed (``mer_live.live.stopping.exit_anyway`` at interpreter shutdown)."""
     import threading
     import time
 
-    from mer_live.stopping import exit_anyway
+    from mer_live.live.stopping import exit_anyway
 
     main = threading.main_thread()
     left = [t for t in threading.enumerate() if t is not main and not t.daemon]

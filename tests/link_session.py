@@ -1,4 +1,4 @@
-"""Run INSIDE a private network namespace (tests/test_link.py starts it with ``unshare -n``): a Link
+"""Run INSIDE a private network namespace (tests/outputs/test_link.py starts it with ``unshare -n``): a Link
 peer (the same binding as mer-live's) and ``mer-live --link`` on one audio file, the peer's view of
 the session sampled every 10 ms, /mer/beat received over OSC. Writes one JSON file for the test.
 

@@ -139,13 +139,13 @@ def probe(a: argparse.Namespace) -> int:
     qapp = QtWidgets.QApplication(["mer-live"])
     import pyqtgraph as pg
 
-    from mer_live.app import LiveApp
-    from mer_live.cli import make_analysers
+    from mer_live.assemble import make_analysers
     from mer_live.config import build_config
-    from mer_live.dashboard import DashboardWindow, GuiSettings
-    from mer_live.filesource import FileSource
-    from mer_live.model import Model
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.inference.model import Model
+    from mer_live.live.app import LiveApp
+    from mer_live.live.pipeline import PipelineConfig
+    from mer_live.sources.filesource import FileSource
+    from mer_live.ui.dashboard import DashboardWindow, GuiSettings
 
     pg.setConfigOptions(antialias=True)
     sr = 22050

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from mer_live.analyze import analyze_array, analyze_file, main
-from mer_live.model import Model
+from mer_live.inference.model import Model
 from tests.conftest import need_tool
 
 ROOT = Path(__file__).resolve().parents[1]

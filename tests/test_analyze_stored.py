@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.demo import demo_audio
+from mer_live.sources.demo import demo_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 STORED = ROOT / "tests" / "data" / "analyze-stored"

@@ -126,7 +126,7 @@ def test_missing_default_model_says_so(tmp_path) -> None:
     shutil.copy(ROOT / "models" / "__init__.py", pkg / "models")
     shutil.copy(ROOT / "models" / "mer-default.json", pkg / "models")
     e = env(PYTHONPATH=str(tmp_path))
-    code = "from mer_live.model import default_model_path as d; print(d())"
+    code = "from mer_live.inference.model import default_model_path as d; print(d())"
     probe = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                            timeout=60, env=e)
     assert probe.stdout.strip() == str(pkg / "models" / "mer-default.onnx"), probe.stderr
@@ -235,7 +235,7 @@ def test_no_display_runs_headless_with_notice(quiet_then_loud, loudness_model) -
 
 def test_demo_fallback_without_input_devices(loudness_model) -> None:
     probe = subprocess.run(
-        [sys.executable, "-c", "from mer_live.cli import _no_input_devices as f; print(f())"],
+        [sys.executable, "-c", "from mer_live.assemble import _no_input_devices as f; print(f())"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env=env(),
     )
     if probe.stdout.strip() != "True":

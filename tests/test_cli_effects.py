@@ -206,7 +206,7 @@ def test_log_file_gets_timed_lines_and_v_adds_debug(loudness_model, tmp_path) ->
         assert r.returncode == 0, r.stderr
         runs[name] = (log.read_text(), r.stderr)
     for name, (text, err) in runs.items():
-        warn = stamp + r"WARNING mer_live\.osc: OSC target 127\.0\.0\.1:9: nothing listening"
+        warn = stamp + r"WARNING mer_live\.outputs\.osc: OSC target 127\.0\.0\.1:9: nothing listening"
         assert re.search(warn, text, re.M), (name, text)
         notices = re.findall(stamp + r"DEBUG mer_live\.cli: model loudness-test \(16000 Hz", text, re.M)
         assert len(notices) == (0 if name == "plain" else 1), (name, text)  # -v: the file gets debug

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from mer_live.capture import CaptureConfig, DeviceSource
-from mer_live.model import Model
-from mer_live.osc import OscConfig, OscSender
-from mer_live.pipeline import Pipeline, PipelineConfig
+from mer_live.inference.model import Model
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.outputs.osc import OscConfig, OscSender
+from mer_live.sources.capture import CaptureConfig, DeviceSource
 from tests.audio import SINK_RATE, PulseServer, pulse_fixture, write_wav  # noqa: F401
-from tests.test_osc import Receiver
+from tests.outputs.test_osc import Receiver
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from mer_live.demo import demo_audio
+from mer_live.sources.demo import demo_audio
 from tests.audio import SINK_RATE, PulseServer, pulse_fixture, write_wav  # noqa: F401
 from tests.conftest import missing
 from tests.net import Wire

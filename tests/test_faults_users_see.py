@@ -17,14 +17,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mer_live.estimate import Estimate, Event
-from mer_live.filesource import FileSource
-from mer_live.model import Model
-from mer_live.osc import OscConfig, OscSender
-from mer_live.pipeline import Pipeline, PipelineConfig
-from mer_live.presence import MusicGate, PresenceModel
-from mer_live.record import Recorder, read_record
-from mer_live.sections import SectionDetector
+from mer_live.analysers.sections import SectionDetector
+from mer_live.inference.model import Model
+from mer_live.inference.presence import MusicGate, PresenceModel
+from mer_live.live.estimate import Estimate, Event
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.outputs.osc import OscConfig, OscSender
+from mer_live.outputs.record import Recorder, read_record
+from mer_live.sources.filesource import FileSource
 from tests.grooves import groove, pad
 from tests.net import Wire
 
@@ -116,9 +116,9 @@ def test_the_record_of_a_run_matches_what_the_pipeline_published(model: Model, t
 
 # -- the live teacher's memory --------------------------------------------------------------------
 def test_the_live_teacher_forgets_patches_older_than_its_memory() -> None:
-    from mer_live.analyze import load_model
-    from mer_live.demo import demo_audio
-    from mer_live.fusion import Fusion, TeacherThread
+    from mer_live.assemble import load_model
+    from mer_live.inference.fusion import Fusion, TeacherThread
+    from mer_live.sources.demo import demo_audio
 
     fusion = Fusion.of(load_model(None, "cpu", 1))
     assert fusion is not None

@@ -3,7 +3,7 @@ its calm half, offline (mer-analyze's functions) and through the live pipeline (
 
 Why: every other runtime test uses a synthetic test model, so a broken shipped model (a wrong
 export, a card with the wrong rate, a front end that flattens real music) would pass them all.
-The demo piece (``mer_live.demo``) is calm for its first 45 % (0-18 s), builds up to 60 % and is
+The demo piece (``mer_live.sources.demo``) is calm for its first 45 % (0-18 s), builds up to 60 % and is
 energetic from 24 s (drums at 150 BPM, bass, a distorted lead); README shows the shipped model's
 arousal under 0.1 in the calm part and 0.8-0.9 in the energetic one.
 """
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from mer_live.analyze import analyze_array
-from mer_live.demo import demo_audio
-from mer_live.filesource import FileSource
-from mer_live.model import Model, default_model_path
-from mer_live.pipeline import Pipeline, PipelineConfig
+from mer_live.inference.model import Model, default_model_path
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.sources.demo import demo_audio
+from mer_live.sources.filesource import FileSource
 
 SR = 22050
 CALM = (6.0, 18.0)  #: window ends whose 6-s window lies in the calm part

@@ -48,8 +48,8 @@ def test_runtime_never_imports_torch() -> None:
     """A live machine has only onnxruntime: importing every runtime module must not pull torch."""
     code = (
         "import importlib, pkgutil, sys, mer_live\n"
-        "for m in pkgutil.iter_modules(mer_live.__path__):\n"
-        "    importlib.import_module('mer_live.' + m.name)\n"
+        "for m in pkgutil.walk_packages(mer_live.__path__, 'mer_live.'):\n"
+        "    importlib.import_module(m.name)\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
         "print(len(bad))\n"
     )
@@ -87,8 +87,8 @@ def test_readme_osc_table_matches_what_is_sent() -> None:
 
     from pythonosc.osc_message import OscMessage
 
-    from mer_live.estimate import EVENT_KINDS, Estimate, Event
-    from mer_live.osc import build_messages, event_message
+    from mer_live.live.estimate import EVENT_KINDS, Estimate, Event
+    from mer_live.outputs.osc import build_messages, event_message
 
     est = Estimate(t=1.0, wall=0.0, arousal_raw=0.7, valence_raw=0.3, arousal=0.6, valence=0.4,
                    level_rms_db=-20.0, level_peak_db=-6.0, silent=False, clipping=False, input_ok=True,

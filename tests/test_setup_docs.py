@@ -260,8 +260,8 @@ def test_device_from_the_config_file_yields_to_demo(loudness_model, tmp_path) ->
 
 
 def test_help_shows_the_dataclass_defaults() -> None:
-    from mer_live.osc import OscConfig
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
+    from mer_live.outputs.osc import OscConfig
 
     r = run_cli("--help", timeout=30)
     assert r.returncode == 0

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mer_live.beat import BeatConfig, BeatTracker
-from mer_live.estimate import Event
-from mer_live.filesource import FileSource
-from mer_live.model import Model
-from mer_live.osc import OscConfig, OscSender
-from mer_live.pipeline import Pipeline, PipelineConfig
-from mer_live.sections import SectionConfig, SectionDetector
+from mer_live.analysers.beat import BeatConfig, BeatTracker
+from mer_live.analysers.sections import SectionConfig, SectionDetector
+from mer_live.inference.model import Model
+from mer_live.live.estimate import Event
+from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.outputs.osc import OscConfig, OscSender
+from mer_live.sources.filesource import FileSource
 from tests.grooves import groove, pad
 from tests.net import Wire
 from tests.olad import SACN_UNIVERSE, olad  # noqa: F401

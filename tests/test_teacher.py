@@ -15,7 +15,7 @@ from tests.conftest import need_module
 ort = need_module("onnxruntime", "cpu")
 onnx = need_module("onnx", "train")
 
-from mer_live.demo import demo_audio  # noqa: E402
+from mer_live.sources.demo import demo_audio  # noqa: E402
 from train import teacher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

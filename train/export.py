@@ -1,10 +1,10 @@
 """Export a trained torch model to the runtime's ONNX contract, prove parity, write its model card.
 
-Contract (``mer_live/model.py``): input ``audio`` float32 ``[batch, window_samples]`` (dynamic
+Contract (``mer_live/inference/model.py``): input ``audio`` float32 ``[batch, window_samples]`` (dynamic
 batch) of mono audio at ``sample_rate``; output ``av`` float32 ``[batch, 2]`` (arousal, valence)
 in [0, 1]. All pre-processing (spectrogram, scaling) is inside the graph, so the runtime feeds
 raw samples and there is no train/serve skew. The export is only accepted when onnxruntime
-matches torch within ``tol`` on varied inputs and ``mer_live.model.Model`` loads the result.
+matches torch within ``tol`` on varied inputs and ``mer_live.inference.model.Model`` loads the result.
 """
 
 from __future__ import annotations
@@ -134,11 +134,11 @@ def export_onnx(
     ``protocol`` (how the metrics were measured) there. ``dynamo=True`` uses torch's newer
     exporter (it may keep opset 18; the card records the real one). Raises ExportError (and removes the
     files) when onnxruntime and torch differ by more than ``tol``, the output leaves [0, 1], or
-    the runtime's ``mer_live.model.Model`` rejects the result. ``outputs``, ``output_name`` and
+    the runtime's ``mer_live.inference.model.Model`` rejects the result. ``outputs``, ``output_name`` and
     ``scale``: another model's contract (the presence model: ``("music",)``, ``[batch, 1]``).
     """
     from mer_live.common.hashing import sha256_of
-    from mer_live.model import Model, ModelCard, ModelError, card_path_for
+    from mer_live.inference.model import Model, ModelCard, ModelError, card_path_for
 
     path = Path(path)
     if path.suffix != ".onnx":
@@ -205,6 +205,6 @@ def export_onnx(
     except ModelError as e:
         raise fail(f"the runtime rejects it: {e}") from None
     if y.shape != (len(x), n_out) or np.abs(y - ref).max() > tol:
-        raise fail("mer_live.model.Model output differs from torch")
+        raise fail("mer_live.inference.model.Model output differs from torch")
     log.info("exported %s: %s params, parity %.2g", path, card["parameters"], diff)
     return path

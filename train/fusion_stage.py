@@ -40,7 +40,7 @@ def stage_features(stage: list[np.ndarray], every_s: float, teacher_path: Path) 
     """``[n, 200]``: each clip's mean teacher features over its stage audio's patches."""
     from tqdm import tqdm
 
-    from mer_live.teacher import Teacher
+    from mer_live.inference.teacher import Teacher
 
     t = Teacher(teacher_path, threads=1)
     out = []

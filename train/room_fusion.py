@@ -11,7 +11,7 @@ Protocol (docs/room.md), the same as ``train.roomtest`` and ``fusion_stage``:
 * audio: clean; the old stage test (``augment.stage_degrade``); the room test (``train.room``, test
   room bank, shows of 8 clips, degradation seeds ``--seeds``); the CALIBRATION rooms (training
   bank, seed ``roomtest.CALIB_SEED``, never a test room);
-* teacher: ``mer_live.teacher.Teacher`` (the shipped ONNX) on mer-analyze's patches (a patch
+* teacher: ``mer_live.inference.teacher.Teacher`` (the shipped ONNX) on mer-analyze's patches (a patch
   starting every ``--every`` s from 0), one mean feature vector per clip; fold k's head
   (``fusion.fit_head``: C = 0.1) is fitted on fold k's TRAINING clips' clean features (mean of all
   1-s patches, as the shipped head) or, for the ``roomhead`` rows, on those plus the training clips'
@@ -82,7 +82,7 @@ def teacher_features(name: str, audio: Sequence[np.ndarray], every_s: float, tea
         return np.load(f)
     from tqdm import tqdm
 
-    from mer_live.teacher import Teacher
+    from mer_live.inference.teacher import Teacher
 
     t = Teacher(teacher_path, threads=1)
     out = []

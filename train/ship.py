@@ -131,7 +131,8 @@ def room_card(res: dict) -> dict | None:
                     "(augment.stage_degrade, other draws than the stage test's) of each training clip, "
                     "drawn alike; the rest clean",
         "offsets": [round(v, 4) for v in rt["offsets"]["none"]["all_folds"]],
-        "offsets_note": "logits added to arousal and valence for room input (mer_live/roominput.py): the "
+        "offsets_note": "logits added to arousal and valence for room input "
+                        "(mer_live/inference/roominput.py): the "
                         "mean over the 5 CV folds of the offsets that bring each fold model's mean "
                         "out-of-fold score in simulated calibration rooms (train.room, training bank) to "
                         "its mean on clean audio",
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None, model: str = "default") -> int:
             cal = [round(v, 4) for v in res["room_test"]["offsets"]["none"]["all_folds"]]
             room["offsets"] = [0.0, 0.0]
             room["offsets_note"] = ("logits added to arousal and valence for room input "
-                                    "(mer_live/roominput.py): 0, this model trained on simulated rooms is "
+                                    "(mer_live/inference/roominput.py): 0, this model trained on "
+                                    "simulated rooms is "
                                     f"left as it is (its calibration offsets were {cal}, which did not help "
                                     "on the room test)")
         if t_rc:

@@ -475,9 +475,9 @@ def session_frontend(threads: int = 1):
 
 
 def reference(out: Path, starts_seconds: tuple[float, ...] = (2.0, 14.5, 26.0, 33.0)) -> dict:
-    """Patches of the bundled demo piece (self-made, ``mer_live.demo``) and the original's outputs
+    """Patches of the bundled demo piece (self-made, ``mer_live.sources.demo``) and the original's outputs
     for them: the tests compare the ONNX file with these without TensorFlow."""
-    from mer_live.demo import demo_audio
+    from mer_live.sources.demo import demo_audio
 
     y = demo_audio(SR)
     starts = np.array([int(s * SR) for s in starts_seconds], np.int64)

@@ -1,7 +1,7 @@
 """How audio becomes model windows, shared by the live pipeline, ``mer-analyze`` and training.
 
 Plain functions on whole arrays: the clean-up chain (``prepare_offline``) and the framing
-(``frame_windows``) that the live path applies block by block (``mer_live.stream``). Keeping them
+(``frame_windows``) that the live path applies block by block (``mer_live.live.stream``). Keeping them
 in one place is what makes a file analysed offline, the same file pushed through ``mer-live
 --input``, and the training crops agree (no train/serve skew).
 """
@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import soxr
 
-from mer_live.levels import DCBlocker, db_to_gain, sanitize, to_mono
+from mer_live.common.levels import DCBlocker, db_to_gain, sanitize, to_mono
 
 #: soxr quality of every resampling to the model rate (live, files, training)
 RESAMPLE_QUALITY = "HQ"

@@ -103,7 +103,7 @@ def test_evaluate_writes_results_and_plots(evaluated: tuple[Path, subprocess.Com
 def test_fit_exports_a_model_the_runtime_loads_with_cv_metrics_on_its_card(
         workdir: Path, evaluated: tuple[Path, subprocess.CompletedProcess]) -> None:
     from mer_live.analyze import analyze_file
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     cv, r0 = evaluated
     assert r0.returncode == 0, r0.stderr[-2000:]
@@ -209,7 +209,7 @@ def test_help_lists_the_subcommands(workdir: Path) -> None:
 
 def test_wave_fit_resumes_from_its_checkpoint(workdir: Path) -> None:
     """A finished checkpoint resumed trains nothing more and exports the same weights."""
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     base = ["fit", "--recipe", "wave", "--data", "ds/manifest.csv", "--cache", "cache", *TINY,
             "val_fraction=0", "--aug", "only:crop,gain", "--checkpoint-dir", "ck", "--no-progress"]

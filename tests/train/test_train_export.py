@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mer_live.common.hashing import sha256_of
-from mer_live.model import Model, ModelCard
+from mer_live.inference.model import Model, ModelCard
 from train.export import ExportError, export_onnx
 
 SR = 16000

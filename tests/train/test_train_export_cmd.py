@@ -25,7 +25,7 @@ from tests.conftest import need_module  # noqa: E402
 torch = need_module("torch", "train")
 need_module("nnAudio", "train")
 
-from mer_live.model import Model  # noqa: E402
+from mer_live.inference.model import Model  # noqa: E402
 from train.checkpoint import FORMAT, CheckpointError, load_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ def test_training_clean_up_defaults_are_the_pipelines() -> None:
     """Training decodes with ``mer_live.common.cleanup``'s defaults; the live pipeline with its
     config's: they must be the same numbers, or training hears other audio than the show."""
     from mer_live.common.cleanup import CLEANUP
-    from mer_live.pipeline import PipelineConfig
+    from mer_live.live.pipeline import PipelineConfig
 
     live = PipelineConfig()
     assert (CLEANUP.gain_db, CLEANUP.pick, CLEANUP.dc_cutoff_hz) == (

@@ -1,13 +1,13 @@
 """Presence training: the negatives' generators, a tiny real training run -> ONNX parity, and
-the shipped model on synthesized speech and applause (tests/test_presence.py has the runtime)."""
+the shipped model on synthesized speech and applause (tests/inference/test_presence.py has the runtime)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mer_live.demo import demo_audio
-from mer_live.presence import PresenceModel, music_flags
+from mer_live.inference.presence import PresenceModel, music_flags
+from mer_live.sources.demo import demo_audio
 from tests.conftest import need_tool
 from train import negatives as neg
 

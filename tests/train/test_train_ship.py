@@ -58,7 +58,7 @@ def standin(tmp_path_factory) -> Path:
 
 
 def test_ship_default_builds_the_cross_validated_recipe_as_an_onnx_the_runtime_loads(standin: Path) -> None:
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
 
     d = standin
     r = mer_train("cv", "spec", "--data", "ds/manifest.csv", "--name", "tiny", "--results", "res", *TINY,

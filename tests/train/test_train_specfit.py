@@ -197,7 +197,7 @@ def test_exported_ensemble_scores_files_as_the_runtime_does(ensemble: SharedMelE
     import json
 
     from mer_live.analyze import analyze_file
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
     from train.cache import load_audio
     from train.export import export_onnx
 
@@ -608,7 +608,7 @@ def test_fit_spec_learns_the_band_filters_and_exports_them(frontend: str, tmp_pa
     the exported graph scores windows as torch does."""
     import onnx
 
-    from mer_live.model import Model
+    from mer_live.inference.model import Model
     from train.export import export_onnx
 
     clips, audio = synthetic_clips(24)

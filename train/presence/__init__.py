@@ -20,7 +20,7 @@ its card; ``mer-train cv presence`` runs the held-out folds alone:
 * 5 held-out folds: 4Q by artist (``data.artist_folds``), EMOPIA by song, negatives by group
   (a test fold's voices are never trained on). Every test item is scored through the exported
   ONNX graph on the runtime's windows (0.1 s hop) and through the runtime's gate
-  (``mer_live.presence.music_flags``); transition streams (music -> talk/applause/... -> music)
+  (``mer_live.inference.presence.music_flags``); transition streams (music -> talk/applause/... -> music)
   give the gate's on and off delays. The alsa-utils recordings of a real voice are a held-out
   real-speech test (never trained on).
 

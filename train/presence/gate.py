@@ -21,7 +21,7 @@ CAPS = {"speech": 0.02, "crowd": 0.02, "applause": 0.02, "silence": 0.02, "tunin
 
 
 def _gate(probs: np.ndarray, silent: np.ndarray, gate: Any) -> np.ndarray:
-    from mer_live.presence import music_flags
+    from mer_live.inference.presence import music_flags
 
     return music_flags(np.asarray(probs, np.float32), 0.1, silent, gate)
 
@@ -138,7 +138,7 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
     """The gate setting that keeps the median on delay <= 2 s and the p90 off delay <= 3 s on the
     transition streams and, among those, has the fewest errors after the gate (mean of the music
     kinds' missed rate and the negative kinds' false rate). Returns (GateConfig, grid rows)."""
-    from mer_live.presence import GateConfig
+    from mer_live.inference.presence import GateConfig
 
     rows = []
     for on_p in (0.5, 0.6, 0.7, 0.8):

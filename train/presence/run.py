@@ -40,7 +40,7 @@ SHIP_PATH = MODELS / "mer-presence.onnx"
 
 
 def _ort(path: Path) -> Any:
-    from mer_live.presence import PresenceModel
+    from mer_live.inference.presence import PresenceModel
 
     return PresenceModel(path, provider="cpu", threads=1)
 
@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                 "stage and quiet versions stay with it), EMOPIA by song, negatives by generator group "
                 "(speech and voiced line checks by voice, the rest by seed). Each fold's model is "
                 "exported to ONNX and scores its test items on the runtime's windows (2 s, hop 0.1 s); "
-                "'after gate' runs mer_live.presence.music_flags over each 30-s item from 'no music' "
+                "'after gate' runs mer_live.inference.presence.music_flags over each 30-s item "
+                "from 'no music' "
                 "(music: errors counted from 2 s after the first window). Transitions: streams of "
                 "20 s music -> 20 s negative -> 20 s music from one fold's test items. The gate "
                 "setting was chosen on these out-of-fold probabilities (a small grid, choose_gate)."
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
 def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tuple[list[Scored], Any]:
     """Every item through one ONNX presence model (its card's gate): ``(scored, GateConfig)``."""
-    from mer_live.presence import GateConfig
+    from mer_live.inference.presence import GateConfig
 
     pm = _ort(onnx)
     gate = GateConfig.from_dict(pm.card.extra.get("gate") or {})

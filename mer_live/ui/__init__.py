@@ -1,0 +1,1 @@
+"""The Qt dashboard window (``dashboard``)."""
