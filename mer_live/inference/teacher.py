@@ -57,7 +57,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class TeacherHead:
     """``z = features @ weight.T + bias``: a logistic regression on the teacher's 200-d features,
-    fitted on the 4Q clips (train/experiments/fusion.py), and the fusion weight ``w``."""
+    fitted on the 4Q clips (train/fusion_head.py), and the fusion weight ``w``."""
 
     weight: np.ndarray  # [2, 200]
     bias: np.ndarray  # [2]

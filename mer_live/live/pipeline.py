@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mer_live import registry
+from mer_live.common.cleanup import DEFAULT_DC_CUTOFF_HZ, DEFAULT_GAIN_DB
 from mer_live.common.framing import hop_samples
 from mer_live.common.levels import SILENCE_DB
 from mer_live.common.logs import Throttled, one_line
@@ -89,7 +90,7 @@ class PipelineConfig:
     """Live pipeline settings; ``validate()`` at the edge (CLI, config file, GUI)."""
 
     hop_s: float = 0.1  #: seconds between estimates
-    gain_db: float = 0.0  #: input gain before everything else (levels, silence, model)
+    gain_db: float = DEFAULT_GAIN_DB  #: input gain before everything else (levels, silence, model)
     pick: tuple[int, ...] | None = None  #: 1-based input channels to mix; None = all
     attack_s: float = 0.3  #: smoothing time constant for rising values
     release_s: float = 1.0  #: smoothing time constant for falling values
@@ -99,7 +100,7 @@ class PipelineConfig:
     neutral_s: float = 4.0  #: time constant of the drift to neutral
     clip_db: float = -0.1  #: peak (dBFS) at or above which the input counts as clipping
     history_s: float = 120.0  #: how many seconds of estimates the LiveApp keeps for plots
-    dc_cutoff_hz: float = 10.0  #: DC blocker cut-off; 0 disables it
+    dc_cutoff_hz: float = DEFAULT_DC_CUTOFF_HZ  #: DC blocker cut-off; 0 disables it
     lost_after_s: float = 0.5  #: no audio for this long -> estimates with input_ok=False
     #: run the pipeline thread with real-time scheduling (SCHED_FIFO) when the OS allows it, so a
     #: machine loaded by visuals does not delay the hop boundaries (``mer_live.live.realtime``)
