@@ -315,6 +315,29 @@ def _decoded(paths: list[str], sample_rate: int, workers: int = 1) -> Iterator[t
                 futures.append((nxt, pool.submit(decode, nxt, sample_rate)))
 
 
+def _prepared(paths: list[str], batches: _Batches, workers: int = 1) -> Iterator[tuple[str, Future]]:
+    """Like ``_decoded``, but each thread also prepares the file (``_Batches.prepare``: music
+    gate, teacher), so only the CNN's batches are left to the caller's thread."""
+    ahead = PREFETCH * max(1, workers)
+
+    def job(p: str) -> _Job:
+        x, duration = decode(p, batches.model.sample_rate)
+        return batches.prepare(p, x, duration)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mer-decode") as pool:
+        futures: deque[tuple[str, Future]] = deque()
+        it = iter(paths)
+        for p in it:
+            futures.append((p, pool.submit(job, p)))
+            if len(futures) > ahead:
+                break
+        while futures:
+            yield futures.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                futures.append((nxt, pool.submit(job, nxt)))
+
+
 class _Job:
     """One file on its way through ``_Batches``: its windows, their outputs, or its error."""
 
@@ -351,12 +374,22 @@ class _Batches:
 
     def add(self, path: str, x: np.ndarray, duration: float) -> list[dict]:
         """Queue one decoded file; returns the records now ready, in order."""
+        return self.add_job(self.prepare(path, x, duration))
+
+    def prepare(self, path: str, x: np.ndarray, duration: float) -> _Job:
+        """A file's windows, music flags and teacher logits: everything but the CNN batches.
+        Thread-safe (onnxruntime sessions are), so ``run`` does it on the decoding threads, beside
+        the CNN on the main thread: the teacher's patches are most of mer-analyze's work."""
         ends, windows = windows_of(x, self.model, self.hop)
         job = _Job(path, ends=ends, windows=windows, duration=duration)
         job.music = music_of(x, ends, windows, self.model.sample_rate, self.hop, self.presence)
         if self.fusion is not None:
             job.teacher = teacher_of(x, ends, job.music, self.model.sample_rate, self.fusion)
         job.samples = len(x)
+        return job
+
+    def add_job(self, job: _Job) -> list[dict]:
+        """Queue one prepared file (``prepare``); returns the records now ready, in order."""
         self.jobs.append(job)
         self.todo.append(job)
         self.queued += job.n
@@ -470,10 +503,9 @@ def run(
             bar.update(1)
 
     try:
-        for p, fut in _decoded(paths, model.sample_rate, decoders or default_decoders()):
+        for p, fut in _prepared(paths, batches, decoders or default_decoders()):
             try:
-                x, duration = fut.result()
-                ready = batches.add(p, x, duration)
+                ready = batches.add_job(fut.result())
             except AnalyzeError as e:
                 ready = batches.fail(p, _one_line(e))
             except MemoryError:
