@@ -296,7 +296,7 @@ def load_teacher(cfg: Any, model: Any) -> Any:
     from mer_live.model import ModelError
 
     try:
-        fusion = Fusion.of(model, arena=False)  # a patch every few seconds: free its memory (issue #28)
+        fusion = Fusion.of(model)
     except ModelError as e:
         raise CliError(f"teacher model: {e}", EXIT_USAGE) from None
     if fusion is None:

@@ -76,9 +76,9 @@ class Fusion:
     """The teacher of a fused model: patches in, fused outputs out (live and offline)."""
 
     def __init__(self, spec: FusionSpec, threads: int = 1, provider: str = "cpu",
-                 offsets: tuple[float, float] | None = None, arena: bool = True) -> None:
+                 offsets: tuple[float, float] | None = None) -> None:
         self.spec = spec
-        self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads, provider=provider, arena=arena)
+        self.teacher = Teacher(spec.teacher, head=spec.head, threads=threads, provider=provider)
         self.active_provider = self.teacher.session.get_providers()[0]
         self.w = self.teacher.head.w
         self.window_samples = self.teacher.window_samples
@@ -88,8 +88,7 @@ class Fusion:
         self.offsets = None if offsets is None else np.asarray(offsets, np.float64)
 
     @classmethod
-    def of(cls, model: Any, threads: int = 1, provider: str | None = None,
-           arena: bool = True) -> Fusion | None:
+    def of(cls, model: Any, threads: int = 1, provider: str | None = None) -> Fusion | None:
         """The model's teacher, or None for a plain CNN (ModelError, one line, if it is broken).
         ``provider`` None: the provider the model really runs on (CUDA when the model got it).
         A model loaded for room input (``RoomModel``) passes its ``teacher_offsets`` on."""
@@ -98,7 +97,7 @@ class Fusion:
             return None
         if provider is None:
             provider = "cuda" if getattr(model, "active_provider", "") == "CUDAExecutionProvider" else "cpu"
-        return cls(spec, threads, provider, getattr(model, "teacher_offsets", None), arena=arena)
+        return cls(spec, threads, provider, getattr(model, "teacher_offsets", None))
 
     def fuse(self, p_cnn: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         return np.asarray(p_cnn, np.float64) if z is None else fuse(p_cnn, z, self.w)

@@ -87,7 +87,7 @@ class Teacher:
     """An onnxruntime session on the teacher and its head (both checked against their sha256)."""
 
     def __init__(self, path: str | Path | None = None, head: str | Path | None = None, threads: int = 1,
-                 provider: str = "cpu", verify_sha: bool = True, arena: bool = True) -> None:
+                 provider: str = "cpu", verify_sha: bool = True) -> None:
         ort = _ort()
         self.path = Path(path) if path is not None else default_teacher_path()
         if not self.path.is_file():
@@ -109,10 +109,6 @@ class Teacher:
         so.log_severity_level = 3
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        # arena False (mer-live: a patch every few seconds): a patch's activations are freed after
-        # each call instead of growing the arena, 14 MB less peak RSS (issue #28), the same numbers;
-        # mer-analyze keeps it: without it a call of 2 patches took 68 ms instead of 53
-        so.enable_cpu_mem_arena = bool(arena)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=so,
                                                 providers=_providers_for(provider))
