@@ -1,8 +1,6 @@
-"""The CPU and memory cuts of issue #28 change no output: each cut path against the plain one, with
-the shipped models in real onnxruntime sessions.
+"""The CPU cuts of issue #28 change no output: each cut path against the plain one, with the shipped
+models in real onnxruntime sessions.
 
-- the live teacher's session runs without a memory arena (less peak RSS): the same features, bit
-  for bit, as the arena session mer-analyze keeps;
 - ``mer-analyze`` prepares files (decode, music gate, teacher) on its decoding threads while the
   CNN runs on the main thread: the records equal those of one file at a time (``analyze_file``).
 """
@@ -24,19 +22,6 @@ ort = need_module("onnxruntime", "cpu")
 from mer_live.analyze import analyze_file, load_model, load_presence, run  # noqa: E402
 from mer_live.demo import demo_audio  # noqa: E402
 from mer_live.fusion import Fusion  # noqa: E402
-from mer_live.teacher import Teacher  # noqa: E402
-
-
-def test_teacher_without_arena_gives_the_same_features() -> None:
-    with_arena, without = Teacher(threads=1), Teacher(threads=1, arena=False)
-    assert with_arena.session.get_session_options().enable_cpu_mem_arena
-    assert not without.session.get_session_options().enable_cpu_mem_arena
-    x = demo_audio(16000)
-    patches = np.stack([x[s : s + with_arena.window_samples] for s in (0, 16000 * 7, 16000 * 20)])
-    for _ in range(2):  # the second call runs on memory the first one left behind (or freed)
-        a, b = with_arena.features(patches), without.features(patches)
-        assert a.shape == (3, 200) and np.all(np.isfinite(a))
-        assert np.array_equal(a, b)
 
 
 @pytest.fixture(scope="module")
