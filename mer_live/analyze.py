@@ -2,10 +2,10 @@
 
 Files are framed exactly as the live pipeline frames a stream (``frame_windows``: windows ending
 on hop boundaries), so a file analysed here and the same file pushed through ``mer-live --input``
-give the same raw values. Decoding runs on a background thread, overlapping inference, and the
-windows of consecutive files are packed into full ``--batch`` model calls (few large calls keep
-a GPU busy; records still come out in input order). A file that fails gives an error record and
-the others go on; the exit code is 1 if any failed.
+give the same raw values. Decoding, the music gate and the teacher run on background threads,
+overlapping the CNN on the main thread, and the windows of consecutive files are packed into full
+``--batch`` model calls (few large calls keep a GPU busy; records still come out in input order).
+A file that fails gives an error record and the others go on; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -372,8 +372,8 @@ class _Batches:
         self.jobs: deque[_Job] = deque()  # input order; the front is written first
         self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
         self.queued = 0
-        #: one teacher call at a time: two at once held two patches' activations (+50 MB peak RSS)
-        #: and gained nothing on 2 cores, where the teacher alone is the longest path
+        #: one teacher call at a time: two at once held two patches' activations (+50 MB peak RSS),
+        #: and on 2 cores the teacher's calls take about as long as half of all the work anyway
         self._teacher_lock = threading.Lock()
 
     def add(self, path: str, x: np.ndarray, duration: float) -> list[dict]:
