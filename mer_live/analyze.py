@@ -298,27 +298,10 @@ def default_threads(decoders: int) -> int:
     return max(1, usable_cores() - decoders // 2)
 
 
-def _decoded(paths: list[str], sample_rate: int, workers: int = 1) -> Iterator[tuple[str, Future]]:
-    """Yield ``(path, future of decode())`` in order, with up to ``PREFETCH * workers`` files
-    decoding ahead on ``workers`` threads."""
-    ahead = PREFETCH * max(1, workers)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mer-decode") as pool:
-        futures: list[tuple[str, Future]] = []
-        it = iter(paths)
-        for p in it:
-            futures.append((p, pool.submit(decode, p, sample_rate)))
-            if len(futures) > ahead:
-                break
-        while futures:
-            yield futures.pop(0)
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append((nxt, pool.submit(decode, nxt, sample_rate)))
-
-
 def _prepared(paths: list[str], batches: _Batches, workers: int = 1) -> Iterator[tuple[str, Future]]:
-    """Like ``_decoded``, but each thread also prepares the file (``_Batches.prepare``: music
-    gate, teacher), so only the CNN's batches are left to the caller's thread."""
+    """Yield ``(path, future of the prepared _Job)`` in order, with up to ``PREFETCH * workers``
+    files decoded and prepared ahead on ``workers`` threads (``_Batches.prepare``: music gate,
+    teacher), so only the CNN's batches are left to the caller's thread."""
     ahead = PREFETCH * max(1, workers)
 
     def job(p: str) -> _Job:
