@@ -2,10 +2,10 @@
 
 Files are framed exactly as the live pipeline frames a stream (``frame_windows``: windows ending
 on hop boundaries), so a file analysed here and the same file pushed through ``mer-live --input``
-give the same raw values. Decoding runs on a background thread, overlapping inference, and the
-windows of consecutive files are packed into full ``--batch`` model calls (few large calls keep
-a GPU busy; records still come out in input order). A file that fails gives an error record and
-the others go on; the exit code is 1 if any failed.
+give the same raw values. Decoding, the music gate and the teacher run on background threads,
+overlapping the CNN on the main thread, and the windows of consecutive files are packed into full
+``--batch`` model calls (few large calls keep a GPU busy; records still come out in input order).
+A file that fails gives an error record and the others go on; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -285,22 +286,28 @@ def default_threads(decoders: int) -> int:
     return max(1, usable_cores() - decoders // 2)
 
 
-def _decoded(paths: list[str], sample_rate: int, workers: int = 1) -> Iterator[tuple[str, Future]]:
-    """Yield ``(path, future of decode())`` in order, with up to ``PREFETCH * workers`` files
-    decoding ahead on ``workers`` threads."""
+def _prepared(paths: list[str], batches: _Batches, workers: int = 1) -> Iterator[tuple[str, Future]]:
+    """Yield ``(path, future of the prepared _Job)`` in order, with up to ``PREFETCH * workers``
+    files decoded and prepared ahead on ``workers`` threads (``_Batches.prepare``: music gate,
+    teacher), so only the CNN's batches are left to the caller's thread."""
     ahead = PREFETCH * max(1, workers)
+
+    def job(p: str) -> _Job:
+        x, duration = decode(p, batches.model.sample_rate)
+        return batches.prepare(p, x, duration)
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mer-decode") as pool:
-        futures: list[tuple[str, Future]] = []
+        futures: deque[tuple[str, Future]] = deque()
         it = iter(paths)
         for p in it:
-            futures.append((p, pool.submit(decode, p, sample_rate)))
+            futures.append((p, pool.submit(job, p)))
             if len(futures) > ahead:
                 break
         while futures:
-            yield futures.pop(0)
+            yield futures.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                futures.append((nxt, pool.submit(decode, nxt, sample_rate)))
+                futures.append((nxt, pool.submit(job, nxt)))
 
 
 class _Job:
@@ -336,15 +343,29 @@ class _Batches:
         self.jobs: deque[_Job] = deque()  # input order; the front is written first
         self.todo: deque[_Job] = deque()  # files with windows not yet in a batch
         self.queued = 0
+        #: one teacher call at a time: two at once held two patches' activations (+50 MB peak RSS),
+        #: and on 2 cores the teacher's calls take about as long as half of all the work anyway
+        self._teacher_lock = threading.Lock()
 
     def add(self, path: str, x: np.ndarray, duration: float) -> list[dict]:
         """Queue one decoded file; returns the records now ready, in order."""
+        return self.add_job(self.prepare(path, x, duration))
+
+    def prepare(self, path: str, x: np.ndarray, duration: float) -> _Job:
+        """A file's windows, music flags and teacher logits: everything but the CNN batches.
+        Thread-safe (onnxruntime sessions are), so ``run`` does it on the decoding threads, beside
+        the CNN on the main thread: the teacher's patches are most of mer-analyze's work."""
         ends, windows = windows_of(x, self.model, self.hop)
         job = _Job(path, ends=ends, windows=windows, duration=duration)
         job.music = music_of(x, ends, windows, self.model.sample_rate, self.hop, self.presence)
         if self.fusion is not None:
-            job.teacher = teacher_of(x, ends, job.music, self.model.sample_rate, self.fusion)
+            with self._teacher_lock:
+                job.teacher = teacher_of(x, ends, job.music, self.model.sample_rate, self.fusion)
         job.samples = len(x)
+        return job
+
+    def add_job(self, job: _Job) -> list[dict]:
+        """Queue one prepared file (``prepare``); returns the records now ready, in order."""
         self.jobs.append(job)
         self.todo.append(job)
         self.queued += job.n
@@ -458,10 +479,9 @@ def run(
             bar.update(1)
 
     try:
-        for p, fut in _decoded(paths, model.sample_rate, decoders or default_decoders()):
+        for p, fut in _prepared(paths, batches, decoders or default_decoders()):
             try:
-                x, duration = fut.result()
-                ready = batches.add(p, x, duration)
+                ready = batches.add_job(fut.result())
             except AnalyzeError as e:
                 ready = batches.fail(p, one_line(e))
             except MemoryError:
