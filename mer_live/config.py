@@ -6,10 +6,12 @@ are checked key by key (unknown keys, wrong types, out-of-range values) and ever
 ``show.toml: [osc] rate_hz must be a number > 0, got "fast"``. Past this module the rest of the
 program can trust its config. Paths are only ever opened as data, never executed or evaluated.
 
-The section dataclasses of other modules (``CaptureConfig``, ``PipelineConfig``, and every
-output's and analyser's, which register themselves in ``mer_live.registry``) are read by
+Every section dataclass, here and in the other modules (``CaptureConfig``, ``PipelineConfig``,
+and every output's and analyser's, which register themselves in ``mer_live.registry``), checks
+itself when made, in one style (``mer_live.common.validate``: ranges declared on the fields,
+checks across fields in ``__post_init__``). This module coerces types, reads the sections by
 introspection (field names and type hints), so a field or a section added there is configurable
-here without a change; their own ``__post_init__`` checks are reported the same way.
+here without a change, and words each check's error for where the value came from.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mer_live import registry
+from mer_live.common.validate import (
+    ConfigValueError,
+    ShowConfigError,
+    check_fields,
+    integer,
+    number,
+    rule,
+    rule_of,
+)
 from mer_live.live.pipeline import PipelineConfig
 from mer_live.sources.capture import CaptureConfig
 
@@ -56,7 +67,8 @@ class ModelConfig:
     path: Path | None = None  #: None: the shipped default model
     provider: Literal["auto", "cuda", "cpu"] = "auto"
     require_gpu: bool = False  #: refuse to start unless CUDA is really active
-    threads: int = 1  #: onnxruntime intra-op threads (1 keeps the live path predictable)
+    #: onnxruntime intra-op threads (1 keeps the live path predictable)
+    threads: int = field(default=1, metadata=integer(0, 256, "an integer in 0..256 (0: all cores)"))
     #: judge music first: silence, talk, applause and line checks between songs send no emotion
     music_gate: bool = True
     presence: Path | None = None  #: the music-presence model (None: the shipped one)
@@ -66,34 +78,52 @@ class ModelConfig:
     #: the PA: the room model and its re-centring, docs/room.md; --room)
     input: Literal["line", "room"] = "line"
 
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
+
 
 @dataclass(frozen=True)
 class GuiConfig:
     """The dashboard window."""
 
     headless: bool = False  #: no window: print live values in the terminal
-    history_s: float = 60.0  #: seconds of arousal/valence history plotted
-    trail_s: float = 10.0  #: seconds of trail on the arousal-valence plane
+    #: seconds of arousal/valence history plotted
+    history_s: float = field(default=60.0, metadata=number(1, 3600, "a number of seconds in 1..3600"))
+    #: seconds of trail on the arousal-valence plane
+    trail_s: float = field(default=10.0, metadata=number(0, 3600, "a number of seconds in 0..3600"))
     fullscreen: bool = False
-    fps: float = 30.0  #: window redraws per second
+    #: window redraws per second
+    fps: float = field(default=30.0, metadata=number(1, 30, "a number in 1..30"))
 
     def __post_init__(self) -> None:
+        check_fields(self, "gui")
         if self.trail_s > self.history_s:
-            raise ValueError(f"trail_s ({self.trail_s}) must not exceed history_s ({self.history_s})")
+            raise ShowConfigError(f"[gui] trail_s ({self.trail_s}) must not exceed history_s "
+                                  f"({self.history_s})")
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    verbosity: int = 0  #: 0 warnings, 1 info, 2 debug (and tracebacks)
+    #: 0 warnings, 1 info, 2 debug (and tracebacks)
+    verbosity: int = field(default=0, metadata=integer(0, 2, "an integer in 0..2"))
     file: Path | None = None  #: also log to this file
+
+    def __post_init__(self) -> None:
+        check_fields(self, "log")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """How long to run (tests, benchmarks) and whether to wait for a missing device."""
 
-    duration: float | None = None  #: stop after this many seconds (None: until stopped)
+    #: stop after this many seconds (None: until stopped)
+    duration: float | None = field(default=None, metadata=rule(
+        "a number of seconds > 0",
+        lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)))
     record: Path | None = None  #: append one row per estimate to this .csv or .jsonl file
+
+    def __post_init__(self) -> None:
+        check_fields(self, "run")
 
 
 #: The core sections (order, name, dataclass); outputs and analysers register theirs
@@ -120,26 +150,6 @@ Config = dataclasses.make_dataclass(
     frozen=True,
 )
 Config.__module__ = __name__
-
-#: Range checks beyond the type: (section, key) -> (predicate, what a good value is).
-RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
-    ("model", "threads"): (lambda v: 0 <= v <= 256, "an integer in 0..256 (0: all cores)"),
-    ("gui", "history_s"): (lambda v: 1 <= v <= 3600, "a number of seconds in 1..3600"),
-    ("gui", "trail_s"): (lambda v: 0 <= v <= 3600, "a number of seconds in 0..3600"),
-    ("gui", "fps"): (lambda v: 1 <= v <= 30, "a number in 1..30"),
-    ("log", "verbosity"): (lambda v: 0 <= v <= 2, "an integer in 0..2"),
-    ("run", "duration"): (lambda v: v > 0, "a number of seconds > 0"),
-    ("osc", "rate_hz"): (lambda v: 0.1 <= v <= 1000, "a number in 0.1..1000"),
-    ("pipeline", "hop_s"): (lambda v: 0.01 <= v <= 10, "a number of seconds in 0.01..10"),
-    ("pipeline", "attack_s"): (lambda v: 0 <= v <= 600, "a number of seconds in 0..600"),
-    ("pipeline", "release_s"): (lambda v: 0 <= v <= 600, "a number of seconds in 0..600"),
-    ("pipeline", "gain_db"): (lambda v: -60 <= v <= 60, "a number of dB in -60..60"),
-    ("capture", "samplerate"): (lambda v: 1000 <= v <= 384000, "an integer sample rate in 1000..384000"),
-    ("capture", "blocksize"): (lambda v: 0 <= v <= 65536, "an integer in 0..65536 (0: automatic)"),
-    ("capture", "channels"): (lambda v: 1 <= v <= 64, "an integer in 1..64"),
-    ("pipeline", "pick"): (lambda v: len(v) > 0 and min(v) >= 1, "a list of 1-based channels like [1, 2]"),
-}
-
 
 def _show(v: Any) -> str:
     """A value as the user wrote it (strings in double quotes, as TOML does)."""
@@ -249,36 +259,34 @@ def _build_section(
             known = ["enabled", *names] if section == "osc" else names  # [osc] enabled: read by build_config
             raise ConfigError(f"{source}: unknown key [{section}] {key} (known: {', '.join(known)})")
         tp = hints[key]
-        check = RANGES.get((section, key))
-        want = check[1] if check is not None else _describe(tp)
+        r = rule_of(cls, key)
         try:
-            v = _coerce(value, tp)
+            kwargs[key] = _coerce(value, tp)
         except _Bad:
-            raise ConfigError(f"{who} must be {want}, got {_show(value)}") from None
-        if check is not None and v is not None:
-            try:
-                ok = bool(check[0](v))
-            except TypeError:
-                ok = False
-            if not ok:
-                raise ConfigError(f"{who} must be {want}, got {_show(value)}")
-        kwargs[key] = v
+            raise ConfigError(f"{who} must be {r.want if r else _describe(tp)}, got {_show(value)}") from None
     try:
-        obj = cls(**kwargs)
-        validate = getattr(obj, "validate", None)  # the other modules' configs check themselves
-        if callable(validate):
-            obj = validate() or obj
-        return obj
+        return cls(**kwargs)  # every section checks itself when made (mer_live.common.validate)
+    except ConfigValueError as e:
+        if e.section == section and e.key in kwargs:  # a key of this table: name its flag or file
+            flag = where.get((section, e.key))
+            who = flag if flag is not None else f"{source}: [{section}] {e.key}"
+            raise ConfigError(f"{who} must be {e.want}, got {_show(table[e.key])}") from None
+        raise _section_error(e, section, source, where) from None
     except (ValueError, TypeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        for own in (f"{section}.", f"[{section}] "):  # the section's own checks name it already
-            if msg.startswith(own):
-                msg = msg[len(own) :]
-        flags = sorted({o for (s, _k), o in where.items() if s == section})
-        if flags and source == DEFAULTS:
-            raise ConfigError(f"{' / '.join(flags)}: {msg}") from None
-        origin = " / ".join([source, *flags])
-        raise ConfigError(f"{origin}: [{section}] {msg}") from None
+        raise _section_error(e, section, source, where) from None
+
+
+def _section_error(e: Exception, section: str, source: str, where: dict[tuple[str, str], str]) -> ConfigError:
+    """A section's own check, as one line that names where its values came from."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    for own in (f"{section}.", f"[{section}] "):  # the section's own checks name it already
+        if msg.startswith(own):
+            msg = msg[len(own) :]
+    flags = sorted({o for (s, _k), o in where.items() if s == section})
+    if flags and source == DEFAULTS:
+        return ConfigError(f"{' / '.join(flags)}: {msg}")
+    origin = " / ".join([source, *flags])
+    return ConfigError(f"{origin}: [{section}] {msg}")
 
 
 def build_config(

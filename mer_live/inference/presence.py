@@ -15,12 +15,14 @@ numpy + onnxruntime only (the runtime never imports torch).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mer_live.common.validate import ShowConfigError, check_fields, number
 
 from .model import Model
 
@@ -68,24 +70,20 @@ class GateConfig:
     (p90 2.7 s) after it starts, talk, applause or a crowd after music a median 2.0 s (p90 2.7 s)
     after the music ends; the 2-s window has to fill with the new sound first."""
 
-    on_prob: float = 0.8
-    off_prob: float = 0.35
-    on_s: float = 0.5
-    off_s: float = 0.8
+    on_prob: float = field(default=0.8, metadata=number(0, 1, "in 0..1"))
+    off_prob: float = field(default=0.35, metadata=number(0, 1, "in 0..1"))
+    on_s: float = field(default=0.5, metadata=number(0, 600, "in 0..600 s"))
+    off_s: float = field(default=0.8, metadata=number(0, 600, "in 0..600 s"))
+
+    def __post_init__(self) -> None:
+        check_fields(self, "presence")
+        if self.off_prob > self.on_prob:
+            raise ShowConfigError(f"[presence] off_prob ({self.off_prob}) must not be above on_prob "
+                                  f"({self.on_prob})")
 
     def validate(self) -> GateConfig:
-        """Raise ValueError (one line) for values the gate cannot use; return self."""
-        for name in ("on_prob", "off_prob"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0):
-                raise ValueError(f"presence gate: {name} must be in [0, 1], got {v!r}")
-        if self.off_prob > self.on_prob:
-            raise ValueError(f"presence gate: off_prob ({self.off_prob}) must not be above on_prob "
-                             f"({self.on_prob})")
-        for name in ("on_s", "off_s"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 600.0):
-                raise ValueError(f"presence gate: {name} must be in 0..600 s, got {v!r}")
+        """Check again; return self."""
+        self.__post_init__()
         return self
 
     @classmethod

@@ -37,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +48,7 @@ from mer_live.common.framing import hop_samples
 from mer_live.common.levels import SILENCE_DB
 from mer_live.common.logs import Throttled, one_line
 from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
+from mer_live.common.validate import ShowConfigError, check, check_fields, flag, number
 from mer_live.inference.model import Model
 from mer_live.live.arrivals import Arrivals
 from mer_live.live.estimate import Estimate, Event, beats_go_out
@@ -87,57 +88,53 @@ class Analyser(Protocol):
 
 @dataclass
 class PipelineConfig:
-    """Live pipeline settings; ``validate()`` at the edge (CLI, config file, GUI)."""
+    """Live pipeline settings, checked when made (``mer_live.common.validate``'s style)."""
 
-    hop_s: float = 0.1  #: seconds between estimates
-    gain_db: float = DEFAULT_GAIN_DB  #: input gain before everything else (levels, silence, model)
+    #: seconds between estimates
+    hop_s: float = field(default=0.1, metadata=number(0.01, 10, "a number of seconds in 0.01..10"))
+    #: input gain before everything else (levels, silence, model)
+    gain_db: float = field(default=DEFAULT_GAIN_DB, metadata=number(-60, 60, "a number of dB in -60..60"))
     pick: tuple[int, ...] | None = None  #: 1-based input channels to mix; None = all
-    attack_s: float = 0.3  #: smoothing time constant for rising values
-    release_s: float = 1.0  #: smoothing time constant for falling values
-    silence_db: float = DEFAULT_SILENCE_DB  #: RMS (dBFS) below which a hop counts as quiet (common.silence)
-    silence_s: float = DEFAULT_SILENCE_S  #: how long quiet before the input is "silent"
+    #: smoothing time constant for rising values
+    attack_s: float = field(default=0.3, metadata=number(0, 600, "a number of seconds in 0..600"))
+    #: smoothing time constant for falling values
+    release_s: float = field(default=1.0, metadata=number(0, 600, "a number of seconds in 0..600"))
+    #: RMS (dBFS) below which a hop counts as quiet (common.silence)
+    silence_db: float = field(default=DEFAULT_SILENCE_DB, metadata=number(-200, 0, "a level in -200..0 dBFS"))
+    #: how long quiet before the input is "silent"
+    silence_s: float = field(default=DEFAULT_SILENCE_S,
+                             metadata=number(0, 3600, "a number of seconds in 0..3600"))
     on_silence: str = "hold"  #: "hold" the values or drift to "neutral" (0.5) when silent/lost
-    neutral_s: float = 4.0  #: time constant of the drift to neutral
-    clip_db: float = -0.1  #: peak (dBFS) at or above which the input counts as clipping
-    history_s: float = 120.0  #: how many seconds of estimates the LiveApp keeps for plots
-    dc_cutoff_hz: float = DEFAULT_DC_CUTOFF_HZ  #: DC blocker cut-off; 0 disables it
-    lost_after_s: float = 0.5  #: no audio for this long -> estimates with input_ok=False
+    #: time constant of the drift to neutral
+    neutral_s: float = field(default=4.0, metadata=number(0, 3600, "a number of seconds in 0..3600"))
+    #: peak (dBFS) at or above which the input counts as clipping
+    clip_db: float = field(default=-0.1, metadata=number(-60, 0, "a level in -60..0 dBFS"))
+    #: how many seconds of estimates the LiveApp keeps for plots
+    history_s: float = field(default=120.0, metadata=number(1, 24 * 3600, "a number of seconds in 1..86400"))
+    #: DC blocker cut-off; 0 disables it
+    dc_cutoff_hz: float = field(default=DEFAULT_DC_CUTOFF_HZ,
+                                metadata=number(0, 200, "a frequency in 0..200 Hz"))
+    #: no audio for this long -> estimates with input_ok=False
+    lost_after_s: float = field(default=0.5, metadata=number(0.05, 60, "a number of seconds in 0.05..60"))
     #: run the pipeline thread with real-time scheduling (SCHED_FIFO) when the OS allows it, so a
     #: machine loaded by visuals does not delay the hop boundaries (``mer_live.live.realtime``)
-    realtime: bool = False
+    realtime: bool = field(default=False, metadata=flag())
+
+    def __post_init__(self) -> None:
+        check_fields(self, "pipeline")
+        check(self.on_silence in ON_SILENCE, "pipeline", "on_silence", f"one of {', '.join(ON_SILENCE)}",
+              self.on_silence)
+        if self.pick is not None:
+            p = tuple(self.pick) if isinstance(self.pick, (list, tuple)) else ()
+            check(bool(p) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in p),
+                  "pipeline", "pick", "a list of 1-based channels like [1, 2]", self.pick)
+            if len(set(p)) != len(p):
+                raise ShowConfigError(f"[pipeline] pick lists a channel twice: {self.pick!r}")
+            self.pick = p
 
     def validate(self) -> PipelineConfig:
-        """Raise ValueError (one line) for the first bad setting; return self for chaining."""
-
-        def num(name: str, lo: float, hi: float) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a number, got {v!r}")
-            if not lo <= v <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-
-        num("hop_s", 0.01, 10.0)
-        if not isinstance(self.realtime, bool):
-            raise ValueError(f"realtime must be true or false, got {self.realtime!r}")
-        num("gain_db", -60.0, 60.0)
-        num("attack_s", 0.0, 600.0)
-        num("release_s", 0.0, 600.0)
-        num("silence_db", -200.0, 0.0)
-        num("silence_s", 0.0, 3600.0)
-        num("neutral_s", 0.0, 3600.0)
-        num("clip_db", -60.0, 0.0)
-        num("history_s", 1.0, 24 * 3600.0)
-        num("dc_cutoff_hz", 0.0, 200.0)
-        num("lost_after_s", 0.05, 60.0)
-        if self.on_silence not in ON_SILENCE:
-            raise ValueError(f"on_silence must be one of {', '.join(ON_SILENCE)}, got {self.on_silence!r}")
-        if self.pick is not None:
-            p = tuple(self.pick)
-            if not p or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in p):
-                raise ValueError(f"pick must be 1-based channel numbers (e.g. 1,2), got {self.pick!r}")
-            if len(set(p)) != len(p):
-                raise ValueError(f"pick lists a channel twice: {self.pick!r}")
-            self.pick = p
+        """Check again (after a change); return self for chaining."""
+        self.__post_init__()
         return self
 
 

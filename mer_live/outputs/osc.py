@@ -26,6 +26,7 @@ from typing import Any
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
+from mer_live.common.validate import check, check_fields, flag, number
 from mer_live.live.estimate import Estimate, Event
 from mer_live.live.realtime import DEFAULT_PRIORITY, promote_or_warn
 from mer_live.registry import Flag, OutputSpec, StartError, register_output
@@ -79,48 +80,38 @@ def parse_target(spec: str) -> tuple[str, int]:
 
 @dataclass
 class OscConfig:
-    """Where and how to send. Validated at the edge (``validate``) before anything opens."""
+    """Where and how to send; checked when made (``mer_live.common.validate``'s style)."""
 
     targets: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
     prefix: str = "/mer"
-    rate_hz: float = 30.0
+    rate_hz: float = field(default=30.0, metadata=number(0.1, 1000, "a number in 0.1..1000"))
     value_range: str = "01"  #: "01" keeps [0, 1]; "pm1" sends 2v - 1 in [-1, 1]
-    bundle: bool = False  #: one bundle (immediate timetag) per tick instead of separate messages
-    broadcast: bool = False  #: allow broadcast addresses (SO_BROADCAST)
-    heartbeat_s: float = 1.0
-    warn_interval_s: float = 10.0
+    #: one bundle (immediate timetag) per tick instead of separate messages
+    bundle: bool = field(default=False, metadata=flag())
+    broadcast: bool = field(default=False, metadata=flag())  #: allow broadcast addresses (SO_BROADCAST)
+    heartbeat_s: float = field(default=1.0, metadata=number(0.05, 3600, "a number of seconds in 0.05..3600"))
+    warn_interval_s: float = field(default=10.0, metadata=number(0, 3600, "a number of seconds in 0..3600"))
     #: a new estimate goes out at once and the tick restarts from there, so the wire lags the model
     #: by microseconds instead of up to one period (false: a fixed-phase tick at rate_hz)
-    send_on_estimate: bool = True
+    send_on_estimate: bool = field(default=True, metadata=flag())
     #: run the sender thread with real-time scheduling when the OS allows it (``mer_live.live.realtime``)
-    realtime: bool = False
+    realtime: bool = field(default=False, metadata=flag())
+
+    def __post_init__(self) -> None:
+        t = self.targets
+        check(isinstance(t, (list, tuple)) and not isinstance(t, str), "osc", "targets",
+              'a list of "host:port" strings', t)
+        check(bool(t), "osc", "targets", "at least one host:port", t)
+        for spec in t:
+            parse_target(spec)
+        check_prefix(self.prefix)
+        check_fields(self, "osc")
+        check(self.value_range in VALUE_RANGES, "osc", "value_range", "'01' or 'pm1'", self.value_range)
 
     def validate(self) -> OscConfig:
-        """Raise ValueError (one line) for values that cannot work; return self."""
-        if isinstance(self.targets, str) or not isinstance(self.targets, (list, tuple)):
-            raise ValueError("osc.targets must be a list of \"host:port\" strings")
-        if not self.targets:
-            raise ValueError("osc.targets must name at least one host:port")
-        for t in self.targets:
-            parse_target(t)
-        check_prefix(self.prefix)
-        if not _is_number(self.rate_hz) or not 0.1 <= self.rate_hz <= 1000:
-            raise ValueError(f"osc.rate_hz must be in 0.1..1000, got {self.rate_hz!r}")
-        if self.value_range not in VALUE_RANGES:
-            raise ValueError(f"osc.value_range must be '01' or 'pm1', got {self.value_range!r}")
-        if not all(isinstance(x, bool) for x in (self.bundle, self.broadcast, self.send_on_estimate,
-                                                 self.realtime)):
-            raise ValueError("osc.bundle, osc.broadcast, osc.send_on_estimate and osc.realtime "
-                             "must be true or false")
-        if not _is_number(self.heartbeat_s) or not 0.05 <= self.heartbeat_s <= 3600:
-            raise ValueError(f"osc.heartbeat_s must be in 0.05..3600, got {self.heartbeat_s!r}")
-        if not _is_number(self.warn_interval_s) or not 0 <= self.warn_interval_s <= 3600:
-            raise ValueError(f"osc.warn_interval_s must be in 0..3600, got {self.warn_interval_s!r}")
+        """Check again (after a change); return self."""
+        self.__post_init__()
         return self
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _finite(x: float, default: float, lo: float, hi: float) -> float:

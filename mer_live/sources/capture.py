@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mer_live.common.logs import one_line
+from mer_live.common.validate import check, check_fields, flag, integer, number
 from mer_live.live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -146,41 +147,35 @@ class CaptureConfig:
     """How to open the input. None/0 leave the choice to the device and PortAudio."""
 
     device: int | str | None = None  #: index, (part of a) name, or None for the default input
-    samplerate: int | None = None  #: None = the device's default rate
-    blocksize: int = 0  #: frames per callback; 0 = automatic (see DeviceSource.default_block_s)
-    channels: int | None = None  #: None = min(2, device maximum)
-    wait_for_device: bool = False  #: if the device is missing at start, wait for it instead of failing
+    #: None = the device's default rate
+    samplerate: int | None = field(default=None, metadata=integer(
+        1000, 384000, "an integer sample rate in 1000..384000", optional=True))
+    #: frames per callback; 0 = automatic (see DeviceSource.default_block_s)
+    blocksize: int = field(default=0, metadata=integer(0, 65536, "an integer in 0..65536 (0: automatic)"))
+    #: None = min(2, device maximum)
+    channels: int | None = field(default=None, metadata=integer(1, 64, "an integer in 1..64", optional=True))
+    #: if the device is missing at start, wait for it instead of failing
+    wait_for_device: bool = field(default=False, metadata=flag())
     #: open the device at the model's rate when it accepts it (no resampler in mer-live, whose
     #: look-ahead is ~20 ms) and, with blocksize 0, in blocks of at most 128 frames that divide the
     #: pipeline's hop (``aligned_blocksize``)
-    low_latency: bool = False
-    retry_s: float = 1.0  #: how often to try re-opening a lost device
-    ring_seconds: float = 10.0  #: ring buffer length
+    low_latency: bool = field(default=False, metadata=flag())
+    #: how often to try re-opening a lost device
+    retry_s: float = field(default=1.0, metadata=number(0.05, 60, "a number of seconds in 0.05..60"))
+    #: ring buffer length
+    ring_seconds: float = field(default=10.0, metadata=number(1, 600, "a number of seconds in 1..600"))
+
+    def __post_init__(self) -> None:
+        d = self.device
+        check(d is None or (isinstance(d, (int, str)) and not isinstance(d, bool)), "capture", "device",
+              "an index, a name or empty", d)
+        check(not isinstance(d, int) or d >= 0, "capture", "device", "an index >= 0", d)
+        check(not isinstance(d, str) or bool(d.strip()), "capture", "device", "a name, not empty", d)
+        check_fields(self, "capture")
 
     def validate(self) -> CaptureConfig:
-        """Raise ValueError (one line) for values that cannot work; return self."""
-        d = self.device
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, str))):
-            raise ValueError(f"capture.device must be an index, a name or empty, got {d!r}")
-        if isinstance(d, int) and d < 0:
-            raise ValueError(f"capture.device index must be >= 0, got {d}")
-        if isinstance(d, str) and not d.strip():
-            raise ValueError("capture.device must not be an empty string")
-        sr = self.samplerate
-        if sr is not None and (isinstance(sr, bool) or not isinstance(sr, int) or not 1000 <= sr <= 384000):
-            raise ValueError(f"capture.samplerate must be an integer in 1000..384000, got {sr!r}")
-        bs = self.blocksize
-        if isinstance(bs, bool) or not isinstance(bs, int) or not 0 <= bs <= 65536:
-            raise ValueError(f"capture.blocksize must be an integer in 0..65536, got {bs!r}")
-        ch = self.channels
-        if ch is not None and (isinstance(ch, bool) or not isinstance(ch, int) or not 1 <= ch <= 64):
-            raise ValueError(f"capture.channels must be an integer in 1..64, got {ch!r}")
-        if not isinstance(self.retry_s, (int, float)) or not 0.05 <= self.retry_s <= 60:
-            raise ValueError(f"capture.retry_s must be in 0.05..60 seconds, got {self.retry_s!r}")
-        if not isinstance(self.ring_seconds, (int, float)) or not 1.0 <= self.ring_seconds <= 600:
-            raise ValueError(f"capture.ring_seconds must be in 1..600 seconds, got {self.ring_seconds!r}")
-        if not isinstance(self.wait_for_device, bool) or not isinstance(self.low_latency, bool):
-            raise ValueError("capture.wait_for_device and capture.low_latency must be true or false")
+        """Check again (after a change); return self."""
+        self.__post_init__()
         return self
 
 

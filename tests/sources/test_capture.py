@@ -70,17 +70,22 @@ def test_index_and_digit_string() -> None:
 def test_config_validation() -> None:
     assert CaptureConfig(device="pulse", samplerate=48000).validate().device == "pulse"
     for bad in (
-        CaptureConfig(samplerate=10),
-        CaptureConfig(blocksize=-1),
-        CaptureConfig(channels=0),
-        CaptureConfig(retry_s=0),
-        CaptureConfig(device=""),
-        CaptureConfig(device=True),  # type: ignore[arg-type]
-        CaptureConfig(ring_seconds=0.1),
+        dict(samplerate=10),
+        dict(blocksize=-1),
+        dict(channels=0),
+        dict(retry_s=0),
+        dict(device=""),
+        dict(device=True),
+        dict(ring_seconds=0.1),
     ):
-        with pytest.raises(ValueError) as e:
-            bad.validate()
-        assert "\n" not in str(e.value) and str(e.value).startswith("capture.")
+        with pytest.raises(ValueError) as e:  # checked when made (mer_live.common.validate)
+            CaptureConfig(**bad)
+        key = next(iter(bad))
+        assert "\n" not in str(e.value) and str(e.value).startswith(f"[capture] {key} must be ")
+    cfg = CaptureConfig()
+    cfg.channels = 0  # changed after it was made: validate() checks again
+    with pytest.raises(ValueError, match=r"^\[capture\] channels must be an integer in 1..64, got 0$"):
+        cfg.validate()
 
 
 # -- the real device list under the null sink ---------------------------------------------------
