@@ -53,7 +53,7 @@ def draw(out: Path) -> None:
         mods = modules(pkg)
         if len(mods) > 7:  # two columns
             half = (len(mods) + 1) // 2
-            mods = [f"{a:<11} {b}" for a, b in zip(mods[:half], [*mods[half:], ""], strict=True)]
+            mods = [f"{a:<11} {b}" for a, b in zip(mods[:half], [*mods[half:], ""][:half], strict=True)]
         ax.text(x + W / 2, y + H - 0.55, "\n".join(mods), ha="center", va="top", fontsize=7.5,
                 multialignment="left",
                 family="monospace", color="#234")
