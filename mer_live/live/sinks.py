@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,3 +64,49 @@ class Sinks:
                 self.errors += 1
                 name = getattr(sink, "__name__", type(sink).__name__)
                 self._throttle.warn(("sink", id(sink)), "sink %s failed: %s", name, one_line(ex))
+
+
+class ThreadedSink:
+    """A sink whose work runs on a thread of its own: the pipeline thread only stores and wakes.
+
+    Why: an output's I/O (a UDP socket, a MIDI port, a Link session) may block or fail, and the
+    pipeline thread must never wait for it. ``__call__`` keeps the newest estimate, ``event``
+    queues the events of ``event_kinds`` (None: all); the subclass's ``_run`` loop reads them,
+    waiting on ``_wake`` and leaving when ``_stop`` is set. ``_start_thread`` and ``_stop_thread``
+    are the two ends of that thread's life.
+    """
+
+    event_kinds: tuple[str, ...] | None = None
+
+    def __init__(self, max_events: int = 512) -> None:
+        self._latest: Estimate | None = None
+        self._events: deque[Event] = deque(maxlen=max_events)
+        self._wake = threading.Event()  #: set by a new estimate, an event or stop
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, estimate: Estimate) -> None:
+        self._latest = estimate
+        self._wake.set()
+
+    def event(self, ev: Event) -> None:
+        if self.event_kinds is None or ev.kind in self.event_kinds:
+            self._events.append(ev)
+            self._wake.set()
+
+    def _run(self) -> None:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def _start_thread(self, name: str) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _stop_thread(self, timeout: float) -> threading.Thread | None:
+        """Ask the thread to leave and wait up to ``timeout``; the thread (check ``is_alive``)."""
+        self._stop.set()
+        self._wake.set()
+        th, self._thread = self._thread, None
+        if th is not None:
+            th.join(timeout)
+        return th

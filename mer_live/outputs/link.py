@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from typing import Any
 
 from mer_live.analysers.beatfollow import Beat, BeatFollower
 from mer_live.common.validate import check, config_from_dict
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.sinks import ThreadedSink
 from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)
@@ -89,16 +88,14 @@ def target_beat(session_beat: float, pos: int, quantum: float) -> float:
     return min((base, base + quantum), key=lambda b: abs(b - session_beat))
 
 
-class LinkOutput:
+class LinkOutput(ThreadedSink):
     """Pipeline sink: ``sink(estimate)``, ``event(ev)``, ``start``/``stop``; a thread drives Link."""
 
+    event_kinds = ("beat", "beat_in_bar", "bar", "onset")
+
     def __init__(self, config: LinkConfig) -> None:
+        super().__init__()
         self.config = config
-        self._latest: Estimate | None = None
-        self._events: deque[Event] = deque(maxlen=512)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._module: Any = None
         self._link: Any = None
         self.follow = BeatFollower(steady_beats=config.steady_beats)
@@ -107,15 +104,6 @@ class LinkOutput:
         self._done_count = -1  #: the beat count last used (one correction per beat)
         self.counts = {"joins": 0, "tempo_sets": 0, "phase_sets": 0, "beats_seen": 0}
         self.log: deque[tuple[float, float, float]] = deque(maxlen=4096)  #: (wall, bpm, phase err ms)
-
-    def __call__(self, estimate: Estimate) -> None:
-        self._latest = estimate
-        self._wake.set()
-
-    def event(self, ev: Event) -> None:
-        if ev.kind in ("beat", "beat_in_bar", "bar", "onset"):
-            self._events.append(ev)
-            self._wake.set()
 
     def describe(self) -> str:
         c = self.config
@@ -134,17 +122,11 @@ class LinkOutput:
         if not self.config.enabled or self._thread is not None:
             return
         self._module = _link_module()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mer-link", daemon=True)
-        self._thread.start()
+        self._start_thread("mer-link")
 
     def stop(self) -> None:
         """Leave the session and stop the thread; returns within about 0.5 s."""
-        self._stop.set()
-        self._wake.set()
-        th, self._thread = self._thread, None
-        if th is not None:
-            th.join(0.5)
+        th = self._stop_thread(0.5)
         lk = self._link
         if lk is not None and (th is None or not th.is_alive()):
             try:

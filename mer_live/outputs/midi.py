@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from mer_live.analysers.beatfollow import BeatFollower
 from mer_live.common.validate import check, config_from_dict
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.sinks import ThreadedSink
 from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)
@@ -191,16 +189,12 @@ class MidiClock:
         self.running = False
 
 
-class MidiOutput:
+class MidiOutput(ThreadedSink):
     """Pipeline sink: ``sink(estimate)``, ``event(ev)``, ``start``/``stop``; a thread owns the port."""
 
     def __init__(self, config: MidiConfig) -> None:
+        super().__init__()
         self.config = config
-        self._latest: Estimate | None = None
-        self._events: deque[Event] = deque(maxlen=512)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._port: Any = None
         self._mido: Any = None
         self.follow = BeatFollower()
@@ -214,15 +208,6 @@ class MidiOutput:
         self._checked = time.monotonic()
         self._dead: list[Any] = []
 
-    # -- sink side (pipeline thread: store only) -------------------------------------------------
-    def __call__(self, estimate: Estimate) -> None:
-        self._latest = estimate
-        self._wake.set()
-
-    def event(self, ev: Event) -> None:
-        self._events.append(ev)
-        self._wake.set()
-
     # -- life ------------------------------------------------------------------------------------
     def start(self) -> None:
         """Open the port (a one-line OSError if it is missing) and start the sending thread."""
@@ -233,17 +218,11 @@ class MidiOutput:
         except ImportError as e:
             raise OSError(str(e)) from None
         self._port = open_port(self.config)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mer-midi", daemon=True)
-        self._thread.start()
+        self._start_thread("mer-midi")
 
     def stop(self) -> None:
         """Stop (0xFC) and notes off if possible, close the port; returns within about 0.5 s."""
-        self._stop.set()
-        self._wake.set()
-        th, self._thread = self._thread, None
-        if th is not None:
-            th.join(0.5)
+        th = self._stop_thread(0.5)
         if th is not None and th.is_alive():
             log.warning("MIDI: the sending thread did not stop in time; the port is left to the OS")
             return
