@@ -321,3 +321,18 @@ def test_a_slow_straight_groove_gets_its_own_tempo_not_its_eighths(bpm: float) -
     assert abs(len(late) - n_true) <= 1, (len(late), n_true)
     err = np.array([np.min(np.abs(truth - t)) for t in late])
     assert np.mean(err < 0.07) > 0.9
+
+
+def test_the_beat_holds_through_an_aubio_dropout_in_a_steady_groove_and_stops_in_silence() -> None:
+    """aubio gives no beat from 6.3 s to 16.1 s of this 110-BPM groove (seed 3); the rhythm gate
+    stays open at its period, so the flywheel goes on; silence after it still stops the beats."""
+    sr = 44100
+    x, truth = groove(110.0, 20.0, sr, seed=3)
+    bt = BeatTracker()
+    bt.reset(sr)
+    beats = [e for e in feed(bt, np.concatenate([x, np.zeros(4 * sr, np.float32)]), sr) if e.kind == "beat"]
+    mid = np.array([e.t for e in beats if 5.0 <= e.t <= 19.9])
+    n_true = int(np.sum((truth >= 5.0) & (truth <= 19.9)))
+    assert abs(len(mid) - n_true) <= 1, (len(mid), n_true)
+    assert all(np.min(np.abs(truth - t)) < 0.05 for t in mid)
+    assert not [e.t for e in beats if e.t >= 22.5]  # after 4 beats of silence (as before)
