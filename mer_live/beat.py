@@ -425,9 +425,10 @@ class ThreeTwo:
     dotted quarters would be counted in quarters (documented in docs/show.md).
 
     Octaves (ratio 0.5): aubio calls many straight grooves at 60-100 BPM at their eighths. Then
-    nothing lies between its beats: the envelope does not correlate at ``P/2`` nor ``P/3``, and
-    the low band (kick, snare, bass) not at ``P/2`` nor ``P/4``; on the right tempo the hats, a
-    double kick or the bass fill ``P/2``. Halving needs twice the votes (~1 s) and a half within
+    nothing lies between its beats: the envelope does not correlate at ``P/2`` and anti-correlates
+    at ``P/3`` and ``2P/3``, and the low band (kick, snare, bass) does not correlate at ``P/2`` nor
+    ``P/4``; on the right tempo the hats, a double kick or the bass fill ``P/2``, and a fast
+    shuffle's swung eighth ``2P/3``. Halving needs twice the votes (~1 s) and a half within
     ``bpm_min``; a groove of quarter notes alone at >= 2 x ``bpm_min`` would be halved too.
     """
 
@@ -453,7 +454,7 @@ class ThreeTwo:
             want = 1.5  # aubio's period holds three straight pulses: the beat is two of them
         elif half >= 0.3:
             want = 1.0  # aubio's period splits in two: it is the beat
-        elif (half < 0.0 and third < 0.1 and bpm * 0.5 >= c.bpm_min * 0.999
+        elif (half < 0.0 and max(third, two_thirds) < -0.03 and bpm * 0.5 >= c.bpm_min * 0.999
               and max(_low_r(per, p / 2), _low_r(per, p / 4)) < 0.05):
             # nothing between aubio's beats, in the hats (HFC) nor in kick and bass (low band): aubio
             # is on the fastest pulse of the groove, its eighths; a beat of two (issue #31's octaves)
