@@ -455,7 +455,7 @@ class ThreeTwo:
         elif half >= 0.3:
             want = 1.0  # aubio's period splits in two: it is the beat
         elif (half < 0.0 and max(third, two_thirds) < -0.03 and bpm * 0.5 >= c.bpm_min * 0.999
-              and max(_low_r(per, p / 2), _low_r(per, p / 4)) < 0.05):
+              and all(v < 0.05 for v in (_low_r(per, p / 2), _low_r(per, p / 4)))):  # nan: no
             # nothing between aubio's beats, in the hats (HFC) nor in kick and bass (low band): aubio
             # is on the fastest pulse of the groove, its eighths; a beat of two (issue #31's octaves)
             want = 0.5
@@ -591,8 +591,8 @@ class BeatTracker:
             if t_a is not None and ratio != 1.0 and bpm > 0:
                 # aubio beats every 1.5 (or 2/3) beats: only those on the envelope's beat phase anchor
                 period = 60.0 / bpm
-                e = (t_a - self._per.phase(bpm, t_chunk)) / period
-                if not abs(e - round(e)) <= 0.2:
+                e = (t_a - self._per.phase(bpm, t_chunk)) / period  # nan: no history (after silence)
+                if math.isfinite(e) and not abs(e - round(e)) <= 0.2:
                     t_a = None
             # aubio now and then gives no beat for seconds inside a steady groove (10 s on a 110-BPM
             # test groove): while the rhythm gate is open at this period, the flywheel keeps going
