@@ -73,6 +73,10 @@ def score(ref: np.ndarray, beats: list[tuple[float, object]], bpm_true: float, c
     if change_t is not None:  # score the part after the change as its own piece
         r, e = ref[ref >= change_t + 5], est[est >= change_t + 5]
     f = mir_eval.beat.f_measure(r, e)
+    # the first 5 s after the first true beat, untrimmed: what the lights get while a song starts
+    t1 = ref[0]
+    r5, e5 = ref[ref < t1 + 5], est[(est >= t1 - 0.07) & (est < t1 + 5.07)]
+    f_early = mir_eval.beat.f_measure(r5, e5) if len(e5) else 0.0
     _, _, cmlt, amlt = mir_eval.beat.continuity(r, e) if len(e) > 1 and len(r) > 1 else (0, 0, 0.0, 0.0)
     end = ref[-1]
     late = [ev.bpm for _, ev in beats if ev.t >= end - 15 and ev.bpm > 0]
@@ -93,7 +97,7 @@ def score(ref: np.ndarray, beats: list[tuple[float, object]], bpm_true: float, c
                 ok_from = None
         follow = (ok_from - change_t) if ok_from is not None else np.inf
     return {"f": float(f), "cmlt": float(cmlt), "amlt": float(amlt), "acc1": float(acc1), "acc2": float(acc2),
-            "first": float(first), "bpm": bpm, "follow": float(follow)}
+            "first": float(first), "bpm": bpm, "follow": float(follow), "f_early": float(f_early)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{np.median(first):.2f} / {np.max(first):.2f}",
                      ", ".join(f"{r['follow']:.1f}" for r in sel
                                if np.isfinite(r["follow"]) or r["cls"] == "change")
-                     or "-"])
+                     or "-", f"{np.mean([r['f_early'] for r in sel]):.3f}"])
     body = md_table(["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Acc2 (3:2 = error)",
-                     "first beat s (median / worst)", "tempo change followed after s"], rows)
+                     "first beat s (median / worst)", "tempo change followed after s", "F first 5 s"], rows)
     print(body)
     if args.json:
         args.json.write_text(json.dumps(per, indent=1))

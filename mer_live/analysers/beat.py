@@ -424,6 +424,13 @@ class ThreeTwo:
     (triplets with the middle one missing) correlates only half as much at ``P/3`` and stays.
     The ratio changes after ``need`` agreeing updates in a row (~0.5 s). A 6/8 groove counted in
     dotted quarters would be counted in quarters (documented in docs/show.md).
+
+    Octaves (ratio 0.5): aubio calls many straight grooves at 60-100 BPM at their eighths. Then
+    nothing lies between its beats: the envelope does not correlate at ``P/2`` and anti-correlates
+    at ``P/3`` and ``2P/3``, and the low band (kick, snare, bass) does not correlate at ``P/2`` nor
+    ``P/4``; on the right tempo the hats, a double kick or the bass fill ``P/2``, and a fast
+    shuffle's swung eighth ``2P/3``. Halving needs twice the votes (~1 s) and a half within
+    ``bpm_min``; a groove of quarter notes alone at >= 2 x ``bpm_min`` would be halved too.
     """
 
     def __init__(self, config: BeatConfig, grouped: float = 0.55, need: int = 5) -> None:
@@ -448,11 +455,19 @@ class ThreeTwo:
             want = 1.5  # aubio's period holds three straight pulses: the beat is two of them
         elif half >= 0.3:
             want = 1.0  # aubio's period splits in two: it is the beat
+        elif (half < 0.0 and max(third, two_thirds) < -0.03 and bpm * 0.5 >= c.bpm_min * 0.999
+              and all(v < 0.05 for v in (_low_r(per, p / 2), _low_r(per, p / 4)))):  # nan: no
+            # nothing between aubio's beats, in the hats (HFC) nor in kick and bass (low band): aubio
+            # is on the fastest pulse of the groove, its eighths; a beat of two (issue #31's octaves)
+            want = 0.5
+        if not c.bpm_min * 0.999 <= bpm * self.ratio <= c.bpm_max * 1.001:
+            self.ratio, self._votes = 1.0, 0  # aubio moved (e.g. to the half itself): out of range
+            return self.ratio
         if want == self.ratio:
             self._votes = 0
         elif want == self._rival:
             self._votes += 1
-            if self._votes >= self.need:
+            if self._votes >= self.need * (2 if want == 0.5 else 1):  # halving: ~1 s of agreement
                 self.ratio, self._votes = want, 0
         else:
             self._rival, self._votes = want, 1
@@ -516,6 +531,7 @@ class BeatTracker:
         self._gate = RhythmGate(c)
         self._three = ThreeTwo(c)
         self._raw_bpm = 0.0  #: the tempo of aubio's beats (TempoSmoother), before the 3:2 correction
+        self._ratio_was = 1.0  #: ThreeTwo's ratio at the last hop (a change re-phases the clock)
         self._audible_t = -math.inf  #: stream time of the last hop above silence_db
         self._silence_pow = 10.0 ** (c.silence_db / 10.0)
         self._nfft = self.hop  #: a small FFT per hop for the low band (< 250 Hz) the phase is read from
@@ -566,12 +582,25 @@ class BeatTracker:
                 self._three.update(self._raw_bpm, self._per)
             ratio = self._three.ratio
             bpm = self._raw_bpm * ratio
+            if ratio != self._ratio_was:
+                self._ratio_was = ratio
+                ph = self._per.phase(bpm, t_chunk) if ratio != 1.0 and bpm > 0 else math.nan
+                if math.isfinite(ph) and math.isfinite(self._clock.grid_t):
+                    # a new period: the grid's last beat may be an off-beat of it (aubio's eighth);
+                    # restart it on the envelope's beat phase instead of waiting for four anchors
+                    self._clock.grid_t = ph
             if t_a is not None and ratio != 1.0 and bpm > 0:
                 # aubio beats every 1.5 (or 2/3) beats: only those on the envelope's beat phase anchor
                 period = 60.0 / bpm
-                e = (t_a - self._per.phase(bpm, t_chunk)) / period
-                if not abs(e - round(e)) <= 0.2:
+                e = (t_a - self._per.phase(bpm, t_chunk)) / period  # nan: no history (after silence)
+                if math.isfinite(e) and not abs(e - round(e)) <= 0.2:
                     t_a = None
+            # aubio now and then gives no beat for seconds inside a steady groove (10 s on a 110-BPM
+            # test groove): while the rhythm gate is open at this period, the flywheel keeps going
+            lag_p = 60.0 * self._per.fps / bpm if bpm > 0 else 0.0
+            steady = (self.rhythm and lag_p > 0 and self._per.lag > 0
+                      and min(abs(math.log2(self._per.lag / lag_p) - k) for k in _RELATED) <= 0.1)
+            self._clock.hold_beats = 32.0 if steady else 4.0
             for t_b in self._clock.step(t_chunk, t_a, bpm):
                 beats += 1
                 last_t, last_wall = t_b, wall - (t_end - t_b)
@@ -588,6 +617,18 @@ class BeatTracker:
                 self._state = BeatState(bpm, beats, onsets, last_t, last_wall,
                                         float(self._tempo.get_confidence()), self.rhythm, self._per.score)
         return events
+
+
+def _low_r(per: Periodicity, lag: float) -> float:
+    """The low band's onset envelope (kick, snare body, bass) correlated with itself ``lag`` frames
+    later, over ``per``'s current history (nan without one). Computed only when asked: rare."""
+    m = min(per._count, per.n)
+    lo = per._low[-m:] if m > 16 else np.zeros(0)
+    if len(lo) < 16 or not 1 <= lag < len(lo) // 2:
+        return math.nan
+    r = _pearson_acf(lo)
+    i = int(lag)
+    return float((1 - (lag - i)) * r[i] + (lag - i) * r[i + 1])
 
 
 # ---- registration: [beat], --no-beat, the events it publishes and the values they carry -----------

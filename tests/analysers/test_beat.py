@@ -285,3 +285,54 @@ def test_tracker_rhythm_flag_follows_a_groove_and_not_silence() -> None:
     assert all(f for t, f in flags if 3.0 <= t <= 10.0)
     assert not any(f for t, f in flags if t >= 12.0)  # 1.5 s of silence closes it
     assert bt.state().bpm == pytest.approx(174.0, rel=0.02)
+
+
+def test_three_two_halves_a_lock_on_the_eighths_only_when_nothing_lies_between_them() -> None:
+    """aubio calls a 95-BPM rock groove 190 (its eighth hats): nothing at half its period in the
+    hats nor in the low band (kick and snare on the beats) -> a beat of two. The same envelope
+    read at the right tempo, a low band with sixteenths (double kick), or a half below
+    ``bpm_min`` keep aubio's tempo."""
+    hits = straight(95.0, 8.0)
+    env = envelope(8.0, hits)
+    low_beats = envelope(8.0, [(t, a) for t, a in hits if a == 1.0])
+    low_16ths = envelope(8.0, [(k * 60.0 / 95.0 / 4, 1.0) for k in range(int(8.0 * 95.0 / 60.0 * 4))])
+    for aubio_bpm, low, cfg, want in ((190.0, low_beats, BeatConfig(), 0.5),
+                                      (95.0, low_beats, BeatConfig(), 1.0),
+                                      (190.0, low_16ths, BeatConfig(), 1.0),
+                                      (190.0, low_beats, BeatConfig(bpm_min=100.0, bpm_max=210.0), 1.0)):
+        per, tt = Periodicity(FPS), ThreeTwo(cfg)
+        for v, lo in zip(env, low, strict=True):
+            if per.push(float(v), True, float(lo)):
+                tt.update(aubio_bpm, per)
+        assert tt.ratio == want, (aubio_bpm, cfg.bpm_min)
+
+
+@pytest.mark.parametrize("bpm", [85.0, 95.0])
+def test_a_slow_straight_groove_gets_its_own_tempo_not_its_eighths(bpm: float) -> None:
+    """aubio alone calls these 170/190 (issue #31's octaves); the published beat is one per beat."""
+    sr = 44100
+    x, truth = groove(bpm, 20.0, sr, seed=3)
+    bt = BeatTracker()
+    bt.reset(sr)
+    beats = [e for e in feed(bt, x, sr) if e.kind == "beat"]
+    assert bt.state().bpm == pytest.approx(bpm, rel=0.02)
+    late = np.array([e.t for e in beats if e.t >= 8.0])
+    n_true = int(np.sum((truth >= 8.0) & (truth <= 20.0 - 0.1)))
+    assert abs(len(late) - n_true) <= 1, (len(late), n_true)
+    err = np.array([np.min(np.abs(truth - t)) for t in late])
+    assert np.mean(err < 0.07) > 0.9
+
+
+def test_the_beat_holds_through_an_aubio_dropout_in_a_steady_groove_and_stops_in_silence() -> None:
+    """aubio gives no beat from 6.3 s to 16.1 s of this 110-BPM groove (seed 3); the rhythm gate
+    stays open at its period, so the flywheel goes on; silence after it still stops the beats."""
+    sr = 44100
+    x, truth = groove(110.0, 20.0, sr, seed=3)
+    bt = BeatTracker()
+    bt.reset(sr)
+    beats = [e for e in feed(bt, np.concatenate([x, np.zeros(4 * sr, np.float32)]), sr) if e.kind == "beat"]
+    mid = np.array([e.t for e in beats if 5.0 <= e.t <= 19.9])
+    n_true = int(np.sum((truth >= 5.0) & (truth <= 19.9)))
+    assert abs(len(mid) - n_true) <= 1, (len(mid), n_true)
+    assert all(np.min(np.abs(truth - t)) < 0.05 for t in mid)
+    assert not [e.t for e in beats if e.t >= 22.5]  # after 4 beats of silence (as before)
