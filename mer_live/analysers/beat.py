@@ -302,8 +302,9 @@ class Periodicity:
         c = np.cumsum(np.concatenate([np.zeros(w // 2 + 1), o, np.full(w - w // 2, o[-1])]))
         o = np.maximum(0.0, o - (c[w:w + m] - c[:m]) / w)  # minus its centred moving average
         self._r = _pearson_acf(o)
-        self.score = self._comb(self._r)
-        if self.low_mix > 0:  # plus the low band's onsets: the kick of a TR-808 carries little HFC
+        if self.low_mix <= 0:
+            self.score = self._comb(self._r)
+        else:  # plus the low band's onsets: the kick of a TR-808 carries little HFC
             lo = self._low[-m:]
             mixed = o / (float(np.std(o)) + 1e-9) + self.low_mix * lo / (float(np.std(lo)) + 1e-9)
             self.score = self._comb(_pearson_acf(mixed))
@@ -534,8 +535,11 @@ class BeatTracker:
         self._ratio_was = 1.0  #: ThreeTwo's ratio at the last hop (a change re-phases the clock)
         self._audible_t = -math.inf  #: stream time of the last hop above silence_db
         self._silence_pow = 10.0 ** (c.silence_db / 10.0)
-        self._nfft = self.hop  #: a small FFT per hop for the low band (< 250 Hz) the phase is read from
+        self._nfft = self.hop  #: a small DFT per hop for the low band (< 250 Hz) the phase is read from
         self._low_bins = max(2, int(250.0 * self._nfft / self.samplerate) + 1)
+        # only those few bins are needed: their cosine and sine rows, not a whole FFT per hop
+        kn = np.outer(np.arange(self._low_bins), np.arange(self.hop)) * (2 * np.pi / self._nfft)
+        self._low_dft = np.concatenate([np.cos(kn), np.sin(kn)])
         self._low_prev = 0.0
         self.rhythm = False  #: the rhythm gate is open (read by the pipeline after each block)
         self._buf = np.zeros(0, dtype=np.float32)
@@ -572,8 +576,8 @@ class BeatTracker:
                 t_a = t_chunk - (self._fed - self._tempo.get_last()) / sr
                 self._raw_bpm = self._smoother.add_beat(t_a)
             onset = bool(self._onset(chunk)[0])
-            spec = np.fft.rfft(chunk, self._nfft)[: self._low_bins]
-            low = math.log(1e-10 + float(np.vdot(spec, spec).real))
+            v = self._low_dft @ chunk  # re and im of the low bins
+            low = math.log(1e-10 + float(np.dot(v, v)))
             low_onset, self._low_prev = low - self._low_prev, low
             audible = t_chunk - self._audible_t < 0.05
             if self._per.push(float(self._onset.get_descriptor()), audible, low_onset):

@@ -336,3 +336,17 @@ def test_the_beat_holds_through_an_aubio_dropout_in_a_steady_groove_and_stops_in
     assert abs(len(mid) - n_true) <= 1, (len(mid), n_true)
     assert all(np.min(np.abs(truth - t)) < 0.05 for t in mid)
     assert not [e.t for e in beats if e.t >= 22.5]  # after 4 beats of silence (as before)
+
+
+def test_low_band_energy_is_the_fft_s() -> None:
+    """The per-hop low-band energy (< 250 Hz, the phase cue) from the few DFT rows the tracker keeps
+    equals that of a whole FFT of the hop, at 44.1 and 48 kHz."""
+    rng = np.random.default_rng(3)
+    for sr in (44100, 48000):
+        bt = BeatTracker()
+        bt.reset(sr)
+        for _ in range(20):
+            chunk = (rng.standard_normal(bt.hop) * rng.uniform(1e-4, 1)).astype(np.float32)
+            spec = np.fft.rfft(chunk.astype(np.float64), bt.hop)[: bt._low_bins]
+            v = bt._low_dft @ chunk
+            np.testing.assert_allclose(float(np.dot(v, v)), float(np.vdot(spec, spec).real), rtol=1e-9)
