@@ -23,7 +23,7 @@ import numpy as np
 from bench.common import md_table, positive_float, proc_cpu_seconds, record, run_cli
 from mer_live.analysers.beat import BeatTracker
 from mer_live.analysers.sections import SectionDetector
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.outputs.lighting import LightingConfig, LightingOutput
 from mer_live.outputs.record import Recorder
 from tests.grooves import groove

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: package -> the modules moved into it
 MOVED = {
     "sources": ["capture", "filesource", "demo"],
-    "live": ["ringbuffer", "arrivals", "realtime", "stream", "estimator", "estimate", "pipeline", "sinks",
+    "live": ["ringbuffer", "arrivals", "realtime", "stream", "estimator", "pipeline", "sinks",
              "smoothing", "stopping", "app"],
     "inference": ["model", "presence", "teacher", "fusion", "roominput"],
     "analysers": ["beat", "beatfollow", "bars", "sections"],
@@ -28,6 +28,8 @@ MOVED = {
 }
 NEW = {m: f"{pkg}.{m}" for pkg, ms in MOVED.items() for m in ms}
 NEW["showconfig"] = "common.validate"
+NEW["estimate"] = "live.records"  # Estimate and Event: renamed so it is not mistaken for estimator
+NEW["live.estimate"] = "live.records"
 _NAMES = "|".join(sorted(NEW, key=len, reverse=True))
 _DOT = re.compile(rf"\bmer_live\.({_NAMES})(?![A-Za-z0-9_])")
 _SLASH = re.compile(rf"\bmer_live/({_NAMES})(?![A-Za-z0-9_])")

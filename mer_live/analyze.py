@@ -32,8 +32,8 @@ from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.common.logs import one_line
 from mer_live.inference.fusion import Fusion
 from mer_live.inference.model import Model, ModelError
-from mer_live.live.estimate import quadrant_of
 from mer_live.live.pipeline import PipelineConfig
+from mer_live.live.records import quadrant_of
 
 log = logging.getLogger(__name__)
 

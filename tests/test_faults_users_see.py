@@ -20,8 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 from mer_live.analysers.sections import SectionDetector
 from mer_live.inference.model import Model
 from mer_live.inference.presence import MusicGate, PresenceModel
-from mer_live.live.estimate import Estimate, Event
 from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.live.records import Estimate, Event
 from mer_live.outputs.osc import OscConfig, OscSender
 from mer_live.outputs.record import Recorder, read_record
 from mer_live.sources.filesource import FileSource

@@ -87,7 +87,7 @@ def test_readme_osc_table_matches_what_is_sent() -> None:
 
     from pythonosc.osc_message import OscMessage
 
-    from mer_live.live.estimate import EVENT_KINDS, Estimate, Event
+    from mer_live.live.records import EVENT_KINDS, Estimate, Event
     from mer_live.outputs.osc import build_messages, event_message
 
     est = Estimate(t=1.0, wall=0.0, arousal_raw=0.7, valence_raw=0.3, arousal=0.6, valence=0.4,

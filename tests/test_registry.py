@@ -66,7 +66,7 @@ register_output(OutputSpec(
 TICK_ANALYSER = '''
 from dataclasses import dataclass
 
-from mer_live.live.estimate import Event
+from mer_live.live.records import Event
 from mer_live.registry import AnalyserSpec, register_analyser
 
 

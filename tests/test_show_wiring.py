@@ -18,8 +18,8 @@ import soundfile as sf
 from mer_live.analysers.beat import BeatConfig, BeatTracker
 from mer_live.analysers.sections import SectionConfig, SectionDetector
 from mer_live.inference.model import Model
-from mer_live.live.estimate import Event
 from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.live.records import Event
 from mer_live.outputs.osc import OscConfig, OscSender
 from mer_live.sources.filesource import FileSource
 from tests.grooves import groove, pad

@@ -44,7 +44,7 @@ class Clip:
 
     Continuous labels (``arousal``, ``valence``) are in [0, 1] or None (4Q has only quadrants).
     Missing binary labels and the quadrant are derived at construction: from the continuous
-    values at the 0.5 threshold (ties go high, as ``mer_live.live.estimate.quadrant_of``) or from the
+    values at the 0.5 threshold (ties go high, as ``mer_live.live.records.quadrant_of``) or from the
     quadrant, so every clip with any label has ``arousal_high``, ``valence_high`` and ``quadrant``.
     """
 

@@ -1,7 +1,7 @@
 """Evaluation metrics as plain functions, each reported beside the baseline a guess would score.
 
 Conventions: scores and predictions are on the project's [0, 1] scale; "high" means >= 0.5 (as
-``mer_live.live.estimate.quadrant_of``, ties go high); quadrants are 1..4 (Q1 high arousal + high
+``mer_live.live.records.quadrant_of``, ties go high); quadrants are 1..4 (Q1 high arousal + high
 valence, Q2 high + low, Q3 low + low, Q4 low arousal + high valence). A majority baseline always
 predicts the most frequent class of ``train_labels`` when given (the honest baseline: the
 evaluated fold's own majority is unknown at prediction time), else of the evaluated labels.
@@ -110,7 +110,7 @@ def binary_metrics(
 
 def quadrant_of(arousal: np.ndarray, valence: np.ndarray) -> np.ndarray:
     """Russell quadrant 1..4 of [0, 1] values, elementwise (the rule of
-    mer_live.live.estimate.quadrant_of)."""
+    mer_live.live.records.quadrant_of)."""
     a = np.asarray(arousal) >= 0.5
     v = np.asarray(valence) >= 0.5
     return np.where(a, np.where(v, 1, 2), np.where(v, 4, 3)).astype(np.int64)

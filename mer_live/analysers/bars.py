@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mer_live.common.validate import check, config_from_dict
-from mer_live.live.estimate import Estimate, Event, beats_go_out
+from mer_live.live.records import Estimate, Event, beats_go_out
 from mer_live.registry import AnalyserSpec, register_analyser
 
 log = logging.getLogger(__name__)

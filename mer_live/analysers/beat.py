@@ -29,7 +29,7 @@ import numpy as np
 
 from mer_live.common.validate import check as _check
 from mer_live.common.validate import config_from_dict, pow2
-from mer_live.live.estimate import Event
+from mer_live.live.records import Event
 from mer_live.registry import AnalyserSpec, Flag, register_analyser
 
 #: aubio's onset detection functions (the tempo tracker runs on one of them too).

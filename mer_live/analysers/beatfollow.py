@@ -16,7 +16,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 
 
 @dataclass(frozen=True)

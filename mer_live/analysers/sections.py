@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from mer_live.common.validate import check, config_from_dict
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 from mer_live.registry import AnalyserSpec, Flag, register_analyser
 
 

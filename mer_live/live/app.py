@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mer_live.inference.model import Model
-from mer_live.live.estimate import Estimate, Event
 from mer_live.live.pipeline import Pipeline, PipelineConfig, Source
+from mer_live.live.records import Estimate, Event
 from mer_live.live.sinks import Sink
 from mer_live.live.stopping import Part, part_name, started_threads, stop_parts
 

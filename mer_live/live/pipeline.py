@@ -51,9 +51,9 @@ from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
 from mer_live.common.validate import ShowConfigError, check, check_fields, flag, number
 from mer_live.inference.model import Model
 from mer_live.live.arrivals import Arrivals
-from mer_live.live.estimate import Estimate, Event, beats_go_out
 from mer_live.live.estimator import Estimator, Judgement
 from mer_live.live.realtime import promote_or_warn
+from mer_live.live.records import Estimate, Event, beats_go_out
 from mer_live.live.ringbuffer import RingBuffer
 from mer_live.live.sinks import Sink, Sinks
 from mer_live.live.smoothing import ON_SILENCE, Smoother

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mer_live.common.logs import Throttled, one_line
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mer_live.common.validate import ShowConfigError, check, config_from_dict
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 from mer_live.live.stopping import describe
 from mer_live.registry import OutputSpec, register_output
 

@@ -27,8 +27,8 @@ from typing import Any
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
 from mer_live.common.validate import check, check_fields, flag, number
-from mer_live.live.estimate import Estimate, Event
 from mer_live.live.realtime import DEFAULT_PRIORITY, promote_or_warn
+from mer_live.live.records import Estimate, Event
 from mer_live.registry import Flag, OutputSpec, StartError, register_output
 
 log = logging.getLogger(__name__)

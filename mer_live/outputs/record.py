@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.registry import Flag, OutputSpec, register_output
 
 log = logging.getLogger(__name__)

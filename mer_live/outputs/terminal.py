@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import TextIO
 
-from mer_live.live.estimate import Estimate, mood_label
+from mer_live.live.records import Estimate, mood_label
 
 BAR_WIDTH = 10
 

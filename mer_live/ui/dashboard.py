@@ -30,7 +30,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from mer_live.common.logs import one_line
-from mer_live.live.estimate import QUADRANT_NAMES, Estimate, Event, mood_label
+from mer_live.live.records import QUADRANT_NAMES, Estimate, Event, mood_label
 
 log = logging.getLogger(__name__)
 

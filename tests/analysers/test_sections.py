@@ -12,7 +12,7 @@ import pytest
 
 from mer_live.analysers.sections import SectionConfig, SectionDetector, checkerboard_novelty, mel_matrix
 from mer_live.common.validate import ShowConfigError
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from tests.grooves import build_drop, groove, pad
 
 

@@ -20,7 +20,7 @@ from mer_live.inference.fusion import Fusion
 from mer_live.inference.model import Model, default_model_path
 from mer_live.inference.roominput import RoomModel, input_kind, load_for_input, room_model_path
 from mer_live.inference.teacher import default_head_path, default_teacher_path
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.outputs.terminal import format_line
 from tests.audio import plucked
 from tests.test_cli import run_cli

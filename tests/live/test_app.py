@@ -13,8 +13,8 @@ from pythonosc.osc_message import OscMessage
 
 from mer_live.inference.model import Model
 from mer_live.live.app import History, LiveApp
-from mer_live.live.estimate import Estimate
 from mer_live.live.pipeline import PipelineConfig
+from mer_live.live.records import Estimate
 from mer_live.outputs.osc import OscConfig, OscSender
 from mer_live.sources.filesource import FileSource, SourceError
 
@@ -98,7 +98,7 @@ def test_history_keeps_a_time_window_and_snapshots_safely():
 def test_history_keeps_events_for_the_window():
     """History is an event sink too (the pipeline's fan-out finds its ``event``): the window reads
     beats and sections on its timer; old ones go with the time window; clear() empties both."""
-    from mer_live.live.estimate import Event
+    from mer_live.live.records import Event
     from mer_live.live.sinks import Sinks
 
     h = History(seconds=2.0)

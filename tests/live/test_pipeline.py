@@ -13,8 +13,8 @@ import soxr
 
 from mer_live.common.framing import frame_windows, hop_samples, prepare_offline
 from mer_live.inference.model import Model
-from mer_live.live.estimate import Estimate
 from mer_live.live.pipeline import Pipeline, PipelineConfig
+from mer_live.live.records import Estimate
 from mer_live.sources.filesource import FileSource
 
 SR = 22050

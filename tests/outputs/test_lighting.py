@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mer_live.common.validate import ShowConfigError
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 from mer_live.outputs.lighting import (
     Fixture,
     LightingConfig,

@@ -18,7 +18,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import SimpleUDPClient
 
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.outputs.osc import OscConfig, OscSender, build_messages, parse_target
 from tests.proc import LineProcess
 

@@ -13,7 +13,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from mer_live.live.estimate import Estimate, Event
+from mer_live.live.records import Estimate, Event
 from mer_live.outputs.osc import build_messages, event_message, osc_message
 
 

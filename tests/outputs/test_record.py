@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.outputs.record import COLUMNS, Recorder, RecordError, read_record, row_of, song_starts
 from tests.conftest import need_module
 
@@ -66,7 +66,7 @@ def test_bad_paths_are_one_line_errors(tmp_path: Path) -> None:
 
 CHILD = """
 import sys, time
-from mer_live.live.estimate import Estimate
+from mer_live.live.records import Estimate
 from mer_live.outputs.record import Recorder
 rec = Recorder(sys.argv[1])
 rec.start()

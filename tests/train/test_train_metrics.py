@@ -63,7 +63,7 @@ def test_quadrant_metrics_known_confusion() -> None:
 
 
 def test_quadrant_of_matches_runtime() -> None:
-    from mer_live.live.estimate import quadrant_of as rt
+    from mer_live.live.records import quadrant_of as rt
 
     a = np.array([0.9, 0.9, 0.1, 0.1, 0.5, 0.49])
     v = np.array([0.9, 0.1, 0.1, 0.9, 0.5, 0.5])

@@ -28,8 +28,8 @@ from PySide6 import QtCore, QtGui  # noqa: E402
 
 from mer_live.inference.model import Model  # noqa: E402
 from mer_live.live.app import History, LiveApp  # noqa: E402
-from mer_live.live.estimate import Estimate, Event  # noqa: E402
 from mer_live.live.pipeline import PipelineConfig  # noqa: E402
+from mer_live.live.records import Estimate, Event  # noqa: E402
 from mer_live.sources.filesource import FileSource, SourceError  # noqa: E402
 from mer_live.ui.dashboard import (  # noqa: E402
     AROUSAL_COLOR,
