@@ -221,7 +221,9 @@ class DeviceSource:
     #: no audio for this long while running means the device is gone (first data may take longer)
     stall_s = 1.0
     first_data_s = 3.0
-    tick_s = 0.05
+    #: how often the watchdog looks: a quarter of stall_s (it was 0.05 s: 20 wake-ups a second for a
+    #: loss that takes 1 s to call, ~0.1 % of a core; issue #28)
+    tick_s = 0.25
 
     #: frames per callback with ``low_latency`` and no blocksize given (2.7 ms at 48 kHz)
     low_latency_blocksize = 128
