@@ -413,7 +413,9 @@ class DeviceSource:
 
     def _watch(self) -> None:
         next_try = 0.0
-        while not self._stop_evt.wait(self.tick_s):
+        # while the device is lost, look at least every retry_s (a retry_s below tick_s keeps its pace)
+        while not self._stop_evt.wait(self.tick_s if self._stream is not None
+                                      else min(self.tick_s, self.config.retry_s)):
             now = time.monotonic()
             if self._stream is not None:
                 reason = self._lost_reason(now)
