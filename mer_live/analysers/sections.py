@@ -24,8 +24,8 @@ loud as the drop. At most one per ``drop_spacing_s``; with ``drop_min_arousal`` 
 the last arousal seen by ``observe(estimate)`` (a sink-side hook; data flows one way) is at least
 that. Known 0.5-0.75 s after the drop.
 
-Cost: one FFT per ~46 ms and a 32 x 32 distance matrix four times a second, well under 1 % of a
-core (bench/bench_show_cost.py).
+Cost: one FFT per ~46 ms (a frame's FFTs in one call when its audio is complete) and a 32 x 32
+distance matrix four times a second, well under 1 % of a core (bench/bench_show_cost.py).
 """
 
 from __future__ import annotations
