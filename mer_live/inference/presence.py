@@ -7,7 +7,8 @@ emotion model, float32 ``[batch, samples]``, and returns ``[batch, 1]``: the pro
 music is playing. One window's probability flickers (a drum fill, a pause), so ``MusicGate``
 declares music only after the probability has stayed high for ``on_s`` and ends it only after it
 has stayed low for ``off_s``; silent input ends it at once. ``music_flags`` runs the same gate
-over a file's windows (``mer-analyze``), so files and live input agree.
+over a file's windows (``mer-analyze``), so files and live input agree (live, a settled gate runs
+the model every other hop: a change at most one hop later, ``mer_live.live.estimator``).
 
 numpy + onnxruntime only (the runtime never imports torch).
 """

@@ -41,6 +41,12 @@ PROBE_AFTER_S = 0.5
 GATE_LEAD_S = 2.0
 #: after a break, the model hears only the music: the window's older part is filled with it
 FRESH_AFTER_BREAK = True
+#: while the gate is settled (open on a probability of at least ``on_prob``, or closed on one
+#: under ``off_prob``), the presence model runs every other hop and the hop between reuses its
+#: probability: half its cost in steady music or talk (issue #28). A change is then seen at most
+#: one hop late (the gate opens or closes <= one hop later); tests/live/test_presence_cadence.py
+#: and bench_show's gate accuracy measure it. False: every hop, as mer-analyze's ``music_flags``.
+PRESENCE_SKIP_SETTLED = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class Estimator:
         self.presence = presence  #: a PresenceModel (``predict(windows) -> probs``) or None: no gate
         self.gate = gate  #: a MusicGate (``update(prob, dt, silent) -> bool``, ``reset()``)
         self.model_errors = 0
+        self.presence_skip_settled = PRESENCE_SKIP_SETTLED
+        self.presence_runs = 0  #: hops the presence model ran on
+        self.presence_reused = 0  #: hops that reused the previous hop's probability (settled gate)
         self.model_ms: deque[float] = deque(maxlen=600)
         self._throttle = Throttled(log)
         self.reset()
@@ -77,6 +86,7 @@ class Estimator:
         self._cnn_q_since = 0.0
         self._probed = -1.0
         self._gate_closed_t = 0.0  # stream time the music gate last said "no music"
+        self._last_prob = math.nan  # the presence model's last probability (NaN: none to reuse)
         if self.gate is not None:
             self.gate.reset()
         if self.teacher is not None:
@@ -99,7 +109,14 @@ class Estimator:
         if self.presence is not None:
             n = int(self.presence.window_samples)
             heard = audible and b.end >= n
-            prob = self._presence_prob(b.window[-n:]) if heard else 0.0
+            if not heard:
+                prob, self._last_prob = 0.0, math.nan
+            elif self._settled():
+                prob, self._last_prob = self._last_prob, math.nan  # reuse once, then run again
+                self.presence_reused += 1
+            else:
+                prob = self._last_prob = self._presence_prob(b.window[-n:])
+                self.presence_runs += 1
             gate_open = bool(self.gate.update(prob, dt, silent=not heard))
             if not gate_open:
                 self._gate_closed_t = b.end / self.rate
@@ -153,6 +170,15 @@ class Estimator:
             self._next_patch_t = t + every
             self._probed = self._cnn_q_since
         return fused
+
+    def _settled(self) -> bool:
+        """The last hop's probability agrees with the gate's state beyond its thresholds (and was
+        measured, not reused): this hop may reuse it (``PRESENCE_SKIP_SETTLED``)."""
+        p = self._last_prob
+        if not self.presence_skip_settled or not math.isfinite(p):
+            return False
+        c = self.gate.config
+        return p >= c.on_prob if self.gate.music else p < c.off_prob
 
     def _music_part(self, b: Boundary) -> np.ndarray:
         """The model's window, in the first seconds after the gate opened on music after talk,

@@ -120,14 +120,17 @@ class RingBuffer:
         return self._copy(written - frames, frames)
 
     def _copy(self, pos: int, n: int) -> np.ndarray:
-        out = np.zeros((n, self.channels), dtype=np.float32)
         if n <= 0:
-            return out
+            return np.zeros((n, self.channels), dtype=np.float32)
         lo = max(pos, self._written - self.capacity, 0)  # anything older is gone (or never was)
         skip = lo - pos
         n_valid = n - skip
         if n_valid <= 0:
-            return out
+            return np.zeros((n, self.channels), dtype=np.float32)
+        # only the part before the first write is zeroed: the model's window (96,000 frames) is
+        # copied every hop, and zeroing it first doubled the cost (issue #28)
+        out = np.empty((n, self.channels), dtype=np.float32)
+        out[:skip] = 0.0
         start = lo % self.capacity
         first = min(n_valid, self.capacity - start)
         out[skip : skip + first] = self._buf[start : start + first]

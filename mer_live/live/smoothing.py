@@ -53,7 +53,7 @@ class Smoother:
         self.dims = dims
         self._lock = threading.Lock()  # set_times comes from the GUI thread
         self.set_times(attack_s, release_s)
-        self._y: np.ndarray | None = None
+        self._y: list[float] | None = None
 
     def set_times(self, attack_s: float, release_s: float) -> None:
         """Change attack/release (seconds) while running; takes effect at the next update."""
@@ -65,7 +65,7 @@ class Smoother:
     @property
     def value(self) -> np.ndarray:
         """The current smoothed output (0.5 before the first trusted input)."""
-        return np.full(self.dims, NEUTRAL) if self._y is None else self._y.copy()
+        return np.full(self.dims, NEUTRAL) if self._y is None else np.array(self._y)
 
     def reset(self) -> None:
         """Forget the state: the next trusted target is taken as is (a new source starts)."""
@@ -78,30 +78,31 @@ class Smoother:
         neutral per ``on_silence``. The first trusted target is adopted at once (no slow ramp
         up from 0.5 when the show starts). Non-finite or negative ``dt`` counts as 0.
         """
+        # Python floats, not numpy: two values ten times a second, where each numpy call costs more
+        # than its arithmetic (issue #28); the same float64 operations in the same order, so the
+        # same bits as the array version (tests/live/test_smoothing.py)
         dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
-        t = np.asarray(target, dtype=np.float64).reshape(-1)
-        if t.shape[0] != self.dims:
-            raise ValueError(f"expected {self.dims} values, got {t.shape[0]}")
-        trusted = not silent and bool(np.all(np.isfinite(t)))
+        t = np.asarray(target, dtype=np.float64).reshape(-1).tolist()
+        if len(t) != self.dims:
+            raise ValueError(f"expected {self.dims} values, got {len(t)}")
+        trusted = not silent and all(math.isfinite(v) for v in t)
         with self._lock:
             attack, release = self.attack_s, self.release_s
+        y = self._y
         if not trusted:
-            if self._y is None:  # nothing trusted yet: neutral, and the first music is adopted at once
+            if y is None:  # nothing trusted yet: neutral, and the first music is adopted at once
                 return np.full(self.dims, NEUTRAL)
             if self.on_silence == "neutral":
-                self._y = self._y + _alpha(dt, self.neutral_s) * (NEUTRAL - self._y)
-            return self._out()
-        t = np.clip(t, 0.0, 1.0)
-        if self._y is None:
-            self._y = t.copy()
-            return self._out()
-        rising = t > self._y
-        a = np.where(rising, _alpha(dt, attack), _alpha(dt, release))
-        self._y = self._y + a * (t - self._y)
-        return self._out()
+                a = _alpha(dt, self.neutral_s)
+                y = [v + a * (NEUTRAL - v) for v in y]
+            return self._out(y)
+        t = [min(max(v, 0.0), 1.0) for v in t]
+        if y is None:
+            return self._out(t)
+        up, down = _alpha(dt, attack), _alpha(dt, release)
+        return self._out([v + (up if tv > v else down) * (tv - v) for v, tv in zip(y, t, strict=True)])
 
-    def _out(self) -> np.ndarray:
-        assert self._y is not None
+    def _out(self, y: list[float]) -> np.ndarray:
         # Belt and braces: whatever happened upstream, the wire gets finite values in [0, 1].
-        self._y = np.clip(np.nan_to_num(self._y, nan=NEUTRAL), 0.0, 1.0)
-        return self._y.copy()
+        self._y = [NEUTRAL if math.isnan(v) else min(max(v, 0.0), 1.0) for v in y]
+        return np.array(self._y)

@@ -353,6 +353,11 @@ class OscSender:
         self._heartbeat = 0
         self.heartbeats: deque[float] = deque(maxlen=64)  #: when heartbeats went out
         self._tick_count = 0
+        #: the value datagrams of the estimate that last went out, without /beat_phase: a tick
+        #: re-sends the same estimate (30 Hz over a 0.1-s hop: two ticks in three), so it is built once
+        self._built_for: Estimate | None = None
+        self._built: list[bytes] = []
+        self._phase_addr = self.config.prefix + "/beat_phase"
         #: config.realtime: whether the sender thread got real-time scheduling (None: not asked for)
         self.realtime_active: bool | None = None
 
@@ -484,13 +489,25 @@ class OscSender:
         return ((now - wall) / beat_s) % 1.0
 
     def _send_values(self, now: float) -> None:
-        cfg = self.config
-        if self._latest is None:
+        est = self._latest
+        if est is None:
             return
-        phase = self._beat_phase(now)
-        self._send(build_messages(self._latest, cfg.prefix, cfg.value_range, None, phase), now)
+        self._send(self._value_dgrams(est, self._beat_phase(now)), now)
         self._ticks.append(now)
         self._tick_count += 1
+
+    def _value_dgrams(self, est: Estimate, phase: float | None) -> list[bytes]:
+        """``build_messages(est, prefix, value_range, None, phase)``, byte for byte, from the
+        estimate's datagrams built once (only /beat_phase changes from tick to tick)."""
+        if est is not self._built_for:
+            cfg = self.config
+            self._built = build_messages(est, cfg.prefix, cfg.value_range)
+            self._built_for = est
+        if phase is None:
+            return self._built
+        # /beat_phase goes just before /input, the last value message (build_messages' order)
+        return [*self._built[:-1], osc_message(self._phase_addr, "f", _finite(phase, 0.0, 0.0, 1.0)),
+                self._built[-1]]
 
     def _send(self, dgrams: list[bytes], now: float) -> None:
         if self.config.bundle and dgrams:

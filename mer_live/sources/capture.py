@@ -216,7 +216,9 @@ class DeviceSource:
     #: no audio for this long while running means the device is gone (first data may take longer)
     stall_s = 1.0
     first_data_s = 3.0
-    tick_s = 0.05
+    #: how often the watchdog looks: a quarter of stall_s (it was 0.05 s: 20 wake-ups a second for a
+    #: loss that takes 1 s to call, ~0.1 % of a core; issue #28)
+    tick_s = 0.25
 
     #: frames per callback with ``low_latency`` and no blocksize given (2.7 ms at 48 kHz)
     low_latency_blocksize = 128
@@ -406,7 +408,9 @@ class DeviceSource:
 
     def _watch(self) -> None:
         next_try = 0.0
-        while not self._stop_evt.wait(self.tick_s):
+        # while the device is lost, look at least every retry_s (a retry_s below tick_s keeps its pace)
+        while not self._stop_evt.wait(self.tick_s if self._stream is not None
+                                      else min(self.tick_s, self.config.retry_s)):
             now = time.monotonic()
             if self._stream is not None:
                 reason = self._lost_reason(now)

@@ -75,3 +75,19 @@ def test_wake_ends_a_wait_from_another_thread():
     assert woke.wait(10.0), "wake() did not end the wait"
     t.join()
     assert rb.frames_written == 0
+
+
+def test_latest_is_zeros_before_the_first_write_and_the_newest_frames_after():
+    """The model's first windows: zeros where no audio was yet (the copy is no longer pre-zeroed
+    as a whole, issue #28), over recycled memory that held other values."""
+    for _ in range(3):
+        junk = np.full((5000, 1), 7.0, np.float32)  # freed memory a later copy may land on
+        del junk
+        rb = RingBuffer(1000)
+        assert not rb.latest(600).any()
+        rb.write(np.arange(1, 251, dtype=np.float32))
+        w = rb.latest(600)[:, 0]
+        np.testing.assert_array_equal(w[:350], 0.0)
+        np.testing.assert_array_equal(w[350:], np.arange(1, 251, dtype=np.float32))
+        rb.write(np.arange(251, 1301, dtype=np.float32))  # wrapped: no zeros any more
+        np.testing.assert_array_equal(rb.latest(1000)[:, 0], np.arange(301, 1301, dtype=np.float32))

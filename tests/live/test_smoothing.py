@@ -97,3 +97,57 @@ def test_output_always_bounded_and_finite(steps, mode):
     for a, v, dt, silent in steps:
         y = s.update(np.array([a, v]), dt, silent)
         assert np.all(np.isfinite(y)) and np.all((y >= 0) & (y <= 1))
+
+
+class _ArraySmoother:
+    """The smoother's numpy version from before issue #28 (the reference for the float version)."""
+
+    def __init__(self, attack_s: float, release_s: float, on_silence: str, neutral_s: float) -> None:
+        from mer_live.live.smoothing import _alpha
+
+        self.alpha, self.on_silence, self.neutral_s = _alpha, on_silence, neutral_s
+        self.attack_s, self.release_s = attack_s, release_s
+        self._y = None
+
+    def update(self, target, dt: float, silent: bool = False) -> np.ndarray:
+        dt = float(dt) if math.isfinite(dt) and dt > 0 else 0.0
+        t = np.asarray(target, dtype=np.float64).reshape(-1)
+        trusted = not silent and bool(np.all(np.isfinite(t)))
+        if not trusted:
+            if self._y is None:
+                return np.full(2, 0.5)
+            if self.on_silence == "neutral":
+                self._y = self._y + self.alpha(dt, self.neutral_s) * (0.5 - self._y)
+            return self._out()
+        t = np.clip(t, 0.0, 1.0)
+        if self._y is None:
+            self._y = t.copy()
+            return self._out()
+        a = np.where(t > self._y, self.alpha(dt, self.attack_s), self.alpha(dt, self.release_s))
+        self._y = self._y + a * (t - self._y)
+        return self._out()
+
+    def _out(self) -> np.ndarray:
+        self._y = np.clip(np.nan_to_num(self._y, nan=0.5), 0.0, 1.0)
+        return self._y.copy()
+
+
+@pytest.mark.parametrize("on_silence", ["hold", "neutral"])
+@pytest.mark.parametrize("times", [(0.3, 1.0), (0.0, 0.0), (0.05, 4.0)])
+def test_float_smoother_gives_the_array_versions_bits(on_silence: str, times: tuple[float, float]) -> None:
+    """The smoother runs on Python floats (issue #28): bit for bit the numpy version's output over
+    music, silence, NaN and out-of-range targets, odd dt and a reset."""
+    rng = np.random.default_rng(len(on_silence))
+    new, old = Smoother(*times, on_silence=on_silence), _ArraySmoother(*times, on_silence, 4.0)
+    for i in range(3000):
+        target = rng.uniform(-0.3, 1.3, 2)
+        if i % 17 == 0:
+            target[i % 2] = [math.nan, math.inf, -math.inf][i % 3]
+        dt = float(rng.choice([0.1, 0.0, 0.0234, -1.0, math.nan, 2.5]))
+        silent = bool(rng.random() < 0.1)
+        got, want = new.update(target, dt, silent), old.update(target, dt, silent)
+        assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), i
+        assert np.array_equal(new.value, want if old._y is not None else np.full(2, 0.5))
+        if i == 1500:
+            new.reset()
+            old._y = None
