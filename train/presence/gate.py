@@ -164,6 +164,11 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
                                 for k, v in km.items()
                                 if v["label"] != "music"
                             },
+                            "missed_by_kind": {
+                                k: v["missed_music_after_gate"]
+                                for k, v in km.items()
+                                if v["label"] == "music"
+                            },
                             "on_s_median": tm.get("on_s_median"),
                             "off_s_p90": tm.get("off_s_p90"),
                         }
