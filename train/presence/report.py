@@ -93,7 +93,7 @@ def _plot_transitions(trans: Sequence[Transition], gate: Any, path: Path) -> Non
     for ax, k in zip(axes, kinds, strict=True):
         tr = next(t for t in trans if t.neg_kind == k)
         p = tr.probs.astype(np.float32)
-        t = 2.0 + 0.1 * np.arange(len(p))
+        t = tr.window_s + 0.1 * np.arange(len(p))
         ax.plot(t, p, lw=0.8, label="music probability")
         ax.fill_between(t, 0, _gate(p, tr.silent, gate), alpha=0.2, step="post", label="gate: music")
         for b in (tr.seg_s, 2 * tr.seg_s):
