@@ -333,10 +333,26 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
     ap.add_argument(
         "--table", metavar="JSON", help="print a results JSON's tables (docs/presence.md) and exit"
     )
+    ap.add_argument(
+        "--tradeoff",
+        nargs="+",
+        metavar="JSON",
+        help="plot solo against tuning over the gate grid of these results JSONs (docs/PNG given by "
+        "--out, a file name ending in .png) and exit",
+    )
     args = ap.parse_args([*preset, *argv])
     args.command = shlex.join([*prog.split(), *argv])
     if args.table:
         print(markdown(json.loads(Path(args.table).read_text())))
+        return 0
+    if args.tradeoff:
+        recipes = {}
+        for f in args.tradeoff:
+            r = json.loads(Path(f).read_text())
+            recipes[r["name"]] = r["cv"]["gate_grid"] if "cv" in r else r["gate_grid"]
+        out = Path(args.out) if args.out.endswith(".png") else Path(args.out) / "presence-tradeoff.png"
+        plot_tradeoff(recipes, out)
+        print(f"wrote {out}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.before:
