@@ -89,3 +89,38 @@ def test_an_instrument_is_held_out_as_music_and_as_tuning_together() -> None:
     assert tie_tuning_folds(items) == 3
     assert [i.fold for i in items[2:6]] == [2, 0, 2, 3]
     assert 0 <= items[6].fold < 5  # still gets a held-out fold of its own
+
+
+def test_music_floors_count_from_the_same_moment_whatever_the_window() -> None:
+    """A 3-s window's first probability is at 3 s: its music is counted from 4 s into the item,
+    like a 2-s window's (20 hops after its first), so a model that hears the start late pays."""
+    from mer_live.presence import GateConfig
+    from train.presence.gate import kind_metrics
+    from train.presence.score import Scored
+
+    late = np.r_[np.zeros(15), np.ones(256)].astype(np.float16)  # music heard from 4.5 s
+    s3 = Scored("solo", "a", 1, 0, late, np.zeros(271, bool), "solo:x", window_s=3.0)
+    s2 = Scored("solo", "a", 1, 0, np.r_[np.zeros(25), np.ones(256)].astype(np.float16),
+                np.zeros(281, bool), "solo:x")  # the same sound through a 2-s window
+    g = GateConfig(0.5, 0.35, 0.3, 0.8)
+    m3 = kind_metrics([s3], g)["solo"]["missed_music_after_gate"]
+    m2 = kind_metrics([s2], g)["solo"]["missed_music_after_gate"]
+    assert m3 > 0 and abs(m3 * (271 - 10) - m2 * (281 - 20)) < 1e-6  # the same hops missed
+
+
+def test_tradeoff_plot_from_results(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = [{"gate": {}, "on_s_median": 1.5, "off_s_p90": 2.5 + i, "false_by_kind": {"tuning": 0.05 * i},
+             "missed_by_kind": {"solo": 0.3 - 0.1 * i}} for i in range(3)]
+    res = tmp_path / "r.json"
+    res.write_text(json.dumps({"name": "x", "cv": {"gate_grid": rows}}))
+    out = tmp_path / "t.png"
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "train.presence", "--tradeoff", str(res), "--out", str(out)],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 5000 and "wrote" in r.stdout
