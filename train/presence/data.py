@@ -230,3 +230,63 @@ def alsa_stream(pause_s: float = 0.6, with_noise: bool = False) -> np.ndarray:
     x = np.concatenate([np.concatenate([p, gap]) for p in parts])
     rng = np.random.default_rng(0)
     return (x + 10 ** (-75 / 20) * rng.standard_normal(len(x))).astype(np.float32)
+
+
+def load_close_tunings(
+    cache_dir: Path, per_instrument: int, seed: int = 0, seconds: float = 30.0, progress: bool = True
+) -> list[Item]:
+    """``tuning_close.items`` (kind ``tuning-close``, label 0: every solo instrument tuned or
+    checked, harder negatives than ``negatives.tuning``), cached under
+    ``cache_dir/tuning-close-*``, through the runtime's clean-up chain at 16 kHz. Folds are unset:
+    ``tie_tuning_folds`` gives each its instrument's solo fold."""
+    from tqdm.auto import tqdm
+
+    from mer_live.common.cleanup import CLEANUP
+    from mer_live.common.framing import prepare_offline
+
+    from .. import tuning_close
+
+    src = Path(tuning_close.__file__).read_bytes()
+    key = hashlib.sha1(repr((seed, per_instrument, seconds)).encode() + src).hexdigest()[:10]
+    folder = Path(cache_dir) / f"tuning-close-{key}"
+    index = folder / "index.json"
+    if index.is_file():
+        meta = json.loads(index.read_text())
+        return [
+            Item("tuning-close", m["group"], m["name"], 0, np.load(folder / f"{m['name']}.npy")) for m in meta
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    total = per_instrument * len(tuning_close.instruments())
+    for g, name, x in tqdm(tuning_close.items(per_instrument, SR, seed, seconds), total=total,
+                           desc="tuning-close", unit="item", disable=not progress, leave=False):
+        y = prepare_offline(x[:, None], SR, SR, CLEANUP).astype(np.float32)
+        np.save(folder / f"{name}.npy", y)
+        out.append(Item("tuning-close", g, name, 0, y))
+    index.write_text(json.dumps([{"group": i.group, "name": i.name} for i in out]))
+    return out
+
+
+def tie_tuning_folds(items: Sequence[Item]) -> int:
+    """Hold an instrument out as music and as a tuning together: each ``tuning-close`` item and
+    each ``tuning`` item whose GM program is a solo instrument's gets that instrument's ``solo``
+    fold (otherwise a held-out solo trombone meets trombone only as "not music" in training).
+    Returns how many items were re-folded."""
+    from .. import tuning_close
+
+    solo_fold = {i.group.split(":", 1)[1]: i.fold for i in items if i.kind == "solo"}
+    by_prog = {v[0]: k for k, v in tuning_close.instruments().items()}
+    n = 0
+    for it in items:
+        inst = None
+        if it.kind == "tuning-close":
+            inst = it.group.split(":", 1)[1]
+        elif it.kind == "tuning":
+            inst = by_prog.get(tuning_close.tuning_program(int(it.name.split("-")[1])))
+        if inst is not None and inst in solo_fold:
+            it.fold = solo_fold[inst]
+            n += 1
+    rest = [it for it in items if it.kind == "tuning-close" and it.fold < 0]  # no solo corpus loaded
+    for it, f in zip(rest, group_folds([it.group for it in rest]), strict=True):
+        it.fold = int(f)
+    return n

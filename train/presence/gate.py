@@ -31,7 +31,8 @@ def kind_metrics(
 ) -> dict[str, dict[str, Any]]:
     """Per kind: per-window error rate (false music for negatives, missed music for music) at
     ``threshold``, and after the gate on each 30-s stream from "no music": the error time rate
-    (music: counted from ``allow_s`` after the first full window) and, for music, the seconds from
+    (music: counted from ``allow_s`` after the first full window of a 2-s window, 4 s into the item,
+    whatever the window) and, for music, the seconds from
     the first window to the declaration; for negatives the share of streams with any music."""
     out: dict[str, dict[str, Any]] = {}
     for kind in sorted({s.kind for s in scored}):
@@ -45,7 +46,8 @@ def kind_metrics(
             f = _gate(p, s.silent, gate)
             if lab:
                 win_err += int((p < threshold).sum())
-                skip = int(round(allow_s / 0.1))
+                # from the same moment of the item whatever the window (4 s in with the 2-s window)
+                skip = max(0, int(round((allow_s + 2.0 - s.window_s) / 0.1)))
                 gated_err += int((~f[skip:]).sum())
                 n_gated += max(0, len(f) - skip)
                 from_start += int(f.sum())
@@ -94,7 +96,7 @@ def transition_metrics(trans: Sequence[Transition], gate: Any) -> dict[str, Any]
     rows: dict[str, list[tuple[float, float, float]]] = {}
     for tr in trans:
         f = _gate(tr.probs.astype(np.float32), tr.silent, gate)
-        t = 2.0 + 0.1 * np.arange(len(f))  # window ends (window 2.0 s, hop 0.1 s)
+        t = tr.window_s + 0.1 * np.arange(len(f))  # window ends (hop 0.1 s)
         a_end, b_start = tr.seg_s, 2 * tr.seg_s
         mid = (t > a_end) & (t <= b_start)
         off = np.flatnonzero(mid & ~f)
@@ -163,6 +165,11 @@ def choose_gate(scored: Sequence[Scored], trans: Sequence[Transition]) -> tuple[
                                 k: v["false_music_after_gate"]
                                 for k, v in km.items()
                                 if v["label"] != "music"
+                            },
+                            "missed_by_kind": {
+                                k: v["missed_music_after_gate"]
+                                for k, v in km.items()
+                                if v["label"] == "music"
                             },
                             "on_s_median": tm.get("on_s_median"),
                             "off_s_p90": tm.get("off_s_p90"),

@@ -93,7 +93,7 @@ def _plot_transitions(trans: Sequence[Transition], gate: Any, path: Path) -> Non
     for ax, k in zip(axes, kinds, strict=True):
         tr = next(t for t in trans if t.neg_kind == k)
         p = tr.probs.astype(np.float32)
-        t = 2.0 + 0.1 * np.arange(len(p))
+        t = tr.window_s + 0.1 * np.arange(len(p))
         ax.plot(t, p, lw=0.8, label="music probability")
         ax.fill_between(t, 0, _gate(p, tr.silent, gate), alpha=0.2, step="post", label="gate: music")
         for b in (tr.seg_s, 2 * tr.seg_s):
@@ -135,6 +135,7 @@ def markdown(result: dict[str, Any]) -> str:
         "crowd",
         "speech",
         "tuning",
+        "tuning-close",
         "line_check",
     ]
     pk = cv["per_kind"]
@@ -174,3 +175,43 @@ def markdown(result: dict[str, Any]) -> str:
             show_table(pk, (cv.get("before") or {}).get("per_kind")),
         ]
     return "\n".join(lines)
+
+
+def plot_tradeoff(recipes: dict[str, list[dict[str, Any]]], path: Path, x_kind: str = "tuning",
+                  y_kind: str = "solo") -> None:
+    """Every gate setting of ``choose_gate``'s grid (rows with ``missed_by_kind``) of each recipe:
+    ``x_kind``'s false-music time against ``y_kind``'s flagged-music share, out-of-fold; filled
+    where the gate keeps its delays (median on <= 2 s, p90 off <= 3 s). The floors (CAPS, FLOORS)
+    box the corner a recipe must reach: no gate setting of a recipe gets there unless a point does."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .gate import CAPS, FLOORS
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for (name, rows), c in zip(recipes.items(), ("C0", "C1", "C2", "C3", "C4"), strict=False):
+        rows = [r for r in rows if "missed_by_kind" in r]
+        ok = np.array([
+            r["on_s_median"] is not None and r["on_s_median"] <= 2.0 and r["off_s_p90"] is not None
+            and r["off_s_p90"] <= 3.0 for r in rows
+        ], bool)
+        x = np.array([100 * r["false_by_kind"].get(x_kind, np.nan) for r in rows])
+        y = np.array([100 * (1 - r["missed_by_kind"].get(y_kind, np.nan)) for r in rows])
+        ax.scatter(x[ok], y[ok], s=16, color=c, label=f"{name} (delays held)")
+        ax.scatter(x[~ok], y[~ok], s=16, facecolors="none", edgecolors=c, label=f"{name} (delays missed)")
+    fx, fy = 100 * CAPS.get(x_kind, 0.1), 100 * FLOORS.get(y_kind, 0.9)
+    ax.axvline(fx, color="k", lw=0.8, ls="--")
+    ax.axhline(fy, color="k", lw=0.8, ls="--")
+    ax.fill_between([0, fx], fy, 100, color="g", alpha=0.08, label="the floors")
+    ax.set_xlabel(f"{x_kind}: false music after the gate, % of time (out-of-fold)")
+    ax.set_ylabel(f"{y_kind}: flagged music after the gate, %")
+    ax.set_xlim(left=0)
+    ax.set_ylim(top=100)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("presence gate grid: every (on_prob, off_prob, on_s, off_s)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

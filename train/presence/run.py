@@ -25,12 +25,22 @@ from mer_live.common.hashing import sha256_of
 
 from ..models import ModelConfig
 from ..paths import DOCS, MODELS, RESULTS, cache_dir
-from .data import SHOW_KINDS, Item, add_quiet, alsa_stream, load_music, load_negatives, load_showmusic
+from .data import (
+    SHOW_KINDS,
+    Item,
+    add_quiet,
+    alsa_stream,
+    load_close_tunings,
+    load_music,
+    load_negatives,
+    load_showmusic,
+    tie_tuning_folds,
+)
 from .export import export
 from .fit import PresenceFitConfig, features, fit_presence
 from .gate import _gate, choose_gate, kind_metrics, transition_metrics, window_auc
 from .net import SR, PresenceNet, build_model, presence_config
-from .report import _plot_transitions, markdown, ship_card, show_table
+from .report import _plot_transitions, markdown, plot_tradeoff, ship_card, show_table
 from .score import Scored, Transition, score_fold, silent_flags, stream_probs
 
 log = logging.getLogger(__name__)
@@ -71,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     items = load_music(cache, emopia_limit=args.emopia) + load_negatives(cache, seed=args.seed)
     if args.showmusic:
         items += load_showmusic(cache, seed=args.seed)
+    if args.close_tunings:  # harder tunings, every solo instrument; held out with its solo
+        items += load_close_tunings(cache, args.close_tunings, seed=args.seed)
+        log.info("tunings held out with their instrument: %d", tie_tuning_folds(items))
+        fit = replace(fit, negative_weights={**fit.negative_weights, "tuning-close": args.close_weight})
     items = add_quiet(items)
     if args.limit:  # a quick look: every kind, fewer items
         rng = np.random.default_rng(0)
@@ -197,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if trans:
             _plot_transitions(trans, gate, out_dir / f"presence-{tag}-stream.png")
+        if any(s.kind == "solo" for s in scored) and any(s.kind == "tuning" for s in scored):
+            plot_tradeoff({tag: grid}, out_dir / f"presence-{tag}-tradeoff.png")
         log.info("CV done in %.0f s", time.time() - t0)
     if args.ship:
         if ship_state.is_file():
@@ -301,16 +317,43 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
         default=1.0,
         help="scale the music-kinds corpus' share of the music crops (PresenceFitConfig.music_weights)",
     )
+    ap.add_argument(
+        "--close-tunings",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N tunings of every solo instrument (train/tuning_close.py, kind tuning-close) and "
+        "hold each instrument out as music and as a tuning together",
+    )
+    ap.add_argument(
+        "--close-weight", type=float, default=0.12, help="tuning-close's share of the negative crops"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=str(cache_dir()))
     ap.add_argument("--out", default=str(DOCS))
     ap.add_argument(
         "--table", metavar="JSON", help="print a results JSON's tables (docs/presence.md) and exit"
     )
+    ap.add_argument(
+        "--tradeoff",
+        nargs="+",
+        metavar="JSON",
+        help="plot solo against tuning over the gate grid of these results JSONs (docs/PNG given by "
+        "--out, a file name ending in .png) and exit",
+    )
     args = ap.parse_args([*preset, *argv])
     args.command = shlex.join([*prog.split(), *argv])
     if args.table:
         print(markdown(json.loads(Path(args.table).read_text())))
+        return 0
+    if args.tradeoff:
+        recipes = {}
+        for f in args.tradeoff:
+            r = json.loads(Path(f).read_text())
+            recipes[r["name"]] = r["cv"]["gate_grid"] if "cv" in r else r["gate_grid"]
+        out = Path(args.out) if args.out.endswith(".png") else Path(args.out) / "presence-tradeoff.png"
+        plot_tradeoff(recipes, out)
+        print(f"wrote {out}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.before:

@@ -51,6 +51,7 @@ class Scored:
     probs: np.ndarray
     silent: np.ndarray
     group: str = ""
+    window_s: float = 2.0  #: the model's window: the first probability is at this time
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Transition:
     probs: np.ndarray
     silent: np.ndarray
     seg_s: float
+    window_s: float = 2.0  #: the model's window: the first probability is at this time
 
 
 def score_fold(
@@ -91,6 +93,7 @@ def score_fold(
                 p.astype(np.float16),
                 silent_flags(x, (t * SR).astype(int), hop),
                 it.group,
+                pm.window_samples / SR,
             )
         )
     rng = np.random.default_rng([seed, fold])
@@ -118,6 +121,13 @@ def score_fold(
         x = np.concatenate(parts).astype(np.float32)
         p, t = stream_probs(pm, x)
         trans.append(
-            Transition(k, fold, p.astype(np.float16), silent_flags(x, (t * SR).astype(int), hop), seg_s)
+            Transition(
+                k,
+                fold,
+                p.astype(np.float16),
+                silent_flags(x, (t * SR).astype(int), hop),
+                seg_s,
+                pm.window_samples / SR,
+            )
         )
     return scored, trans
