@@ -94,7 +94,7 @@ def test_an_instrument_is_held_out_as_music_and_as_tuning_together() -> None:
 def test_music_floors_count_from_the_same_moment_whatever_the_window() -> None:
     """A 3-s window's first probability is at 3 s: its music is counted from 4 s into the item,
     like a 2-s window's (20 hops after its first), so a model that hears the start late pays."""
-    from mer_live.presence import GateConfig
+    from mer_live.inference.presence import GateConfig
     from train.presence.gate import kind_metrics
     from train.presence.score import Scored
 
