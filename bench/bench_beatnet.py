@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.beatset import LEAD_S, SR, tempo_class
-from bench.bench_beatset import score
+from bench.bench_beatset import HEADER, class_rows, score
 from bench.common import ROOT, md_table, record, run_cli
 
 LOOKAHEAD_S = 0.032  #: half of BeatNet's 64-ms analysis frame (madmom frames are centred)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ImportError(f"BeatNet not importable ({e}); see this script's docstring for the install") from e
     meta = json.loads((args.set / "beats.json").read_text())
     net = BeatNet(args.model, mode="online", inference_model="PF", plot=[], thread=False)
-    per, rows = [], []
+    per: list[dict] = []
     t0 = time.monotonic()
     for i, m in enumerate(meta):
         x, sr = sf.read(str(args.set / m["file"]), dtype="float32")
@@ -125,21 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m['name']:55s} F {res['f']:.3f} CMLt {res['cmlt']:.2f} AMLt {res['amlt']:.2f} "
               f"bpm {res['bpm']:6.1f} first {res['first']:.2f} s lead beats {lead} ({dt:.0f} s)"
               + (f" follow {res['follow']:.1f} s" if m["change_t"] is not None else ""), file=sys.stderr)
-    for cls in ("60-90", "95-150", "160-210", "change", "all"):
-        sel = [r for r in per if cls == "all" or r["cls"] == cls]
-        if not sel:
-            continue
-        first = np.array([r["first"] for r in sel])
-        rows.append([cls, len(sel), f"{np.mean([r['f'] for r in sel]):.3f}",
-                     f"{min(r['f'] for r in sel):.3f}",
-                     f"{np.mean([r['cmlt'] for r in sel]):.3f}", f"{np.mean([r['amlt'] for r in sel]):.3f}",
-                     f"{100 * np.mean([r['acc1'] for r in sel]):.0f} %",
-                     f"{100 * np.mean([r['acc2'] for r in sel]):.0f} %",
-                     f"{np.median(first):.2f} / {np.max(first):.2f}",
-                     ", ".join(f"{r['follow']:.1f}" for r in sel
-                               if np.isfinite(r["follow"]) or r["cls"] == "change")
-                     or "-", f"{np.mean([r['f_early'] for r in sel]):.3f}",
-                     sum(r["lead"] for r in sel)])
+    rows = class_rows(per)
+    for row in rows:  # and the beats BeatNet sent in the second of silence before each item
+        row.append(sum(r["lead"] for r in per if row[0] == "all" or r["cls"] == row[0]))
     talk_note = ""
     if args.talk:
         from bench.bench_rhythm_gate import SR_NEG
@@ -156,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"median {np.median(rates_a):.2f}, "
                      f"max {np.max(rates_a):.2f}")
         print(talk_note, file=sys.stderr)
-    body = md_table(["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Acc2 (3:2 = error)",
-                     "first beat s (median / worst)", "tempo change followed after s", "F first 5 s",
-                     "beats in the silent lead"], rows)
+    body = md_table([*HEADER, "beats in the silent lead"], rows)
     print(body)
     if args.json:
         args.json.write_text(json.dumps(per, indent=1))

@@ -100,6 +100,31 @@ def score(ref: np.ndarray, beats: list[tuple[float, object]], bpm_true: float, c
             "first": float(first), "bpm": bpm, "follow": float(follow), "f_early": float(f_early)}
 
 
+def class_rows(per: list[dict]) -> list[list]:
+    """One table row per tempo class (and "all") of per-item ``score`` results, each tagged ``cls``:
+    the columns of ``HEADER``."""
+    rows: list[list] = []
+    for cls in ("60-90", "95-150", "160-210", "change", "all"):
+        sel = [r for r in per if cls == "all" or r["cls"] == cls]
+        if not sel:
+            continue
+        first = np.array([r["first"] for r in sel])
+        rows.append([cls, len(sel), f"{np.mean([r['f'] for r in sel]):.3f}",
+                     f"{min(r['f'] for r in sel):.3f}",
+                     f"{np.mean([r['cmlt'] for r in sel]):.3f}", f"{np.mean([r['amlt'] for r in sel]):.3f}",
+                     f"{100 * np.mean([r['acc1'] for r in sel]):.0f} %",
+                     f"{100 * np.mean([r['acc2'] for r in sel]):.0f} %",
+                     f"{np.median(first):.2f} / {np.max(first):.2f}",
+                     ", ".join(f"{r['follow']:.1f}" for r in sel
+                               if np.isfinite(r["follow"]) or r["cls"] == "change")
+                     or "-", f"{np.mean([r['f_early'] for r in sel]):.3f}"])
+    return rows
+
+
+HEADER = ["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Acc2 (3:2 = error)",
+          "first beat s (median / worst)", "tempo change followed after s", "F first 5 s"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatset",
@@ -122,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads(meta_path.read_text())
     model = Model(default_model_path(), provider="cpu", threads=1)
     presence, gate = PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
-    rows, per = [], []
+    per: list[dict] = []
     t0 = time.monotonic()
     for m in meta:
         x, sr = sf.read(str(args.set / m["file"]), dtype="float32")
@@ -135,22 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m['name']:55s} F {res['f']:.3f} CMLt {res['cmlt']:.2f} AMLt {res['amlt']:.2f} "
               f"bpm {res['bpm']:6.1f} first {res['first']:.2f} s"
               + (f" follow {res['follow']:.1f} s" if m["change_t"] is not None else ""), file=sys.stderr)
-    for cls in ("60-90", "95-150", "160-210", "change", "all"):
-        sel = [r for r in per if cls == "all" or r["cls"] == cls]
-        if not sel:
-            continue
-        first = np.array([r["first"] for r in sel])
-        rows.append([cls, len(sel), f"{np.mean([r['f'] for r in sel]):.3f}",
-                     f"{min(r['f'] for r in sel):.3f}",
-                     f"{np.mean([r['cmlt'] for r in sel]):.3f}", f"{np.mean([r['amlt'] for r in sel]):.3f}",
-                     f"{100 * np.mean([r['acc1'] for r in sel]):.0f} %",
-                     f"{100 * np.mean([r['acc2'] for r in sel]):.0f} %",
-                     f"{np.median(first):.2f} / {np.max(first):.2f}",
-                     ", ".join(f"{r['follow']:.1f}" for r in sel
-                               if np.isfinite(r["follow"]) or r["cls"] == "change")
-                     or "-", f"{np.mean([r['f_early'] for r in sel]):.3f}"])
-    body = md_table(["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Acc2 (3:2 = error)",
-                     "first beat s (median / worst)", "tempo change followed after s", "F first 5 s"], rows)
+    rows = class_rows(per)
+    body = md_table(HEADER, rows)
     print(body)
     if args.json:
         args.json.write_text(json.dumps(per, indent=1))
