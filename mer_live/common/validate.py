@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 
 class ShowConfigError(ValueError):
@@ -75,6 +75,16 @@ def rule_of(cls: type, key: str) -> Rule | None:
         if f.name == key:
             return f.metadata.get("rule")
     return None
+
+
+class Checked:
+    """A config section's ``validate()``: re-run the checks of ``__post_init__`` after a change
+    (a GUI edit, a test poking a field), so a section has one set of checks, not two."""
+
+    def validate(self) -> Self:
+        """Check again; return self for chaining."""
+        self.__post_init__()  # type: ignore[attr-defined]
+        return self
 
 
 def check_fields(obj: Any, section: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mer_live.common.validate import ShowConfigError, check_fields, number
+from mer_live.common.validate import Checked, ShowConfigError, check_fields, number
 
 from .model import Model
 
@@ -63,7 +63,7 @@ class PresenceModel:
 
 
 @dataclass(frozen=True)
-class GateConfig:
+class GateConfig(Checked):
     """Hysteresis of the music gate. Music starts when the probability has been at least
     ``on_prob`` for ``on_s`` seconds, and ends when it has been below ``off_prob`` for ``off_s``
     seconds (or at once when the input is silent); in between the state holds. The defaults were
@@ -82,10 +82,6 @@ class GateConfig:
             raise ShowConfigError(f"[presence] off_prob ({self.off_prob}) must not be above on_prob "
                                   f"({self.on_prob})")
 
-    def validate(self) -> GateConfig:
-        """Check again; return self."""
-        self.__post_init__()
-        return self
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GateConfig:

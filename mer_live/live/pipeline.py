@@ -48,7 +48,7 @@ from mer_live.common.framing import hop_samples
 from mer_live.common.levels import SILENCE_DB
 from mer_live.common.logs import Throttled, one_line
 from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
-from mer_live.common.validate import ShowConfigError, check, check_fields, flag, number
+from mer_live.common.validate import Checked, ShowConfigError, check, check_fields, flag, number
 from mer_live.inference.model import Model
 from mer_live.live.arrivals import Arrivals
 from mer_live.live.estimator import Estimator, Judgement
@@ -87,7 +87,7 @@ class Analyser(Protocol):
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(Checked):
     """Live pipeline settings, checked when made (``mer_live.common.validate``'s style)."""
 
     #: seconds between estimates
@@ -132,10 +132,6 @@ class PipelineConfig:
                 raise ShowConfigError(f"[pipeline] pick lists a channel twice: {self.pick!r}")
             self.pick = p
 
-    def validate(self) -> PipelineConfig:
-        """Check again (after a change); return self for chaining."""
-        self.__post_init__()
-        return self
 
 
 class Pipeline:

@@ -26,7 +26,7 @@ from typing import Any
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
-from mer_live.common.validate import check, check_fields, flag, number
+from mer_live.common.validate import Checked, check, check_fields, flag, number
 from mer_live.live.realtime import DEFAULT_PRIORITY, promote_or_warn
 from mer_live.live.records import Estimate, Event
 from mer_live.registry import Flag, OutputSpec, StartError, register_output
@@ -79,7 +79,7 @@ def parse_target(spec: str) -> tuple[str, int]:
 
 
 @dataclass
-class OscConfig:
+class OscConfig(Checked):
     """Where and how to send; checked when made (``mer_live.common.validate``'s style)."""
 
     targets: list[str] = field(default_factory=lambda: ["127.0.0.1:9000"])
@@ -108,10 +108,6 @@ class OscConfig:
         check_fields(self, "osc")
         check(self.value_range in VALUE_RANGES, "osc", "value_range", "'01' or 'pm1'", self.value_range)
 
-    def validate(self) -> OscConfig:
-        """Check again (after a change); return self."""
-        self.__post_init__()
-        return self
 
 
 def _finite(x: float, default: float, lo: float, hi: float) -> float:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mer_live.common.logs import one_line
-from mer_live.common.validate import check, check_fields, flag, integer, number
+from mer_live.common.validate import Checked, check, check_fields, flag, integer, number
 from mer_live.live.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def resolve_device(spec: int | str | None, devices: list[dict[str, Any]] | None 
 
 
 @dataclass
-class CaptureConfig:
+class CaptureConfig(Checked):
     """How to open the input. None/0 leave the choice to the device and PortAudio."""
 
     device: int | str | None = None  #: index, (part of a) name, or None for the default input
@@ -173,10 +173,6 @@ class CaptureConfig:
         check(not isinstance(d, str) or bool(d.strip()), "capture", "device", "a name, not empty", d)
         check_fields(self, "capture")
 
-    def validate(self) -> CaptureConfig:
-        """Check again (after a change); return self."""
-        self.__post_init__()
-        return self
 
 
 def aligned_blocksize(hop_frames: int, most: int = 128, least: int = 32) -> int:
