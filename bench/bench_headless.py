@@ -168,19 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                 server.start()
                 feed = demo_wav(tmp / "demo48k.wav", 48000, 2)
                 for hop, v in [(h, v) for h in hops for v in chosen]:
-                    player = subprocess.Popen(
-                        ["bash", "-c", f"while true; do paplay -d mer_sink {feed}; done"],
-                        env={**os.environ, **server.env}, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL, start_new_session=True,
-                    )
-                    try:
+                    with server.looping(feed):
                         r = run_headless(["--device", "pulse", "--model", str(model_of(v)), "--hop", str(hop),
                                           *variants[v]], args.seconds, env_extra=server.env, profile_s=0.0)
-                        if r["profile"]:
-                            profiles.append((f"device, hop {hop} s", r["profile"]))
-                    finally:
-                        os.killpg(player.pid, signal.SIGTERM)
-                        player.wait(timeout=5)
+                    if r["profile"]:
+                        profiles.append((f"device, hop {hop} s", r["profile"]))
                     rows.append([f"device (PulseAudio null sink, 48 kHz stereo), {v}", hop,
                                  r["cpu_steady_pct"], r["cpu_total_pct"], r["peak_rss_mb"], r["osc_values"]])
                     print(rows[-1], flush=True)

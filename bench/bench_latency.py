@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -373,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     if not dev_rates or any(r not in ("native", "model", "low", "low+rt") for r in dev_rates):
         ap.error(f"--device-rates: use native, model, low and/or low+rt, got {args.device_rates!r}")
 
-    from tests.audio import SINK, PulseServer, missing_tools
+    from tests.audio import PulseServer, missing_tools
 
     why = missing_tools()
     if why:
@@ -386,17 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mer-bench-latency-"))
     server = PulseServer(tmp / "pulse")
     results = []
-    player = None
     try:
         server.start()
         wav = music_wav(tmp / "music48k.wav")
-        player = subprocess.Popen(
-            ["bash", "-c", f"while true; do paplay -d {SINK} {wav}; done"],
-            env={**os.environ, **server.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(0.5)
-        with server.activate():
+        with server.looping(wav), server.activate():
+            time.sleep(0.5)
             for dev in dev_rates:
                 for rate in rates:
                     sr = model.sample_rate if dev == "model" else None
@@ -417,9 +409,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"{s.median if s else float('nan'):.1f} ms p99 {s.p99 if s else float('nan'):.1f} ms",
                           flush=True)
     finally:
-        if player is not None:
-            os.killpg(player.pid, signal.SIGTERM)
-            player.wait(timeout=5)
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

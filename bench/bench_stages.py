@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -212,16 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             server = PulseServer(tmp / "pulse")
             server.start()
             feed = demo_wav(tmp / "demo48k.wav", 48000, 2)
-            player = subprocess.Popen(["bash", "-c", f"while true; do paplay -d mer_sink {feed}; done"],
-                                      env={**os.environ, **server.env}, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
             try:
-                r = run(["--device", "pulse", *args.extra], args.seconds, server.env)
+                with server.looping(feed):
+                    r = run(["--device", "pulse", *args.extra], args.seconds, server.env)
                 sections.append("**Capture device** (PulseAudio null sink, 48 kHz stereo)\n\n" + table(r))
                 print(sections[-1], flush=True)
             finally:
-                os.killpg(player.pid, signal.SIGTERM)
-                player.wait(timeout=5)
                 server.stop()
     record("Where a core goes: mer-live --headless per stage (bench_stages)", "\n\n".join(sections), notes)
     return 0

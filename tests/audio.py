@@ -109,6 +109,20 @@ class PulseServer:
                 raise RuntimeError(f"paplay failed ({p.returncode}): {err.decode(errors='replace').strip()}")
         return p
 
+    @contextlib.contextmanager
+    def looping(self, wav: str | Path) -> Iterator[subprocess.Popen]:
+        """Play ``wav`` into the null sink over and over while the block runs (the benches' steady
+        input); the player's whole process group ends with the block."""
+        p = subprocess.Popen(["bash", "-c", f"while true; do paplay -d {SINK} '{wav}'; done"],
+                             env=self._full_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            yield p
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=5)
+
     def stop_players(self) -> None:
         for p in self._players:
             _end(p)
