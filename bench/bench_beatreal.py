@@ -7,6 +7,12 @@ Acc1/Acc2 with 2/3 and 3/2 as errors, time to the first beat sent after the firs
 seconds to follow a tempo change), per tempo class and per kind of source (recorded songs,
 tracker modules, MIDI songs on a Hydrogen kit). Also the median offset (ms) of the beats sent
 from the true beats they matched: a constant latency, which the +-70 ms window must absorb.
+
+Why ``--offsets``: on recorded songs one item's result swings with where its audio falls on the
+512-sample blocks and hops (the same song 3 ms later: F 0.20 -> 0.60, tempo 127 -> 95; the
+tracker's octave, 3:2 and gate decisions are thresholds). Each item is played once per offset
+(that much more silence before it, taken off again before scoring) and its scores are averaged
+(Acc1/Acc2: the share of plays), so a before/after difference is not one roll of the dice.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-record", action="store_true",
                     help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--json", type=Path, help="also write the per-item results here")
+    ap.add_argument("--offsets", default="0,3,7",
+                    help="ms of extra lead silence, one play per value, comma-separated (default 0,3,7)")
     args = ap.parse_args(argv)
+    offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
     import soundfile as sf
 
     from mer_live.analysers.beat import BeatConfig
@@ -66,15 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     for m in meta:
         x, sr = sf.read(str(args.set / m["file"]), dtype="float32")
         assert sr == SR
-        events = run_item(x, sr, model, presence, gate, BeatConfig())
-        beats = [(s, ev) for s, ev in events if ev.kind == "beat"]
         ref = np.array(m["beats"])
-        res = score(ref, beats, m["bpm"], m["change_t"])
+        plays = []
+        for d_ms in offsets:
+            d = int(round(d_ms * sr / 1000))
+            events = run_item(np.concatenate([np.zeros(d, np.float32), x]), sr, model, presence, gate,
+                              BeatConfig())
+            beats = [(s - d / sr, replace(ev, t=ev.t - d / sr)) for s, ev in events if ev.kind == "beat"]
+            r = score(ref, beats, m["bpm"], m["change_t"])
+            r["offset_ms"] = offset_ms(ref, np.array([ev.t for _, ev in beats]))
+            plays.append(r)
+        res = {k: float(np.mean([p[k] for p in plays])) for k in plays[0]}
+        res["first_max"] = max(p["first"] for p in plays)
         res.update(name=m["name"], cls=tempo_class(m["bpm"]) if m["change_t"] is None else "change",
-                   kind=kind_of(m["name"]), offset_ms=offset_ms(ref, np.array([ev.t for _, ev in beats])))
+                   kind=kind_of(m["name"]), f_plays=[round(p["f"], 3) for p in plays])
         per.append(res)
         print(f"{m['name'][:60]:60s} F {res['f']:.3f} CMLt {res['cmlt']:.2f} AMLt {res['amlt']:.2f} "
-              f"bpm {res['bpm']:6.1f} first {res['first']:.2f} s off {res['offset_ms']:+.0f} ms"
+              f"bpm {res['bpm']:6.1f} first {res['first']:.2f} s off {res['offset_ms']:+.0f} ms "
+              f"(F per play {res['f_plays']})"
               + (f" follow {res['follow']:.1f} s" if m["change_t"] is not None else ""), file=sys.stderr)
     body = md_table(HEADER, class_rows(per))
     kinds = []
@@ -99,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         record(f"bench_beatreal: beats through the live path on the real-music set{label}", body,
                [f"{len(per)} items from `python -m bench.beatreal` (8 recorded songs from Frets on Fire, "
                 f"12 tracker modules via libopenmpt, 9 MIDI songs on Hydrogen kits + FluidSynth, 3 cuts; 1 s "
-                f"silence then 40 s), unpaced Pipeline with the shipped models and music gate; "
+                f"silence then 40 s), each played {len(offsets)} times ({args.offsets} ms more lead "
+                f"silence) and its scores averaged; unpaced Pipeline with the shipped models and music gate; "
                 f"{time.monotonic() - t0:.0f} s wall on a shared host",
                 "tempo misses (item: published bpm): " + ("; ".join(misses) if misses else "none"),
-                "items under F 0.70: " + ("; ".join(low) if low else "none")])
+                "items under F 0.70: " + ("; ".join(low) if low else "none"),
+                f"worst first beat of any single play: {max(r['first_max'] for r in per):.2f} s"])
     return 0
 
 
