@@ -76,3 +76,18 @@ def test_check_grid_sees_a_grid_half_a_beat_off() -> None:
     assert abs(shift) <= 0.015 and share > 0.95
     _, share_off = check_grid(x, beats + period / 2)
     assert share_off < 0.5
+
+
+def test_the_scores_call_beats_half_a_beat_off_wrong_in_cmlt_and_right_only_in_amlt() -> None:
+    """bench_beatset.score's CMLt must be mir_eval's CMLt: beats on the off-beat are not correct
+    at the metrical level asked (it read AMLc, which allows the off-beat, as CMLt)."""
+    from types import SimpleNamespace
+
+    from bench.bench_beatset import score
+
+    ref = np.arange(1.0, 41.0, 0.48)
+    off = [(t, SimpleNamespace(t=t, bpm=125.0)) for t in ref + 0.24]
+    res = score(ref, off, 125.0, None)
+    assert res["f"] == 0.0 and res["cmlt"] == 0.0 and res["amlt"] > 0.9
+    on = [(t, SimpleNamespace(t=t, bpm=125.0)) for t in ref]
+    assert score(ref, on, 125.0, None)["cmlt"] > 0.95
