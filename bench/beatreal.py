@@ -11,7 +11,7 @@ from the music's own timing data, not from a tracker:
   game's +-70 ms window could not be played). A chart's zero need not be the audio's (the game has
   a delay setting), so each song's grid is moved to where its onsets put it (``check_grid`` over
   the whole song, net of the check's own bias on exact grids): the Sectoid songs by +23..+41 ms,
-  the Muldjord songs by +2..+4 ms. After that every item's onset strength peaks within +-10 ms
+  the Muldjord songs by +2..+4 ms. After that every item's onset strength peaks within +-15 ms
   of its grid, and no other phase of the beat holds clearly more (>= 0.86 of the best);
 * **tracker modules** (``pingus-data``, GPL-2; ``tecnoballz-data``, GPL-3+; ``njam-data``,
   GPL-2+): music played from recorded instrument samples, rendered by libopenmpt
@@ -24,7 +24,7 @@ from the music's own timing data, not from a tracker:
 * **MIDI songs** (``openttd-openmsx``, GPL-2): the drum channel played on the recorded samples of
   a Hydrogen kit (``hydrogen-drumkits``), the rest rendered by FluidSynth with the GM SoundFont;
   the grid is the MIDI tempo map's quarter notes;
-* **tempo changes**: two cuts from one item to another (the grid of each part).
+* **tempo changes**: three hard cuts from one item to another after 20 s (the grid of each part).
 
 Each item is 1 s of silence, then 40 s from a beat of the source (the first beat is at 1.0 s).
 
