@@ -77,7 +77,8 @@ def score(ref: np.ndarray, beats: list[tuple[float, object]], bpm_true: float, c
     t1 = ref[0]
     r5, e5 = ref[ref < t1 + 5], est[(est >= t1 - 0.07) & (est < t1 + 5.07)]
     f_early = mir_eval.beat.f_measure(r5, e5) if len(e5) else 0.0
-    _, _, cmlt, amlt = mir_eval.beat.continuity(r, e) if len(e) > 1 and len(r) > 1 else (0, 0, 0.0, 0.0)
+    # mir_eval gives (CMLc, CMLt, AMLc, AMLt); this read the third as CMLt until 2026-12-07 (beat4)
+    _, cmlt, _, amlt = mir_eval.beat.continuity(r, e) if len(e) > 1 and len(r) > 1 else (0.0, 0.0, 0.0, 0.0)
     end = ref[-1]
     late = [ev.bpm for _, ev in beats if ev.t >= end - 15 and ev.bpm > 0]
     bpm = float(np.median(late)) if late else 0.0

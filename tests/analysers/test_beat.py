@@ -350,3 +350,26 @@ def test_low_band_energy_is_the_fft_s() -> None:
             spec = np.fft.rfft(chunk.astype(np.float64), bt.hop)[: bt._low_bins]
             v = bt._low_dft @ chunk
             np.testing.assert_allclose(float(np.dot(v, v)), float(np.vdot(spec, spec).real), rtol=1e-9)
+
+
+def test_three_two_undoes_the_lock_when_the_eighths_are_blurred_and_only_at_a_fast_result() -> None:
+    """Recorded rock at 180 BPM: the beats stand out, the off-beat eighths are weak (distorted
+    guitars blur them), so aubio's 120 correlates at a third of its period far less than a drum
+    kit's straight eighths do. The looser test still finds the beat of two pulses; a 72-BPM
+    shuffle read at its own tempo (a result of 108, under ``fast_bpm``) is left alone."""
+    p = 60.0 / 180.0
+    hits = [(k * p, 1.0) for k in range(int(8.0 / p))] + [(k * p + p / 2, 0.2) for k in range(int(8.0 / p))]
+    env = envelope(8.0, hits, jitter=0.008, seed=2)
+    for kw, want in (({}, 1.5), ({"loose": 9.0}, 1.0)):  # loose 9: the looser test off (the old rule)
+        per, tt = Periodicity(FPS), ThreeTwo(BeatConfig(), **kw)
+        for v in env:
+            if per.push(float(v)):
+                tt.update(120.0, per)
+        assert tt.ratio == want, kw
+    q = 60.0 / 72.0
+    shuffle = [(k * q + d, a) for k in range(int(8.0 / q)) for d, a in ((0.0, 1.0), (2 * q / 3, 0.4))]
+    per, tt = Periodicity(FPS), ThreeTwo(BeatConfig())
+    for v in envelope(8.0, shuffle, jitter=0.008, seed=2):
+        if per.push(float(v)):
+            tt.update(72.0, per)
+    assert tt.ratio == 1.0
