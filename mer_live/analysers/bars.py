@@ -154,7 +154,8 @@ class Bars:
     def __call__(self, estimate: Estimate) -> None:
         """Keep the music and silence flags: while beats do not go out (``beats_go_out``: no music
         and no rhythm, or silence) the counting restarts, so the next beat heard is beat 1."""
-        self._music, self._silent = bool(estimate.music), bool(estimate.silent)
+        self._music = bool(estimate.music or getattr(estimate, "music_heard", False))
+        self._silent = bool(estimate.silent)
 
     # -- the reset listener ---------------------------------------------------------------------
     def request_reset(self, wall: float) -> None:

@@ -56,6 +56,9 @@ class Judgement:
     music: bool  #: music plays and ``raw`` is this window's output
     music_prob: float  #: the presence model's probability (0 when not heard; 1/0 without a model)
     model_ms: float  #: time in the emotion model for this window (0: not run)
+    #: the gate hears music (without a presence model: the input is audible), from the gate's first
+    #: window on, before the emotion model's window is full; ``music`` implies it
+    heard: bool = False
 
 
 class Estimator:
@@ -106,6 +109,7 @@ class Estimator:
         audible = input_ok and not b.silent
         music = audible and b.full
         prob = 1.0 if music else 0.0  # without a presence model: every audible full window
+        hears = audible  # the gate's own word (without a presence model: any audible hop)
         if self.presence is not None:
             n = int(self.presence.window_samples)
             heard = audible and b.end >= n
@@ -121,6 +125,7 @@ class Estimator:
             if not gate_open:
                 self._gate_closed_t = b.end / self.rate
             music = gate_open and music
+            hears = gate_open and audible
         model_ms = 0.0
         if music:
             t0 = time.perf_counter()
@@ -134,7 +139,7 @@ class Estimator:
                 self._last_raw = av if self.teacher is None else self._fused(b, av, window)
         smooth = self.smoother.update(self._last_raw, dt, silent=not music)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),
-                         (float(smooth[0]), float(smooth[1])), music, prob, model_ms)
+                         (float(smooth[0]), float(smooth[1])), music, prob, model_ms, hears or music)
 
     def idle(self, dt: float) -> Judgement:
         """No audio at all (a lost input): hold or drift, and the gate closes."""

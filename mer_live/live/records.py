@@ -54,6 +54,9 @@ class Estimate:
     music_prob: float = 1.0  #: the music-presence model's probability for the newest window (0..1)
     bpm: float = 0.0  #: the beat tracker's smoothed tempo in beats per minute (0: not known)
     beats: int = 0  #: beats detected since the source started
+    #: the music gate hears music, also in a song's first seconds before the emotion model's window
+    #: is full (``music`` waits for that window): beats, tempo and onsets go out on it (issue #31)
+    music_heard: bool = False
 
     @property
     def quadrant(self) -> int:
