@@ -308,8 +308,9 @@ def heads(cache: Path, name: str, context_s: float = 6.0, speech_weight: float =
 
 
 def best_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Three settings of a grid: the most solo music with every cap and both delays held, the
-    fewest broken levels (then most solo), and the most solo with tuning <= 10 % and the delays."""
+    """Three settings of a grid: the fewest broken levels (then the most solo music), the same
+    among the settings with every cap and both delays held, and the most solo with tuning <= 10 %
+    and the delays held."""
     from .gate import CAPS
 
     def delays(r: dict[str, Any]) -> bool:
@@ -322,7 +323,7 @@ def best_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     tun = [r for r in rows if delays(r) and r["error"]["tuning"] <= CAPS["tuning"]]
     out = {"fewest misses": min(rows, key=lambda r: (len(r["misses"]), -solo(r)))}
     if capped:
-        out["caps and delays held"] = max(capped, key=solo)
+        out["caps and delays held"] = min(capped, key=lambda r: (len(r["misses"]), -solo(r)))
     if tun:
         out["tuning <= 10 %, delays held"] = max(tun, key=solo)
     return out
@@ -380,6 +381,12 @@ if __name__ == "__main__":
 
         res = heads(Path(a.cache), a.name, a.context, a.speech_weight)
         res["command"] = "python -m train.presence.context " + " ".join(sys.argv[1:])
+        # every music group's share only for the chosen settings (the grid's rows: per kind)
+        res["best"] = {lab: best_rows(res[lab]) for lab in ("baseline", "context")}
+        best = {id(r) for v in res["best"].values() for r in v.values()}
+        for lab in ("baseline", "context"):
+            res[lab] = [r if id(r) in best else {k: v for k, v in r.items() if k != "groups"}
+                        for r in res[lab]]
         out = Path(a.out) if a.out else RESULTS / f"presence-{a.name}-context.json"
         out.write_text(json.dumps(res, indent=1, default=float) + "\n")
         print(table(res))
