@@ -329,6 +329,24 @@ def best_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def plot_grids(res: dict[str, Any], path: Path, x_kind: str, y_kind: str) -> None:
+    """``report.plot_tradeoff`` over a results JSON's two grids (p alone, p + context)."""
+    from .data import MUSIC_KINDS
+    from .report import plot_tradeoff
+
+    def rows(grid: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in grid:
+            e = r["error"]
+            out.append({**r, "missed_by_kind": {k: v for k, v in e.items() if k in MUSIC_KINDS},
+                        "false_by_kind": {k: v for k, v in e.items() if k not in MUSIC_KINDS}})
+        return out
+
+    ctx = f"p + context ({res['context_s']:g} s)"
+    plot_tradeoff({f"{res['name']}: p": rows(res["baseline"]), f"{res['name']}: {ctx}": rows(res["context"])},
+                  path, x_kind, y_kind)
+
+
 KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "emopia",
          "speech", "crowd", "applause", "silence", "tuning", "tuning-close", "hum", "line_check", "4q",
          "4q-stage", "4q-quiet")
@@ -369,8 +387,20 @@ if __name__ == "__main__":
     ap.add_argument("--shipped-emopia", metavar="ONNX", help="score a model on the cache's EMOPIA, exit")
     ap.add_argument("--out", default="", help="results JSON (default: train/experiments/results/"
                     "presence-NAME-context.json)")
+    ap.add_argument("--plot", metavar="JSON", help="plot a results JSON's grids (speech against recorded "
+                    "and solo) into docs/presence-context-tradeoff*.png and exit")
     a = ap.parse_args()
-    if a.shipped_emopia:
+    if a.plot:
+        import json
+
+        from ..paths import DOCS
+
+        res = json.loads(Path(a.plot).read_text())
+        for y, suffix in (("recorded", ""), ("solo", "-solo")):
+            out = DOCS / f"presence-context-tradeoff{suffix}.png"
+            plot_grids(res, out, "speech", y)
+            print(f"wrote {out}")
+    elif a.shipped_emopia:
         print(shipped_emopia(Path(a.cache), Path(a.shipped_emopia)))
     elif a.chroma:
         chromas(Path(a.cache), a.name)
