@@ -27,8 +27,9 @@ its card; ``mer-train cv presence`` runs the held-out folds alone:
 The package by stage: ``net`` (front end + CNN), ``data`` (items and their groups), ``fit``
 (cached-spectrogram training), ``export`` (ONNX + card), ``score`` (the runtime's windows and
 silence rule), ``gate`` (metrics after the gate, the gate's choice), ``report`` (card, tables,
-plot), ``run`` (the stages put together, the command line). The names below stay importable
-from ``train.presence``.
+plot), ``run`` (the stages put together, the command line), ``context`` (a phrase-cue head over
+a finished CV's out-of-fold probabilities: ``python -m train.presence.context``). The names below
+stay importable from ``train.presence``.
 """
 
 from __future__ import annotations
