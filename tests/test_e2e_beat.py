@@ -105,3 +105,31 @@ def test_a_crowd_clapping_in_time_sends_beats_at_its_tempo(tmp_path) -> None:
     x, truth = claps_in_time(120.0, 10.0, SR, seed=2)
     wire = play(tmp_path, x, "claps")
     check_one_per_beat(wire, truth, 120.0, start_s=float(truth[0]), first_within_s=3.0)
+
+
+def test_a_songs_first_beat_does_not_wait_for_the_emotion_window(tmp_path, shared_data) -> None:
+    """Issue #31 item 1 on a real recording: the beat goes out once the music gate hears music
+    (its 2-s window), not when the emotion model's 6-s window is full. The beat tracker's own
+    rhythm gate is switched off here (``rhythm_on = 1.0``), so only the music gate can release
+    the beat, as on dense recorded rock whose onsets are not periodic enough for the rhythm gate."""
+    clip = shared_data / "4q" / "audio" / "MT0001335920.mp3"
+    x, sr = sf.read(clip, dtype="float32", always_2d=True)
+    wav = tmp_path / "song.wav"
+    sf.write(wav, x[: 14 * sr], sr)
+    cfg = tmp_path / "show.toml"
+    cfg.write_text("[beat]\nrhythm_on = 1.0\n")
+    wire = Wire()
+    try:
+        r = run_cli("--config", str(cfg), "--input", str(wav), "--headless", "--no-teacher",
+                    "--osc", f"127.0.0.1:{wire.port}", "--osc-rate", "20", timeout=14 + 60)
+    finally:
+        wire.close()
+    assert r.returncode == 0, r.stderr
+    t0 = audio_start(wire)
+    beats = wire.times("/mer/beat")
+    assert beats, "no /mer/beat at all"
+    music_on = [t for t, a, p in wire.messages if a == "/mer/music" and p[0] == 1]
+    assert music_on, "the music gate never said music (the premise of this test)"
+    first_beat, first_music = beats[0] - t0, music_on[0] - t0
+    assert first_music >= 5.5, f"/mer/music 1 at {first_music:.2f} s: the emotion window is 6 s"
+    assert first_beat <= 4.0, f"first /mer/beat {first_beat:.2f} s after the song started"
