@@ -53,6 +53,9 @@ PRESENCE_SKIP_SETTLED = True
 #: song and the smoother jumps to the new reading (bench_show measures the settle time)
 SONG_CUT = True
 CUT_MIN_FRESH_S = 1.5
+#: a "cut" before the gate reopened after a break, or this soon after, is the music's return (handled
+#: by ``FRESH_AFTER_BREAK``); a short closure (an old song's fade-out at a cut) is no break
+CUT_BREAK_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Estimator:
         self._cnn_q_since = 0.0
         self._probed = -1.0
         self._gate_closed_t = 0.0  # stream time the music gate last said "no music"
+        self._closed_from = 0.0  # stream time that stretch without music began
+        self._gate_was_open = False
         self._last_prob = math.nan  # the presence model's last probability (NaN: none to reuse)
         self._fed_end: int | None = None  # stream sample up to which the cut detector has heard
         self._cut_end: int | None = None  # stream sample where a detected new song began
@@ -135,9 +140,12 @@ class Estimator:
                 self.presence_runs += 1
             gate_open = bool(self.gate.update(prob, dt, silent=not heard))
             if not gate_open:
+                if self._gate_was_open:
+                    self._closed_from = b.end / self.rate
                 self._gate_closed_t = b.end / self.rate
+            self._gate_was_open = gate_open
             music = gate_open and music
-        if cut and music:
+        if cut and not self._fresh(b):  # even where the gate closed a moment (a fade-out at a cut)
             self._cut_end = b.end - int(self.cuts.samples_since_cut())
         model_ms = 0.0
         if music:
@@ -223,8 +231,10 @@ class Estimator:
             n = int(round((b.end / self.rate - self._gate_closed_t + GATE_LEAD_S) * self.rate))
         if self._cut_end is not None:  # after a detected cut: only the new song, once enough of it came
             since = b.end - self._cut_end
-            if since >= len(w):
-                self._cut_end = None
+            after_break = (self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
+                           and self._cut_end / self.rate <= self._gate_closed_t + CUT_BREAK_MARGIN_S)
+            if since >= len(w) or after_break:
+                self._cut_end = None  # past, or the music's return after a break: handled above
             elif since >= CUT_MIN_FRESH_S * self.rate:
                 self._cut_new = self._cut_new or not self._cut_heard
                 self._cut_heard = True
@@ -232,6 +242,16 @@ class Estimator:
         if n >= len(w) or n <= 0:
             return w
         return np.tile(w[-n:], -(-len(w) // n))[-len(w):]
+
+    def _fresh(self, b: Boundary) -> bool:
+        """Whether the model's window still begins at a song's start (a cut acted on, or music
+        back after a break, less than a window ago): a song does not change again that soon, so a
+        detection there (an intro's first chorus) is not acted on."""
+        t, w = b.end / self.rate, len(b.window) / self.rate
+        if self._cut_end is not None and t < self._cut_end / self.rate + w:
+            return True
+        back = self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
+        return back and t < self._gate_closed_t - GATE_LEAD_S + w
 
     def _hear_cuts(self, b: Boundary, audible: bool) -> bool:
         """Feed the cut detector the samples since the last boundary; whether it found a cut."""

@@ -32,12 +32,12 @@ import numpy as np
 class CutConfig:
     """The detector's settings (chosen on synthesised 4Q cuts, artist-grouped folds: bench_songcut)."""
 
-    threshold: float = 5.5  #: divergence (mean squared z over the bands) that says "another song"
+    threshold: float = 6.0  #: divergence (mean squared z over the bands) that says "another song"
     after_s: float = 0.4  #: the new song's frames compared (the detection comes this long after a cut)
     before_s: float = 6.0  #: the old song's frames compared
     shift_s: float = 0.2  #: the divergence must peak within +-shift_s (the detection waits this long too)
     frame_s: float = 0.05  #: analysis frame
-    refractory_s: float = 8.0  #: no second detection this soon after one
+    refractory_s: float = 2.0  #: no second detection this soon after one
     floor_db: float = 3.0  #: added to each band's spread (dB): a near-constant band does not count alone
     quiet_db: float = -70.0  #: frames quieter than this (dBFS RMS) in the new part: no detection
 
@@ -80,11 +80,13 @@ class CutDetector:
 
     def reset(self) -> None:
         """A new source (or music again after a break): forget the frames heard."""
-        n = self.n_before + self.n_after
-        # the last n frames' features, each written twice: buf[i : i + n] is them in order (no copy)
-        self._buf = np.zeros((2 * n, self.bands.shape[0]), np.float32)
+        n, nb = self.n_before + self.n_after, self.bands.shape[0]
+        self._ring = np.zeros((n, nb))  # the last n frames' band levels (dB), oldest overwritten
         self._i = 0
         self._frames = 0
+        # running sums (and sums of squares) of the "before" and "after" frames: O(bands) a frame
+        self._sum_a, self._sq_a = np.zeros(nb), np.zeros(nb)
+        self._sum_b, self._sq_b = np.zeros(nb), np.zeros(nb)
         self._loud: deque[float] = deque(maxlen=self.n_after)
         self._carry = np.zeros(0, np.float32)
         self._n = 0  # samples consumed
@@ -99,29 +101,43 @@ class CutDetector:
         x = np.asarray(x, np.float32).reshape(-1)
         if len(self._carry):
             x = np.concatenate([self._carry, x])
+        k = len(x) // self.frame
+        self._carry = x[k * self.frame :].copy()
+        if k == 0:
+            return False
+        f = x[: k * self.frame].reshape(k, self.frame)  # this hop's frames, one FFT call for all
+        p = np.abs(np.fft.rfft(f * self.window, self.n_fft, axis=1)) ** 2
+        levels = 10.0 * np.log10(p @ self.bands.T + 1e-10).astype(np.float64)
+        loud = 10.0 * np.log10(np.mean(f * f, axis=1) + 1e-12)
         hit = False
-        k = 0
-        while k + self.frame <= len(x):
-            hit |= self._frame(x[k : k + self.frame])
-            k += self.frame
-        self._carry = x[k:].copy()
+        for e, ld in zip(levels, loud.tolist(), strict=True):
+            hit |= self._frame(e, ld)
         return hit
 
     def samples_since_cut(self) -> int | None:
         """Samples fed since the last detected cut (None: none since the reset)."""
         return None if self.cut_at is None else self._n + len(self._carry) - self.cut_at
 
-    def _frame(self, f: np.ndarray) -> bool:
+    def _frame(self, e: np.ndarray, loud: float) -> bool:
         self._n += self.frame
         self._since += self.frame
-        p = np.abs(np.fft.rfft(f * self.window, self.n_fft)) ** 2
-        e = 10.0 * np.log10(self.bands @ p + 1e-10)
-        n = self.n_before + self.n_after
-        self._buf[self._i] = e
-        self._buf[self._i + n] = e
+        self._loud.append(loud)
+        n, na = self.n_before + self.n_after, self.n_after
+        if self._frames >= n:  # the oldest frame leaves "before"
+            old = self._ring[self._i]
+            self._sum_a -= old
+            self._sq_a -= old * old
+        if self._frames >= na:  # the frame n_after back moves from "after" to "before"
+            mid = self._ring[(self._i - na) % n]
+            self._sum_b -= mid
+            self._sq_b -= mid * mid
+            self._sum_a += mid
+            self._sq_a += mid * mid
+        self._sum_b += e
+        self._sq_b += e * e
+        self._ring[self._i] = e
         self._i = (self._i + 1) % n
         self._frames += 1
-        self._loud.append(10.0 * np.log10(float(np.mean(f * f)) + 1e-12))
         if self._frames < n:
             return False
         # the split n_after frames back: its divergence joins the last few, and the split
@@ -130,24 +146,25 @@ class CutDetector:
         if len(self._stats) < self._stats.maxlen:
             return False
         s = list(self._stats)
-        mid = s[self.shift]
+        mid_s = s[self.shift]
         self.score = s[-1]
         c = self.config
-        if (mid < c.threshold or mid < max(s) or self._since < c.refractory_s * self.rate
+        if (mid_s < c.threshold or mid_s < max(s) or self._since < c.refractory_s * self.rate
                 or min(self._loud) < c.quiet_db):
             return False
         # the cut lies at the peak's split: n_after + shift frames back
         self.cut_at = self._n - (self.n_after + self.shift) * self.frame
         self._since = 0.0
-        self.last_peak = mid
+        self.last_peak = mid_s
         self.detections += 1
         return True
 
     def _divergence(self) -> float:
         """Mean over bands of the squared difference of the means over the pooled variance (plus
         the floor) between the ``n_after`` newest frames and the ``n_before`` before them."""
-        feat = self._buf[self._i : self._i + self.n_before + self.n_after]
-        a = feat[: self.n_before]
-        b = feat[self.n_before :]
-        var = 0.5 * (a.var(axis=0) + b.var(axis=0)) + self.config.floor_db ** 2
-        return float(np.mean((a.mean(axis=0) - b.mean(axis=0)) ** 2 / var))
+        na, nb = self.n_before, self.n_after
+        ma, mb = self._sum_a / na, self._sum_b / nb
+        va = np.maximum(self._sq_a / na - ma * ma, 0.0)
+        vb = np.maximum(self._sq_b / nb - mb * mb, 0.0)
+        var = 0.5 * (va + vb) + self.config.floor_db ** 2
+        return float(np.mean((ma - mb) ** 2 / var))
