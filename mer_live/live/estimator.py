@@ -8,7 +8,8 @@
 3. the emotion model on the window, only for music (a model error or non-finite output counts as
    "not trusted" and is warned about, throttled); for a fused model (``mer_live.inference.fusion``) a patch
    goes to the teacher's thread every ``live_every_s`` of music and the CNN's output is fused
-   with the teacher's recent logits; a song change brings a patch early (see ``_fused``);
+   with the teacher's recent logits; a song change brings a patch early (see ``_fused``); a hard
+   cut found by ``live/songcut.py`` makes the model hear only the new song (``_music_part``);
 4. the smoother: trusted values move the outputs; otherwise they hold or drift to neutral
    (``on_silence``), and before any music they stay neutral (0.5, 0.5).
 
