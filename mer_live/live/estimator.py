@@ -51,7 +51,8 @@ FRESH_AFTER_BREAK = True
 PRESENCE_SKIP_SETTLED = True
 #: a hard cut detected in the music (``live/songcut.py``): once this much of the new song has
 #: arrived, the model hears only it (repeated to fill its window), the teacher forgets the last
-#: song and the smoother jumps to the new reading (bench_show measures the settle time)
+#: song and the smoother jumps to the new reading (bench_show measures the settle time); with a
+#: music gate only (mer-live's default; not with ``--no-music-gate``)
 SONG_CUT = True
 CUT_MIN_FRESH_S = 1.5
 #: a "cut" before the gate reopened after a break, or this soon after, is the music's return (handled
@@ -84,8 +85,13 @@ class Estimator:
         self.presence_runs = 0  #: hops the presence model ran on
         self.presence_reused = 0  #: hops that reused the previous hop's probability (settled gate)
         self.model_ms: deque[float] = deque(maxlen=600)
-        self.cuts = CutDetector(self.rate) if SONG_CUT else None  #: the song-change detector
+        #: the song-change detector: with a music gate only, as ``FRESH_AFTER_BREAK`` (the show's path;
+        #: without a gate every window is the one mer-analyze evaluates, which bench/soak.py checks)
+        self.cuts = CutDetector(self.rate) if SONG_CUT and presence is not None else None
         self.cuts_acted = 0  #: detected cuts the model, teacher and smoother acted on
+        #: stream times (s) where those new songs began: for a window's length after each, the live
+        #: model heard only the new song, so its values differ from mer-analyze's there
+        self.cut_times: deque[float] = deque(maxlen=64)
         self._throttle = Throttled(log)
         self.reset()
 
@@ -162,6 +168,7 @@ class Estimator:
                 if self._cut_new:  # the new song's first reading goes out at once
                     self.smoother.reset()
                     self.cuts_acted += 1
+                    self.cut_times.append(self._cut_end / self.rate)
         self._cut_new = False
         smooth = self.smoother.update(self._last_raw, dt, silent=not music)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),

@@ -14,8 +14,9 @@ default was trained on: this tests how fast the values move, not whether they ar
 
 Two more pairs the default followed only slowly before the song-change detector
 (mer_live/live/songcut.py: the model then hears only the new song, the teacher restarts, the
-smoother jumps): Q3 -> Q1 settled 6.2 s after the cut without it, 2.1 s with it; Q2 -> Q4 5.2 s
-without, 1.6 s with (the same file unpaced through the Pipeline, one run each, here)."""
+smoother jumps): through this test with ``SONG_CUT = False`` they settled 6.2 s (Q3 -> Q1) and
+5.2 s (Q2 -> Q4) after the cut, and fail; with it they pass (unpaced through the Pipeline: 2.1 s
+and 1.6 s; one run each, here)."""
 
 from __future__ import annotations
 
