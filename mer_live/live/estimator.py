@@ -154,6 +154,7 @@ class Estimator:
             music = gate_open and music
         if cut and not self._fresh(b):  # even where the gate closed a moment (a fade-out at a cut)
             self._cut_end = b.end - int(self.cuts.samples_since_cut())
+            self._cut_heard = False
         model_ms = 0.0
         if music:
             t0 = time.perf_counter()
@@ -274,10 +275,7 @@ class Estimator:
         self._fed_end = b.end
         if new <= 0:
             return False
-        hit = self.cuts.update(b.window[-min(new, len(b.window)) :])
-        if hit:
-            self._cut_heard = False
-        return hit
+        return self.cuts.update(b.window[-min(new, len(b.window)) :])
 
     def _presence_prob(self, w: np.ndarray) -> float:
         try:
