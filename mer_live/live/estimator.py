@@ -8,7 +8,8 @@
 3. the emotion model on the window, only for music (a model error or non-finite output counts as
    "not trusted" and is warned about, throttled); for a fused model (``mer_live.inference.fusion``) a patch
    goes to the teacher's thread every ``live_every_s`` of music and the CNN's output is fused
-   with the teacher's recent logits; a song change brings a patch early (see ``_fused``);
+   with the teacher's recent logits; a song change brings a patch early (see ``_fused``); a hard
+   cut found by ``live/songcut.py`` makes the model hear only the new song (``_music_part``);
 4. the smoother: trusted values move the outputs; otherwise they hold or drift to neutral
    (``on_silence``), and before any music they stay neutral (0.5, 0.5).
 
@@ -29,6 +30,7 @@ import numpy as np
 from mer_live.common.logs import Throttled, one_line
 from mer_live.inference.model import Model, ModelError
 from mer_live.live.smoothing import Smoother
+from mer_live.live.songcut import CutDetector
 from mer_live.live.stream import Boundary
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,15 @@ FRESH_AFTER_BREAK = True
 #: one hop late (the gate opens or closes <= one hop later); tests/live/test_presence_cadence.py
 #: and bench_show's gate accuracy measure it. False: every hop, as mer-analyze's ``music_flags``.
 PRESENCE_SKIP_SETTLED = True
+#: a hard cut detected in the music (``live/songcut.py``): once this much of the new song has
+#: arrived, the model hears only it (repeated to fill its window), the teacher forgets the last
+#: song and the smoother jumps to the new reading (bench_show measures the settle time); with a
+#: music gate only (mer-live's default; not with ``--no-music-gate``)
+SONG_CUT = True
+CUT_MIN_FRESH_S = 1.5
+#: a "cut" before the gate reopened after a break, or this soon after, is the music's return (handled
+#: by ``FRESH_AFTER_BREAK``); a short closure (an old song's fade-out at a cut) is no break
+CUT_BREAK_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,13 @@ class Estimator:
         self.presence_runs = 0  #: hops the presence model ran on
         self.presence_reused = 0  #: hops that reused the previous hop's probability (settled gate)
         self.model_ms: deque[float] = deque(maxlen=600)
+        #: the song-change detector: with a music gate only, as ``FRESH_AFTER_BREAK`` (the show's path;
+        #: without a gate every window is the one mer-analyze evaluates, which bench/soak.py checks)
+        self.cuts = CutDetector(self.rate) if SONG_CUT and presence is not None else None
+        self.cuts_acted = 0  #: detected cuts the model, teacher and smoother acted on
+        #: stream times (s) where those new songs began: for a window's length after each, the live
+        #: model heard only the new song, so its values differ from mer-analyze's there
+        self.cut_times: deque[float] = deque(maxlen=64)
         self._throttle = Throttled(log)
         self.reset()
 
@@ -89,7 +107,16 @@ class Estimator:
         self._cnn_q_since = 0.0
         self._probed = -1.0
         self._gate_closed_t = 0.0  # stream time the music gate last said "no music"
+        self._closed_from = 0.0  # stream time that stretch without music began
+        self._gate_was_open = False
         self._last_prob = math.nan  # the presence model's last probability (NaN: none to reuse)
+        self._fed_end: int | None = None  # stream sample up to which the cut detector has heard
+        self._cut_end: int | None = None  # stream sample where a detected new song began
+        self._cut_new = False  # this hop is the first that hears only the new song
+        self._cut_heard = False  # the model has heard the new song alone since the last cut
+        self._cut_restart_until = -math.inf  # stream time until which teacher patches replace its memory
+        if self.cuts is not None:
+            self.cuts.reset()
         if self.gate is not None:
             self.gate.reset()
         if self.teacher is not None:
@@ -108,6 +135,7 @@ class Estimator:
         """The judgement for boundary ``b``, ``dt`` seconds after the previous one."""
         audible = input_ok and not b.silent
         music = audible and b.full
+        cut = self._hear_cuts(b, audible)
         prob = 1.0 if music else 0.0  # without a presence model: every audible full window
         hears = audible  # the gate's own word (without a presence model: any audible hop)
         if self.presence is not None:
@@ -123,9 +151,15 @@ class Estimator:
                 self.presence_runs += 1
             gate_open = bool(self.gate.update(prob, dt, silent=not heard))
             if not gate_open:
+                if self._gate_was_open:
+                    self._closed_from = b.end / self.rate
                 self._gate_closed_t = b.end / self.rate
+            self._gate_was_open = gate_open
             music = gate_open and music
             hears = gate_open and audible
+        if cut and not self._fresh(b):  # even where the gate closed a moment (a fade-out at a cut)
+            self._cut_end = b.end - int(self.cuts.samples_since_cut())
+            self._cut_heard = False
         model_ms = 0.0
         if music:
             t0 = time.perf_counter()
@@ -137,6 +171,11 @@ class Estimator:
                 music = False
             else:
                 self._last_raw = av if self.teacher is None else self._fused(b, av, window)
+                if self._cut_new:  # the new song's first reading goes out at once
+                    self.smoother.reset()
+                    self.cuts_acted += 1
+                    self.cut_times.append(self._cut_end / self.rate)
+        self._cut_new = False
         smooth = self.smoother.update(self._last_raw, dt, silent=not music)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),
                          (float(smooth[0]), float(smooth[1])), music, prob, model_ms, hears or music)
@@ -163,6 +202,15 @@ class Estimator:
         if t - self._last_music_t >= RESTART_AFTER_S:
             th.reset()
             self._next_patch_t = t
+        if self._cut_new:
+            # a new song: the teacher forgets the last, and hears the new one as a fresh start
+            # would: a patch once one holds only the new song, then each patch up to the model's
+            # window length after the cut replaces the memory (from there the live path matches
+            # the song played alone: patches every ``live_every_s``, the memory of the last ones)
+            th.reset()
+            cut_t = self._cut_end / self.rate
+            self._next_patch_t = cut_t + th.fusion.patch_samples / self.rate
+            self._cut_restart_until = cut_t + len(window) / self.rate + 0.5 * every
         self._last_music_t = t
         q = _quadrant(av)
         if q != self._cnn_q:
@@ -171,7 +219,8 @@ class Estimator:
         probe = (self._probed != self._cnn_q_since and t - self._cnn_q_since >= PROBE_AFTER_S
                  and _quadrant(fused) != q)
         if t >= self._next_patch_t or probe:
-            th.submit(window[-th.fusion.window_samples :], t, restart=probe)
+            restart = probe or t <= self._cut_restart_until + 1e-9
+            th.submit(window[-th.fusion.window_samples :], t, restart=restart)
             self._next_patch_t = t + every
             self._probed = self._cnn_q_since
         return fused
@@ -191,12 +240,47 @@ class Estimator:
         repeated to fill the window. The older part would be the break, whose sound the model was
         never meant to judge, and it held the values off the new song for the window's length."""
         w = b.window
-        if self.presence is None or not FRESH_AFTER_BREAK:
-            return w
-        n = int(round((b.end / self.rate - self._gate_closed_t + GATE_LEAD_S) * self.rate))
+        n = len(w)
+        if self.presence is not None and FRESH_AFTER_BREAK:
+            n = int(round((b.end / self.rate - self._gate_closed_t + GATE_LEAD_S) * self.rate))
+        if self._cut_end is not None:  # after a detected cut: only the new song, once enough of it came
+            since = b.end - self._cut_end
+            after_break = (self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
+                           and self._cut_end / self.rate <= self._gate_closed_t + CUT_BREAK_MARGIN_S)
+            if since >= len(w) or after_break:
+                self._cut_end = None  # past, or the music's return after a break: handled above
+            elif since >= CUT_MIN_FRESH_S * self.rate:
+                self._cut_new = self._cut_new or not self._cut_heard
+                self._cut_heard = True
+                n = min(n, since) if n > 0 else since
         if n >= len(w) or n <= 0:
             return w
         return np.tile(w[-n:], -(-len(w) // n))[-len(w):]
+
+    def _fresh(self, b: Boundary) -> bool:
+        """Whether the model's window still begins at a song's start (a cut acted on, or music
+        back after a break, less than a window ago): a song does not change again that soon, so a
+        detection there (an intro's first chorus) is not acted on."""
+        t, w = b.end / self.rate, len(b.window) / self.rate
+        if self._cut_end is not None and t < self._cut_end / self.rate + w:
+            return True
+        back = self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
+        return back and t < self._gate_closed_t - GATE_LEAD_S + w
+
+    def _hear_cuts(self, b: Boundary, audible: bool) -> bool:
+        """Feed the cut detector the samples since the last boundary; whether it found a cut."""
+        if self.cuts is None:
+            return False
+        if not audible:  # silence or no input: a song that starts after it is a new start anyway
+            if self._fed_end is not None:
+                self.cuts.reset()
+            self._fed_end = None
+            return False
+        new = 0 if self._fed_end is None else b.end - self._fed_end  # the first audible hop: a start
+        self._fed_end = b.end
+        if new <= 0:
+            return False
+        return self.cuts.update(b.window[-min(new, len(b.window)) :])
 
     def _presence_prob(self, w: np.ndarray) -> float:
         try:
