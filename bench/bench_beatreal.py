@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.beatset import SR, tempo_class
-from bench.bench_beatset import HEADER, class_rows, run_item, score
+from bench.bench_beatset import HEADER, class_rows, open_set, run_item, score
 from bench.common import ROOT, md_table, record, run_cli
 
 
@@ -60,17 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     offsets = [float(v) for v in args.offsets.split(",") if v.strip()]
     import soundfile as sf
 
+    from bench import beatreal
     from mer_live.analysers.beat import BeatConfig
-    from mer_live.inference.model import Model, default_model_path
-    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
 
-    meta_path = args.set / "beats.json"
-    if not meta_path.is_file():
-        from bench import beatreal
-        beatreal.main(["--out", str(args.set)])
-    meta = json.loads(meta_path.read_text())
-    model = Model(default_model_path(), provider="cpu", threads=1)
-    presence, gate = PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
+    meta, model, presence, gate = open_set(args.set, beatreal.main)
     per: list[dict] = []
     t0 = time.monotonic()
     for m in meta:

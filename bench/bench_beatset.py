@@ -23,7 +23,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +128,20 @@ HEADER = ["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Ac
           "first beat s (median / worst)", "tempo change followed after s", "F first 5 s"]
 
 
+def open_set(set_dir: Path, build: Callable[[list[str]], object]) -> tuple[list[dict], Any, Any, Any]:
+    """A known-grid set's items (built by ``build(["--out", DIR])`` when absent) and the shipped
+    models the live path runs them with: (meta, model, presence model, music gate)."""
+    from mer_live.inference.model import Model, default_model_path
+    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
+
+    meta_path = set_dir / "beats.json"
+    if not meta_path.is_file():
+        build(["--out", str(set_dir)])
+    meta = json.loads(meta_path.read_text())
+    model = Model(default_model_path(), provider="cpu", threads=1)
+    return meta, model, PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatset",
@@ -137,17 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import soundfile as sf
 
+    from bench import beatset
     from mer_live.analysers.beat import BeatConfig
-    from mer_live.inference.model import Model, default_model_path
-    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
 
-    meta_path = args.set / "beats.json"
-    if not meta_path.is_file():
-        from bench import beatset
-        beatset.main(["--out", str(args.set)])
-    meta = json.loads(meta_path.read_text())
-    model = Model(default_model_path(), provider="cpu", threads=1)
-    presence, gate = PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
+    meta, model, presence, gate = open_set(args.set, beatset.main)
     per: list[dict] = []
     t0 = time.monotonic()
     for m in meta:
