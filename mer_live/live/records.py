@@ -59,6 +59,13 @@ class Estimate:
     music_heard: bool = False
 
     @property
+    def hears_music(self) -> bool:
+        """Music plays, by the music gate's own word: from the gate's first window on, while the
+        emotion values (``music``) wait for the model's 6-s window. What ``/mer/music``, the
+        record's music column, MIDI's music CC and the window's music lamp show (issue #25)."""
+        return self.music or self.music_heard
+
+    @property
     def quadrant(self) -> int:
         """Russell quadrant 1..4 of the smoothed values while music plays, else 0 (no emotion)."""
         return quadrant_of(self.arousal, self.valence) if self.music else 0

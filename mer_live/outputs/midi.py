@@ -375,7 +375,7 @@ class MidiOutput(ThreadedSink):
             level = min(1.0, max(0.0, (est.level_rms_db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB)) \
                 if math.isfinite(est.level_rms_db) else 0.0
             for cc, v in ((c.cc_arousal, est.arousal), (c.cc_valence, est.valence), (c.cc_level, level),
-                          (c.cc_music, 1.0 if est.music else 0.0)):
+                          (c.cc_music, 1.0 if est.hears_music else 0.0)):
                 if cc < 0:
                     continue
                 value = int(round(127 * min(1.0, max(0.0, v if math.isfinite(v) else 0.5))))

@@ -164,7 +164,7 @@ def build_messages(est: Estimate | None, prefix: str, value_range: str, heartbea
         add("/arousal_raw", (av(est.arousal_raw), "f"))
         add("/valence_raw", (av(est.valence_raw), "f"))
         add("/quadrant", (est.quadrant, "i"))
-        add("/music", (int(bool(est.music)), "i"))
+        add("/music", (int(est.hears_music), "i"))
         add("/level", (level, "f"))
         add("/level01", (min(1.0, max(0.0, (level - LEVEL01_FLOOR_DB) / -LEVEL01_FLOOR_DB)), "f"))
         add("/silent", (int(bool(est.silent)), "i"))

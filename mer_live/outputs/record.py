@@ -73,7 +73,7 @@ def row_of(e: Estimate, time_iso: str) -> dict[str, Any]:
         "valence": _num(e.valence, 4),
         "quadrant": int(e.quadrant),
         "level_db": _num(e.level_rms_db, 1),
-        "music": int(bool(e.music)),
+        "music": int(e.hears_music),
         "bpm": _num(e.bpm, 2),
         "beats": int(e.beats),
     }

@@ -273,7 +273,7 @@ class AVPlane(pg.PlotWidget):
         r, g, b = QUADRANT_COLORS.get(latest.quadrant, NO_MUSIC_COLOR)
         self.current.setData([latest.valence], [latest.arousal], brush=pg.mkBrush(r, g, b, 255))
         self.no_input.setVisible(not latest.input_ok)
-        self.no_music.setVisible(latest.input_ok and not latest.music)
+        self.no_music.setVisible(latest.input_ok and not latest.hears_music)
 
 
 class TimeSeries(pg.PlotWidget):
@@ -941,7 +941,7 @@ class DashboardWindow(QtWidgets.QMainWindow):
         _set_lamp(self.clip_lamp, latest.clipping or now < self._clip_until, BAD)
         _set_lamp(self.silent_lamp, latest.silent, WARN)
         _set_lamp(self.noinput_lamp, not latest.input_ok, BAD)
-        _set_lamp(self.music_lamp, latest.music, GOOD)
+        _set_lamp(self.music_lamp, latest.hears_music, GOOD)
         self._music = latest.music
         if latest.beats != self._beats_seen:  # without beat events (another history), the hop's count
             self._beats_seen = latest.beats
