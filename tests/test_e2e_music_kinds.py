@@ -73,11 +73,9 @@ def live(tmp_path, kind: str) -> tuple[list[int], list[dict[str, str]]]:
     return sent, list(csv.DictReader(rec.open()))
 
 
-# Today's shipped presence model fails all three (2026-12-07: the TR-808 groove never sends
-# /mer/music 1, the intro and the trumpet only at 6.0 s); the model retrained on the music-kinds
-# corpus missed other floors and was not shipped (docs/presence.md, "Every kind of show music").
-# strict: a model that passes turns these into failures until this mark is removed.
-@pytest.mark.xfail(strict=True, reason="issue #25: the shipped presence model does not hear these as music")
+# Before issue #25's model (2026-12-07) all three failed (the TR-808 groove never sent
+# /mer/music 1, the intro and the trumpet only at 6.0 s); the model shipped for issue #25 (recipe C +
+# the phrase head, docs/presence.md "What shipped") hears them.
 @pytest.mark.parametrize("kind", ["tr808", "intro", "trumpet"])
 def test_drum_machine_intro_and_solo_are_music_from_the_first_bars(tmp_path, kind: str) -> None:
     need_tool("fluidsynth")
