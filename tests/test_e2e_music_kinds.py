@@ -73,9 +73,14 @@ def live(tmp_path, kind: str) -> tuple[list[int], list[dict[str, str]]]:
     return sent, list(csv.DictReader(rec.open()))
 
 
-# Before issue #25's model (2026-12-07) all three failed (the TR-808 groove never sent
-# /mer/music 1, the intro and the trumpet only at 6.0 s); the model shipped for issue #25 (recipe C +
-# the phrase head, docs/presence.md "What shipped") hears them.
+# Today's shipped presence model fails all three (2026-12-07: the TR-808 groove never sends
+# /mer/music 1, the intro and the trumpet only at 6.0 s). Issue #25's candidate (recipe C + the
+# phrase head, docs/presence.md "Fourth step") opens the gate on all three at 1.9-2.6 s and holds it
+# on every hop after 4 s, yet they still fail: /mer/music and the record's music column wait for the
+# emotion model's full 6-s window (Estimator: music = gate and a full window), so 6.0 s at the soonest.
+# strict: a model and a pipeline that pass turn these into failures until this mark is removed.
+@pytest.mark.xfail(strict=True, reason="issue #25: /mer/music waits for the emotion model's 6-s window "
+                   "(and today's presence model does not hear these as music)")
 @pytest.mark.parametrize("kind", ["tr808", "intro", "trumpet"])
 def test_drum_machine_intro_and_solo_are_music_from_the_first_bars(tmp_path, kind: str) -> None:
     need_tool("fluidsynth")

@@ -228,8 +228,18 @@ def run(args: argparse.Namespace) -> int:
             from .context import ship_head
 
             hd = ship_head(cache, tag, args.context, args.context_speech_weight)
-            card["phrase"], card["gate"] = hd["phrase"], hd["gate"]
-            card["metrics"] = {"gated": hd["cv"], "model_alone": card["metrics"]}
+            card["phrase"] = hd["phrase"]
+            # the card's CV numbers are the shipped gate's: max(p, head) out of fold, per kind
+            cvh = hd["cv"]
+            card["metrics"] = {"per_kind": cvh["error"], "groups": cvh["groups"],
+                               "on_s_median": cvh["on_s_median"], "off_s_p90": cvh["off_s_p90"],
+                               "levels_missed": cvh["misses"], "gate_chosen": cvh["chosen"],
+                               "protocol": cvh["protocol"], "command": args.command,
+                               "per_kind_is": "after the gate: music kinds the share of hops missed "
+                                              "(from 4 s into the item), the rest the share flagged music",
+                               "model_alone": card["metrics"], "model_alone_gate": card["gate"],
+                               "p_alone_same_grid": cvh["baseline_p_alone"]}
+            card["gate"] = hd["gate"]
             card["description"] += (f" The gate runs on max(p, head): a logistic head over the phrase cue of "
                                     f"the last {args.context:g} s (mer_live.inference.phrase) and p.")
             result["phrase"] = hd
