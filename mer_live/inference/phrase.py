@@ -18,9 +18,9 @@ FFT per hop:
 
 ``PhraseHead`` (a logistic regression over the cue and the model's probability, weights in the
 presence model's card, "phrase") raises the presence model's probability when the last seconds
-held a phrase: the music gate runs on ``max(p, head)`` live (``mer_live.live.estimator``) and in
-mer-analyze (``music_flags`` given the file's cue), as measured in docs/presence.md ("Third
-try"). numpy only.
+held a phrase: where the card has one, the music gate runs on ``max(p, head)`` live
+(``mer_live.live.estimator``) and in mer-analyze (``music_flags`` given the file's cue), as measured
+in docs/presence.md ("Third try"; today's shipped card has none: "Fourth step"). numpy only.
 """
 
 from __future__ import annotations
