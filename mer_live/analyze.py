@@ -135,7 +135,23 @@ def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, ho
         raise AnalyzeError(f"the presence model needs {n} samples, the window has {windows.shape[1]}")
     probs = np.concatenate([presence.predict(np.ascontiguousarray(windows[i : i + batch, -n:]))
                             for i in range(0, len(windows), batch)]) if len(windows) else np.zeros(0)
-    return music_flags(probs, hop, silent)
+    head = getattr(presence, "phrase", None)
+    cue = file_cue(x, ends, head.context_s) if head is not None else None
+    return music_flags(probs, hop, silent, head=head, cue=cue)
+
+
+def file_cue(x: np.ndarray, ends: np.ndarray, context_s: float) -> np.ndarray:
+    """The phrase cue at each window end, as live: the chroma of every 0.1-s hop from the file's
+    start (the live ring sees every hop, whatever mer-analyze's hop), read at the hop that ends
+    at or before each window's end (before the first hop: no cue, zeros)."""
+    from mer_live.inference import phrase
+
+    feats = phrase.stream_features(phrase.stream_chroma(x), context_s)
+    idx = np.asarray(ends, np.int64) // phrase.HOP - 1
+    out = np.zeros((len(idx), len(phrase.NAMES)), np.float32)
+    ok = (idx >= 0) & (idx < len(feats))
+    out[ok] = feats[idx[ok]]
+    return out
 
 
 def teacher_of(x: np.ndarray, ends: np.ndarray, music: np.ndarray, rate: int,

@@ -16,8 +16,11 @@ FFT per hop:
   the tonal frames' pooled chroma, the tonal share of the context and of the last 0.5 s, the
   steady share of the context.
 
-Measured as a context head over the presence model in docs/presence.md ("Third try"); not wired
-into the live gate (the floors of issue #25 did not all hold). numpy only.
+``PhraseHead`` (a logistic regression over the cue and the model's probability, weights in the
+presence model's card, "phrase") raises the presence model's probability when the last seconds
+held a phrase: where the card has one, the music gate runs on ``max(p, head)`` live
+(``mer_live.live.estimator``) and in mer-analyze (``music_flags`` given the file's cue), as measured
+in docs/presence.md ("Third try"; today's shipped card has none: "Fourth step"). numpy only.
 """
 
 from __future__ import annotations
@@ -170,3 +173,47 @@ class PhraseTrack:
         now = [(self._pos - 1 - k) % self.n for k in range(NOW)]
         return np.array([n_pc / 12, min(int(self._ev.sum()), 12) / 12, spread, self._tonal.mean(),
                          self._tonal[now].mean(), (self._steady >= 0).mean()], np.float32)
+
+
+def head_inputs(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The context head's inputs ``[n, 10]``: the cue, three products with "tonal now", the
+    model's logit / 5 (train.presence.context fits the head on exactly these)."""
+    q = np.clip(np.asarray(p, np.float64).reshape(-1), 1e-4, 1 - 1e-4)
+    c = np.asarray(cue, np.float64).reshape(len(q), len(NAMES))
+    return np.c_[c, c[:, 0] * c[:, 4], c[:, 1] * c[:, 4], c[:, 5] * c[:, 4], np.log(q / (1 - q)) / 5]
+
+
+class PhraseHead:
+    """The presence model's context head: ``raise_(p, cue)`` = max(p, sigmoid(w . inputs + b)).
+
+    Why only upwards: the head was fit to rescue solo phrases the 2-s model misses; it never
+    lowers what the model hears (grooves, EDM), so the gate's other kinds keep their numbers."""
+
+    def __init__(self, coef: list[float] | np.ndarray, intercept: float, context_s: float) -> None:
+        self.coef = np.asarray(coef, np.float64).reshape(-1)
+        if self.coef.shape != (len(NAMES) + 4,) or not np.all(np.isfinite(self.coef)):
+            raise ValueError(f"phrase head: {len(NAMES) + 4} finite weights expected, got {self.coef.shape}")
+        self.intercept = float(intercept)
+        if not (np.isfinite(self.intercept) and np.isfinite(context_s) and context_s > 0):
+            raise ValueError("phrase head: intercept and context_s must be finite (context_s > 0)")
+        self.context_s = float(context_s)
+
+    @classmethod
+    def from_card(cls, d: dict | None) -> PhraseHead | None:
+        """The card's "phrase" section (``coef``, ``intercept``, ``context_s``) or None without one."""
+        if not d:
+            return None
+        try:
+            return cls(d["coef"], d["intercept"], d["context_s"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"phrase head: bad card section ({e})") from None
+
+    def prob(self, p: np.ndarray, cue: np.ndarray) -> np.ndarray:
+        """The head's own probability for each (p, cue) row."""
+        z = head_inputs(cue, p) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def raise_(self, p: np.ndarray, cue: np.ndarray) -> np.ndarray:
+        """What the gate sees: max(p, head) (p as float32, as the CV computed it)."""
+        pp = np.asarray(p, np.float32).reshape(-1)
+        return np.maximum(pp.astype(np.float64), self.prob(pp, cue))

@@ -6,7 +6,9 @@ model (``models/mer-presence.onnx``, card beside it) takes the same model-rate w
 emotion model, float32 ``[batch, samples]``, and returns ``[batch, 1]``: the probability that
 music is playing. One window's probability flickers (a drum fill, a pause), so ``MusicGate``
 declares music only after the probability has stayed high for ``on_s`` and ends it only after it
-has stayed low for ``off_s``; silent input ends it at once. ``music_flags`` runs the same gate
+has stayed low for ``off_s``; silent input ends it at once. Where the card has a phrase head
+(``mer_live.inference.phrase``: the held pitches of the last 8 s), the gate runs on max(p, head):
+a solo line's long notes stay music, a tuning's one note does not. ``music_flags`` runs the same gate
 over a file's windows (``mer-analyze``), so files and live input agree (live, a settled gate runs
 the model every other hop: a change at most one hop later, ``mer_live.live.estimator``).
 
@@ -25,7 +27,8 @@ import numpy as np
 
 from mer_live.common.validate import Checked, ShowConfigError, check_fields, number
 
-from .model import Model
+from .model import Model, ModelError
+from .phrase import NAMES, PhraseHead
 
 PRESENCE_MODEL_NAME = "mer-presence"
 PRESENCE_OUTPUTS = ("music",)
@@ -48,6 +51,10 @@ class PresenceModel:
         self.card = self.model.card
         self.path = self.model.path
         self.active_provider = self.model.active_provider
+        try:  # the phrase cue's head (card "phrase"): the gate runs on max(p, head), or None
+            self.phrase = PhraseHead.from_card(self.card.extra.get("phrase"))
+        except ValueError as e:
+            raise ModelError(f"{self.path}: {e}") from None
 
     @property
     def sample_rate(self) -> int:
@@ -66,10 +73,11 @@ class PresenceModel:
 class GateConfig(Checked):
     """Hysteresis of the music gate. Music starts when the probability has been at least
     ``on_prob`` for ``on_s`` seconds, and ends when it has been below ``off_prob`` for ``off_s``
-    seconds (or at once when the input is silent); in between the state holds. The defaults were
-    chosen on cross-validated streams (docs/presence.md): music is declared a median 1.7 s
-    (p90 2.7 s) after it starts, talk, applause or a crowd after music a median 2.0 s (p90 2.7 s)
-    after the music ends; the 2-s window has to fill with the new sound first."""
+    seconds (or at once when the input is silent); in between the state holds. The defaults are
+    the shipped card's "gate", chosen on cross-validated streams (docs/presence.md): music is
+    declared a median 1.7 s (p90 2.7 s) after it starts, talk, applause or a crowd after music a
+    median 2.0 s (p90 2.7 s) after the music ends; the 2-s window has to fill with the new sound
+    first."""
 
     on_prob: float = field(default=0.8, metadata=number(0, 1, "in 0..1"))
     off_prob: float = field(default=0.35, metadata=number(0, 1, "in 0..1"))
@@ -132,11 +140,19 @@ class MusicGate:
 
 
 def music_flags(probs: np.ndarray, hop_s: float, silent: np.ndarray | None = None,
-                config: GateConfig | None = None) -> np.ndarray:
+                config: GateConfig | None = None, head: PhraseHead | None = None,
+                cue: np.ndarray | None = None) -> np.ndarray:
     """The live gate over a file's consecutive windows (``hop_s`` apart, starting from "no
     music"): bool ``[n]``, True where music is declared. ``silent`` (bool ``[n]``, optional) marks
-    silent windows. ``mer-analyze`` summarises a file over its music windows with it."""
+    silent windows. With the model's phrase ``head`` and the file's ``cue`` at each window's end
+    (``[n, 6]``, ``phrase.stream_features``), the gate runs on max(p, head) as live.
+    ``mer-analyze`` summarises a file over its music windows with it."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if head is not None and cue is not None:
+        c = np.asarray(cue, np.float32)
+        if c.shape != (len(p), len(NAMES)):
+            raise ValueError(f"cue has shape {c.shape} for {len(p)} probabilities")
+        p = head.raise_(p, c)
     if not (math.isfinite(hop_s) and hop_s > 0):
         raise ValueError(f"hop_s must be a positive number of seconds, got {hop_s!r}")
     s = np.zeros(len(p), bool) if silent is None else np.asarray(silent, bool).reshape(-1)

@@ -29,6 +29,7 @@ import numpy as np
 
 from mer_live.common.logs import Throttled, one_line
 from mer_live.inference.model import Model, ModelError
+from mer_live.inference.phrase import FRAME, PhraseTrack
 from mer_live.live.smoothing import Smoother
 from mer_live.live.songcut import CutDetector
 from mer_live.live.stream import Boundary
@@ -60,12 +61,17 @@ CUT_MIN_FRESH_S = 1.5
 CUT_BREAK_MARGIN_S = 0.5
 
 
+_ZEROS = np.zeros(FRAME, np.float32)  #: a frame of no input (a lost input): never tonal
+
+
 @dataclass(frozen=True)
 class Judgement:
     raw: tuple[float, float]  #: the last trusted model output (0.5, 0.5 before any)
     smooth: tuple[float, float]  #: the smoothed values that go out
     music: bool  #: music plays and ``raw`` is this window's output
-    music_prob: float  #: the presence model's probability (0 when not heard; 1/0 without a model)
+    #: the probability the gate judged: the presence model's, raised by its phrase head where the
+    #: card has one (0 when not heard; 1/0 without a model)
+    music_prob: float
     model_ms: float  #: time in the emotion model for this window (0: not run)
     #: the gate hears music (without a presence model: the input is audible), from the gate's first
     #: window on, before the emotion model's window is full; ``music`` implies it
@@ -87,6 +93,10 @@ class Estimator:
         self.presence_skip_settled = PRESENCE_SKIP_SETTLED
         self.presence_runs = 0  #: hops the presence model ran on
         self.presence_reused = 0  #: hops that reused the previous hop's probability (settled gate)
+        #: the presence model's phrase head (its card's "phrase") and the cue it reads: fed every
+        #: hop, also the hops that reuse the model's probability, so its 8-s ring is the CV's
+        self.phrase = getattr(presence, "phrase", None) if presence is not None else None
+        self.phrase_track = PhraseTrack(self.phrase.context_s) if self.phrase is not None else None
         self.model_ms: deque[float] = deque(maxlen=600)
         #: the song-change detector: with a music gate only, as ``FRESH_AFTER_BREAK`` (the show's path;
         #: without a gate every window is the one mer-analyze evaluates, which bench/soak.py checks)
@@ -117,6 +127,8 @@ class Estimator:
         self._cut_restart_until = -math.inf  # stream time until which teacher patches replace its memory
         if self.cuts is not None:
             self.cuts.reset()
+        if self.phrase_track is not None:
+            self.phrase_track.reset()
         if self.gate is not None:
             self.gate.reset()
         if self.teacher is not None:
@@ -149,6 +161,10 @@ class Estimator:
             else:
                 prob = self._last_prob = self._presence_prob(b.window[-n:])
                 self.presence_runs += 1
+            if self.phrase_track is not None:  # every hop, heard or not (silence: no tonal frame)
+                cue = self.phrase_track.push(b.window[-FRAME:] if input_ok else _ZEROS)
+                if heard:  # the gate runs on max(p, head), as the CV measured it
+                    prob = float(self.phrase.raise_(np.float32(prob), cue)[0])
             gate_open = bool(self.gate.update(prob, dt, silent=not heard))
             if not gate_open:
                 if self._gate_was_open:
@@ -184,6 +200,8 @@ class Estimator:
         """No audio at all (a lost input): hold or drift, and the gate closes."""
         if self.gate is not None:
             self.gate.update(0.0, dt, silent=True)
+        if self.phrase_track is not None:
+            self.phrase_track.push(_ZEROS)
         smooth = self.smoother.update(self._last_raw, dt, silent=True)
         return Judgement((float(self._last_raw[0]), float(self._last_raw[1])),
                          (float(smooth[0]), float(smooth[1])), False, 0.0, 0.0)

@@ -67,3 +67,32 @@ def test_live_track_equals_the_offline_features() -> None:
     np.testing.assert_allclose(got, want, atol=1e-5)
     track.reset()
     assert not track.push(np.zeros(phrase.FRAME, np.float32)).any()
+
+
+def test_the_head_only_raises_and_music_flags_gates_on_it() -> None:
+    """A head that hears a phrase in a melody's cue lifts a low p over the gate's on level; the
+    same p with a tuning's cue stays low; music_flags with the head and cue gates on max(p, head)."""
+    import pytest
+
+    from mer_live.inference.presence import GateConfig, music_flags
+
+    # the weights of a head that likes held-pitch changes (n_chg) when the sound is tonal now
+    coef = np.zeros(10)
+    coef[7], coef[9] = 40.0, 5.0  # n_chg * tonal_now, logit(p) / 5
+    head = phrase.PhraseHead(coef, -4.0, 6.0)
+    mel = phrase.stream_features(phrase.stream_chroma(melody()), 6.0)
+    tun = phrase.stream_features(phrase.stream_chroma(tuning()), 6.0)
+    n = min(len(mel), len(tun))
+    p = np.full(n, 0.3, np.float32)
+    q_mel, q_tun = head.raise_(p, mel[:n]), head.raise_(p, tun[:n])
+    assert (q_mel >= p).all() and (q_tun >= p).all()  # never lowers
+    assert q_mel[-1] > 0.8 > q_tun[-1]
+    cfg = GateConfig()
+    assert not music_flags(p, 0.1, None, cfg).any()
+    got = music_flags(p, 0.1, None, cfg, head, mel[:n])
+    np.testing.assert_array_equal(got, music_flags(q_mel, 0.1, None, cfg))
+    assert music_flags(p, 0.1, None, cfg, head, mel[:n])[-1]
+    with pytest.raises(ValueError, match="cue has shape"):
+        music_flags(p, 0.1, None, cfg, head, mel[: n - 1])
+    with pytest.raises(ValueError, match="phrase head"):
+        phrase.PhraseHead.from_card({"coef": [1.0] * 3, "intercept": 0.0, "context_s": 8.0})

@@ -7,15 +7,19 @@ of the bundled demo piece, synthetic applause and room tone (train/negatives.py)
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from mer_live.inference.model import Model
+from mer_live.inference.phrase import PhraseHead
 from mer_live.inference.presence import GateConfig, MusicGate, PresenceModel
 from mer_live.live.pipeline import Pipeline, PipelineConfig
 from mer_live.sources.demo import demo_audio
 from mer_live.sources.filesource import FileSource
 from train.negatives import applause, room_tone
+from train.paths import RESULTS
 
 SR = 22050
 HOP_S = 0.1
@@ -62,3 +66,35 @@ def test_settled_gate_skips_half_the_presence_runs_and_decides_the_same() -> Non
     assert (settled != every).sum() <= len(want)
     # and the point of it: the model ran on well under two thirds of the heard hops
     assert runs < 0.65 * runs_every
+
+
+def test_live_gate_with_the_phrase_head_is_mer_analyzes_gate() -> None:
+    """The presence model's phrase head: live (the cue fed every hop, also the reused ones) and
+    mer-analyze (``music_flags`` given the file's cue) gate a solo melody, applause and the demo
+    the same way, hop for hop once both have a full emotion window behind them."""
+    from mer_live.analyze import music_of, to_model_rate, windows_of
+    from tests.inference.test_phrase import melody
+
+    pm = PresenceModel()
+    if pm.phrase is None:  # a card without a head: the head of recipe C's fold 0 (docs/presence.md)
+        res = json.loads((RESULTS / "presence-showclose-context8.json").read_text())
+        w = res["coefficients"]["0"]
+        pm.phrase = PhraseHead(w[:-1], w[-1], res["context_s"])
+    mel = to_model_rate(np.tile(melody(), 2), 16000, SR)  # a solo line of held notes, ~17 s
+    x = np.concatenate([mel, applause(8.0, SR, seed=3, density=120.0), demo_audio(SR)[: 15 * SR]])
+    out: list = []
+    model = Model.load(provider="cpu", threads=1)
+    pl = Pipeline(FileSource(x, SR, realtime=False, blocksize=1024, name="show"), model,
+                  PipelineConfig(hop_s=HOP_S), [out.append], presence=pm, gate=MusicGate(GateConfig()))
+    pl.start()
+    assert pl.join(120.0), "the pipeline did not finish the stream"
+    live = np.array([e.music_heard for e in out])
+    xm = to_model_rate(x, SR, model.sample_rate)
+    ends, windows = windows_of(xm, model, HOP_S)
+    offline = music_of(xm, ends, windows, model.sample_rate, HOP_S, pm)
+    first = int(round(ends[0] / model.sample_rate / HOP_S)) - 1  # the live hop of the first window
+    settle = int(1.0 / HOP_S)  # offline starts from "no music" at its first window: let it open
+    a, b = live[first + settle : first + len(offline)], offline[settle : len(live) - first]
+    assert len(a) == len(b) > 250
+    assert b.any() and not b.all()  # music and applause: the premise
+    assert (a == b).mean() >= 0.99, np.flatnonzero(a != b)

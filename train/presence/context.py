@@ -219,9 +219,7 @@ def misses(r: dict[str, Any]) -> list[str]:
 
 def head_features(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
     """The context head's inputs: the cue, three products with "tonal now", the model's logit / 5."""
-    q = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
-    c = np.asarray(cue, np.float64)
-    return np.c_[c, c[:, 0] * c[:, 4], c[:, 1] * c[:, 4], c[:, 5] * c[:, 4], np.log(q / (1 - q)) / 5]
+    return phrase.head_inputs(cue, p)  # the runtime's own copy: live, offline and training agree
 
 
 #: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total)
@@ -273,8 +271,9 @@ def heads(cache: Path, name: str, context_s: float = 6.0, speech_weight: float =
         count[s.kind] = count.get(s.kind, 0) + len(x)
     probs: list[np.ndarray] = [np.zeros(0)] * len(scored)
     tprobs: list[np.ndarray] = [np.zeros(0)] * len(trans)
-    coefs = {}
-    for f in range(5):
+    coefs: dict[Any, list[float]] = {}
+
+    def fit(f: int | None) -> Any:  # the head on every fold but f (None: on every fold, the shipped one)
         tr = [i for i, s in enumerate(scored) if s.fold != f and s.kind != "4q-quiet"]
         keep = [scored[i].probs.astype(np.float32) < p_cut for i in tr]
         xf = np.concatenate([X[i][k] for i, k in zip(tr, keep, strict=True)])
@@ -282,7 +281,12 @@ def heads(cache: Path, name: str, context_s: float = 6.0, speech_weight: float =
         wf = np.concatenate([np.full(k.sum(), w_kind.get(scored[i].kind, 1.0) / count[scored[i].kind])
                              for i, k in zip(tr, keep, strict=True)])
         m = LogisticRegression(C=1.0, max_iter=3000).fit(xf, yf, sample_weight=wf * len(wf) / wf.sum())
-        coefs[f] = [float(v) for v in m.coef_[0]] + [float(m.intercept_[0])]
+        coefs["all" if f is None else f] = [float(v) for v in m.coef_[0]] + [float(m.intercept_[0])]
+        return m
+
+    fit(None)
+    for f in range(5):
+        m = fit(f)
         for i, s in enumerate(scored):
             if s.fold == f:
                 probs[i] = np.maximum(s.probs.astype(np.float32), m.predict_proba(X[i])[:, 1])
@@ -305,6 +309,31 @@ def heads(cache: Path, name: str, context_s: float = 6.0, speech_weight: float =
         held = sum(not r["misses"] for r in rows)
         log.info("%s: %d of %d gate settings hold every level", label, held, len(rows))
     return out
+
+
+def ship_head(cache: Path, name: str, context_s: float = 8.0, speech_weight: float = 8.0) -> dict[str, Any]:
+    """What ``mer-train ship presence --context S`` puts in the card: the head fit on every fold
+    ("phrase": weights, context), the gate chosen on the out-of-fold grid over max(p, head) (the
+    setting with every cap and both delays held, ``best_rows``), and that setting's out-of-fold
+    row (per kind, per group, delays) as the card's CV numbers."""
+    res = heads(cache, name, context_s, speech_weight)
+    best = best_rows(res["context"])
+    key = "caps and delays held" if "caps and delays held" in best else "fewest misses"
+    row = best[key]
+    w = res["coefficients"]["all"]
+    return {
+        "phrase": {"context_s": context_s, "coef": w[:-1], "intercept": w[-1], "features": res["features"],
+                   "fit": {"speech_weight": speech_weight, "p_cut": res["p_cut"],
+                           "head_weights": res["head_weights"], "run": name,
+                           "on": "every fold's out-of-fold windows with p < p_cut (4q-quiet left out)"}},
+        "gate": dict(zip(("on_prob", "off_prob", "on_s", "off_s"), map(float, row["gate"]), strict=True)),
+        "cv": {"chosen": key, **row,
+               "protocol": "out-of-fold: each fold's head fit on the other folds' windows (p < p_cut), "
+                           "over that fold's model's out-of-fold probabilities; the gate grid (48 settings) "
+                           "over q = max(p, head); music counted from 4 s into the item "
+                           "(train/presence/context.py)",
+               "baseline_p_alone": best_rows(res["baseline"])},
+    }
 
 
 def best_rows(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -224,6 +224,25 @@ def run(args: argparse.Namespace) -> int:
             need_features()
             m = train_items(items, feats, train_kinds, fit, cfg, args.seed)  # type: ignore[arg-type]
         card = ship_card(result, args)
+        if args.context:  # the phrase cue's head (train/presence/context.py): weights, gate, CV row
+            from .context import ship_head
+
+            hd = ship_head(cache, tag, args.context, args.context_speech_weight)
+            card["phrase"] = hd["phrase"]
+            # the card's CV numbers are the shipped gate's: max(p, head) out of fold, per kind
+            cvh = hd["cv"]
+            card["metrics"] = {"per_kind": cvh["error"], "groups": cvh["groups"],
+                               "on_s_median": cvh["on_s_median"], "off_s_p90": cvh["off_s_p90"],
+                               "levels_missed": cvh["misses"], "gate_chosen": cvh["chosen"],
+                               "protocol": cvh["protocol"], "command": args.command,
+                               "per_kind_is": "after the gate: music kinds the share of hops missed "
+                                              "(from 4 s into the item), the rest the share flagged music",
+                               "model_alone": card["metrics"], "model_alone_gate": card["gate"],
+                               "p_alone_same_grid": cvh["baseline_p_alone"]}
+            card["gate"] = hd["gate"]
+            card["description"] += (f" The gate runs on max(p, head): a logistic head over the phrase cue of "
+                                    f"the last {args.context:g} s (mer_live.inference.phrase) and p.")
+            result["phrase"] = hd
         path = Path(args.ship_path)
         export(m, path, card)
         result["shipped"] = {
@@ -328,6 +347,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
     ap.add_argument(
         "--close-weight", type=float, default=0.12, help="tuning-close's share of the negative crops"
     )
+    ap.add_argument(
+        "--context",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --ship: fit the phrase cue's head over S s (train/presence/context.py; needs the "
+        "run's chroma, `python -m train.presence.context --name NAME --chroma`) on every fold, choose "
+        "the gate over max(p, head) out of fold, and put both in the card",
+    )
+    ap.add_argument("--context-speech-weight", type=float, default=8.0, help="speech weight in the head fit")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", default=str(cache_dir()))
     ap.add_argument("--out", default=str(DOCS))
