@@ -73,8 +73,8 @@ class Judgement:
     #: card has one (0 when not heard; 1/0 without a model)
     music_prob: float
     model_ms: float  #: time in the emotion model for this window (0: not run)
-    #: the gate hears music (without a presence model: the input is audible), from the gate's first
-    #: window on, before the emotion model's window is full; ``music`` implies it
+    #: the music gate hears music, from its first window on, before the emotion model's window is
+    #: full (without a presence model: the same as ``music``); ``music`` implies it
     heard: bool = False
 
 
@@ -149,7 +149,7 @@ class Estimator:
         music = audible and b.full
         cut = self._hear_cuts(b, audible)
         prob = 1.0 if music else 0.0  # without a presence model: every audible full window
-        hears = audible  # the gate's own word (without a presence model: any audible hop)
+        hears = False  # the gate's own word (without a presence model: the same as ``music``)
         if self.presence is not None:
             n = int(self.presence.window_samples)
             heard = audible and b.end >= n

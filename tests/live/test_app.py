@@ -182,15 +182,17 @@ def test_osc_sender_as_sink_and_target_switch(model, clips):
 
     def arousal_from(sock: socket.socket, timeout: float = 10.0) -> float | None:
         deadline = time.monotonic() + timeout
-        music = False
+        live = False
         while time.monotonic() < deadline:
             try:
                 data = sock.recv(65536)
             except TimeoutError:
                 continue
             m = OscMessage(data)
-            music = music or (m.address == "/mer/music" and m.params == [1])
-            if m.address == "/mer/arousal" and music:  # the values of a tick that says "music"
+            # the values are the model's once /mer/quadrant is 1..4 (/mer/music says "music" from
+            # the gate's first word, before the emotion window is full)
+            live = live or (m.address == "/mer/quadrant" and m.params[0] > 0)
+            if m.address == "/mer/arousal" and live:
                 return float(m.params[0])
         return None
 
