@@ -70,28 +70,9 @@ def transition_audio(
     test: Sequence[Any], fold: int, n: int, seed: int = 0, seg_s: float = 20.0
 ) -> list[np.ndarray]:
     """The audio of ``score.score_fold``'s transition streams (same draws from the same seed)."""
-    from ..negatives import _rms
+    from .score import transition_streams
 
-    rng = np.random.default_rng([seed, fold])
-    music = [i for i in test if i.kind in ("4q", "4q-stage", "emopia")]
-    negs = [i for i in test if i.kind in ("speech", "crowd", "applause", "tuning", "line_check")]
-    out = []
-    m_ = int(seg_s * SR)
-    for j in range(n if music and negs else 0):
-        a, b = music[rng.integers(len(music))], music[rng.integers(len(music))]
-        kinds = sorted({i.kind for i in negs})
-        k = kinds[j % len(kinds)]
-        pool = [i for i in negs if i.kind == k]
-        m = pool[rng.integers(len(pool))]
-        parts = []
-        for it in (a, m, b):
-            y = it.wave()[:m_]
-            parts.append(np.pad(y, (0, m_ - len(y))))
-        ref = _rms(parts[0])
-        parts[1] = parts[1] * (ref / max(_rms(parts[1]), 1e-9) * 10 ** (rng.uniform(-6, 3) / 20))
-        parts[2] = parts[2] * (ref / max(_rms(parts[2]), 1e-9))
-        out.append(np.concatenate(parts).astype(np.float32))
-    return out
+    return [x for _, x in transition_streams(test, fold, n, seed, seg_s)]
 
 
 def _ends(n_probs: int, window_s: float) -> np.ndarray:

@@ -4,7 +4,7 @@ rule (``mer_live.common.silence``), and transition streams (music -> not-music -
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,29 +96,8 @@ def score_fold(
                 pm.window_samples / SR,
             )
         )
-    rng = np.random.default_rng([seed, fold])
-    music = [i for i in test if i.kind in ("4q", "4q-stage", "emopia")]
-    negs = [i for i in test if i.kind in ("speech", "crowd", "applause", "tuning", "line_check")]
     trans = []
-    n = int(seg_s * SR)
-    for j in range(n_transitions if music and negs else 0):
-        a, b = music[rng.integers(len(music))], music[rng.integers(len(music))]
-        kinds = sorted({i.kind for i in negs})
-        k = kinds[j % len(kinds)]
-        pool = [i for i in negs if i.kind == k]
-        m = pool[rng.integers(len(pool))]
-        parts = []
-        for it in (a, m, b):
-            y = it.wave()[:n]
-            y = np.pad(y, (0, n - len(y)))
-            # a show's levels: the talk/applause at the music's level -6..+3 dB
-            parts.append(y)
-        from ..negatives import _rms
-
-        ref = _rms(parts[0])
-        parts[1] = parts[1] * (ref / max(_rms(parts[1]), 1e-9) * 10 ** (rng.uniform(-6, 3) / 20))
-        parts[2] = parts[2] * (ref / max(_rms(parts[2]), 1e-9))
-        x = np.concatenate(parts).astype(np.float32)
+    for k, x in transition_streams(test, fold, n_transitions, seed, seg_s):
         p, t = stream_probs(pm, x)
         trans.append(
             Transition(
@@ -131,3 +110,32 @@ def score_fold(
             )
         )
     return scored, trans
+
+
+def transition_streams(
+    test: Sequence[Any], fold: int, n: int, seed: int = 0, seg_s: float = 20.0
+) -> Iterator[tuple[str, np.ndarray]]:
+    """A fold's transition streams: music, then talk/crowd/applause/a tuning/a line check at the
+    music's level -6..+3 dB, then music again, ``seg_s`` each; (the middle part's kind, audio).
+    One seeded draw, so the scoring and the context head's tool (``context.transition_audio``)
+    rebuild the same streams."""
+    from ..negatives import _rms
+
+    rng = np.random.default_rng([seed, fold])
+    music = [i for i in test if i.kind in ("4q", "4q-stage", "emopia")]
+    negs = [i for i in test if i.kind in ("speech", "crowd", "applause", "tuning", "line_check")]
+    m_ = int(seg_s * SR)
+    for j in range(n if music and negs else 0):
+        a, b = music[rng.integers(len(music))], music[rng.integers(len(music))]
+        kinds = sorted({i.kind for i in negs})
+        k = kinds[j % len(kinds)]
+        pool = [i for i in negs if i.kind == k]
+        m = pool[rng.integers(len(pool))]
+        parts = []
+        for it in (a, m, b):
+            y = it.wave()[:m_]
+            parts.append(np.pad(y, (0, m_ - len(y))))
+        ref = _rms(parts[0])
+        parts[1] = parts[1] * (ref / max(_rms(parts[1]), 1e-9) * 10 ** (rng.uniform(-6, 3) / 20))
+        parts[2] = parts[2] * (ref / max(_rms(parts[2]), 1e-9))
+        yield k, np.concatenate(parts).astype(np.float32)
