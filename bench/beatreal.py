@@ -99,9 +99,11 @@ def _tempo(beats: np.ndarray, last_s: float = 15.0) -> float:
 
 # --- recorded songs (Frets on Fire) ---------------------------------------------------------------
 
-def midi_quarters(path: Path, until_s: float, track_filter=None) -> np.ndarray:
+def midi_quarters(path: Path, until_s: float) -> np.ndarray:
     """The quarter-note times (s) of a MIDI file's tempo map up to ``until_s``."""
     import mido
+
+    from bench.bench_beat import tick_seconds
 
     mid = mido.MidiFile(str(path))
     tempos = [(0, 500000)]
@@ -113,25 +115,13 @@ def midi_quarters(path: Path, until_s: float, track_filter=None) -> np.ndarray:
                 tempos.append((ab, m.tempo))
     tempos.sort(key=lambda t: t[0])
     tpb = mid.ticks_per_beat
-    out, t_s, tick, k = [], 0.0, 0, 0
-    seg = [(tk, tp) for tk, tp in tempos]
-    while t_s < until_s:
-        # tempo in force at `tick`
-        while k + 1 < len(seg) and seg[k + 1][0] <= tick:
-            k += 1
-        out.append(t_s)
-        nxt = tick + tpb
-        # integrate over tempo changes inside this quarter
-        t, cur, kk = t_s, tick, k
-        while True:
-            end = min(nxt, seg[kk + 1][0]) if kk + 1 < len(seg) else nxt
-            t += (end - cur) / tpb * seg[kk][1] / 1e6
-            cur = end
-            if cur >= nxt:
-                break
-            kk += 1
-        t_s, tick = t, nxt
-    return np.array(out)
+    # a quarter lasts at most 60 / 20 BPM: enough quarters to pass until_s, then cut there
+    n = int(until_s * 20 / 60) + 2
+    while True:
+        t = tick_seconds(tpb * np.arange(n), tempos, tpb)
+        if t[-1] >= until_s:
+            return t[t < until_s]
+        n *= 2
 
 
 def song(folder: str, start: float) -> Item:

@@ -98,7 +98,6 @@ def grid_fraction(onsets: np.ndarray, beat_s: float, tol: float = 0.015) -> floa
 def beat_times(mid) -> np.ndarray:
     """Beat times (s) from the tempo map and time signatures: one beat per denominator note (a
     dotted quarter in 6/8, 9/8, 12/8), from tick 0 to the last note."""
-    import mido
 
     tpb = mid.ticks_per_beat
     tempo_map: list[tuple[int, int]] = []  # (tick, us per quarter)
@@ -127,16 +126,19 @@ def beat_times(mid) -> np.ndarray:
             si += 1
         ticks.append(tick)
         tick += beat_ticks(sigs[si][1], sigs[si][2])
-    out = []
-    for t in ticks:
-        sec, prev_tick, tempo = 0.0, 0, tempo_map[0][1] if tempo_map[0][0] == 0 else 500000
-        for tt, tp in tempo_map:
-            if tt > t:
-                break
-            sec += mido.tick2second(tt - prev_tick, tpb, tempo)
-            prev_tick, tempo = tt, tp
-        out.append(sec + mido.tick2second(t - prev_tick, tpb, tempo))
-    return np.array(out)
+    return tick_seconds(np.array(ticks), tempo_map, tpb)
+
+
+def tick_seconds(ticks: np.ndarray, tempo_map: list[tuple[int, int]], tpb: int) -> np.ndarray:
+    """Seconds at each tick of a MIDI tempo map ``[(tick, us per quarter)]`` in the order its
+    changes apply (120 BPM before the first; of changes at one tick the last wins)."""
+    if not tempo_map or tempo_map[0][0] > 0:
+        tempo_map = [(0, 500000), *tempo_map]
+    starts = np.array([t for t, _ in tempo_map], dtype=np.int64)
+    us = np.array([u for _, u in tempo_map], dtype=np.float64)
+    at = np.concatenate([[0.0], np.cumsum(np.diff(starts) * us[:-1] / 1e6 / tpb)])  # each change's second
+    k = np.searchsorted(starts, ticks, side="right") - 1
+    return at[k] + (np.asarray(ticks) - starts[k]) * us[k] / 1e6 / tpb
 
 
 def with_tempo(mid, bpm: float):

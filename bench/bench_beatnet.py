@@ -29,13 +29,12 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from bench.beatset import LEAD_S, SR, tempo_class
-from bench.bench_beatset import HEADER, class_rows, score
-from bench.common import ROOT, md_table, record, run_cli
+from bench.bench_beatset import HEADER, class_rows, report, score, set_args
+from bench.common import ROOT, md_table, run_cli
 
 LOOKAHEAD_S = 0.032  #: half of BeatNet's 64-ms analysis frame (madmom frames are centred)
 
@@ -83,7 +82,7 @@ def as_events(beats: list[tuple[float, float]]) -> list[tuple[float, Beat]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatset")
+    set_args(ap, ROOT / "cache" / "beatset", "bench.beatset")
     ap.add_argument("--model", type=int, default=1, choices=(1, 2, 3),
                     help="BeatNet weights: 1 GTZAN held out, 2 Ballroom held out, 3 Rock corpus held out")
     ap.add_argument("--path", default="/tmp/bnenv:/tmp/bnshim",
@@ -93,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--talk", type=int, default=0,
                     help="also run the first N espeak-ng voices' 20-s talk (as bench_rhythm_gate): "
                          "BeatNet has no gate")
-    ap.add_argument("--label", default="")
-    ap.add_argument("--no-record", action="store_true")
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     import soundfile as sf
 
@@ -145,19 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                      f"max {np.max(rates_a):.2f}")
         print(talk_note, file=sys.stderr)
     body = md_table([*HEADER, "beats in the silent lead"], rows)
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps(per, indent=1))
-    if not args.no_record:
-        misses = [f"{r['name']}: {r['bpm']:.1f}" for r in per if not r["acc2"]]
-        label = f" ({args.label})" if args.label else ""
-        record(f"bench_beatnet: BeatNet online (model {args.model}, particle filter) on the known-grid "
-               f"set{label}",
-               body, [f"{len(per)} items from `python -m bench.beatset`, resampled to 22.05 kHz, no gate; "
-                      f"scored with bench_beatset.score; {time.monotonic() - t0:.0f} s wall on a shared host "
-                      f"(BeatNet 1.1.3, madmom 0.16.1 patched, torch CPU)",
-                      "tempo misses (item: tempo of the last 15 s): "
-                      + ("; ".join(misses) if misses else "none")] + ([talk_note] if talk_note else []))
+    report(args, per, body, f"bench_beatnet: BeatNet online (model {args.model}, particle filter) on the "
+           "known-grid set",
+           [f"{len(per)} items from `python -m bench.beatset`, resampled to 22.05 kHz, no gate; scored with "
+            f"bench_beatset.score; {time.monotonic() - t0:.0f} s wall on a shared host (BeatNet 1.1.3, "
+            "madmom 0.16.1 patched, torch CPU)", *([talk_note] if talk_note else [])],
+           misses_are="tempo of the last 15 s")
     return 0
 
 

@@ -18,17 +18,15 @@ tracker's octave, 3:2 and gate decisions are thresholds). Each item is played on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from bench.beatset import SR, tempo_class
-from bench.bench_beatset import HEADER, class_rows, open_set, run_item, score
-from bench.common import ROOT, md_table, record, run_cli
+from bench.bench_beatset import HEADER, class_rows, open_set, report, run_item, score, set_args
+from bench.common import ROOT, md_table, run_cli
 
 
 def offset_ms(ref: np.ndarray, est: np.ndarray, window: float = 0.07) -> float:
@@ -48,12 +46,7 @@ def kind_of(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatreal",
-                    help="the set's folder (built by `python -m bench.beatreal` when absent)")
-    ap.add_argument("--label", default="", help="a label for the table (before/after)")
-    ap.add_argument("--no-record", action="store_true",
-                    help="print only, do not append to docs/benchmarks.md")
-    ap.add_argument("--json", type=Path, help="also write the per-item results here")
+    set_args(ap, ROOT / "cache" / "beatreal", "bench.beatreal")
     ap.add_argument("--offsets", default="0,3,7",
                     help="ms of extra lead silence, one play per value, comma-separated (default 0,3,7)")
     args = ap.parse_args(argv)
@@ -101,22 +94,15 @@ def main(argv: list[str] | None = None) -> int:
                           f"{np.nanmedian([r['offset_ms'] for r in sel]):+.0f}"])
     body += "\n\n" + md_table(["source", "items", "F mean", "F min", "Acc2", "first beat s (median / worst)",
                                "offset ms (median)"], kinds)
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps(per, indent=1))
-    if not args.no_record:
-        misses = [f"{r['name']}: {r['bpm']:.1f}" for r in per if not r["acc2"]]
-        low = [f"{r['name']}: F {r['f']:.2f}" for r in per if r["f"] < 0.7]
-        label = f" ({args.label})" if args.label else ""
-        record(f"bench_beatreal: beats through the live path on the real-music set{label}", body,
-               [f"{len(per)} items from `python -m bench.beatreal` (8 recorded songs from Frets on Fire, "
-                f"12 tracker modules via libopenmpt, 9 MIDI songs on Hydrogen kits + FluidSynth, 3 cuts; 1 s "
-                f"silence then 40 s), each played {len(offsets)} times ({args.offsets} ms more lead "
-                f"silence) and its scores averaged; unpaced Pipeline with the shipped models and music gate; "
-                f"{time.monotonic() - t0:.0f} s wall on a shared host",
-                "tempo misses (item: published bpm): " + ("; ".join(misses) if misses else "none"),
-                "items under F 0.70: " + ("; ".join(low) if low else "none"),
-                f"worst first beat of any single play: {max(r['first_max'] for r in per):.2f} s"])
+    low = [f"{r['name']}: F {r['f']:.2f}" for r in per if r["f"] < 0.7]
+    report(args, per, body, "bench_beatreal: beats through the live path on the real-music set",
+           [f"{len(per)} items from `python -m bench.beatreal` (8 recorded songs from Frets on Fire, "
+            f"12 tracker modules via libopenmpt, 9 MIDI songs on Hydrogen kits + FluidSynth, 3 cuts; 1 s "
+            f"silence then 40 s), each played {len(offsets)} times ({args.offsets} ms more lead "
+            f"silence) and its scores averaged; unpaced Pipeline with the shipped models and music gate; "
+            f"{time.monotonic() - t0:.0f} s wall on a shared host",
+            "items under F 0.70: " + ("; ".join(low) if low else "none"),
+            f"worst first beat of any single play: {max(r['first_max'] for r in per):.2f} s"])
     return 0
 
 

@@ -142,14 +142,35 @@ def open_set(set_dir: Path, build: Callable[[list[str]], object]) -> tuple[list[
     return meta, model, PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", type=Path, default=ROOT / "cache" / "beatset",
-                    help="the set's folder (built by `python -m bench.beatset` when absent)")
+def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> None:
+    """The flags every known-grid bench shares: the set's folder, a label, --no-record, --json."""
+    ap.add_argument("--set", type=Path, default=default_set,
+                    help=f"the set's folder (built by `python -m {builder}` when absent)")
     ap.add_argument("--label", default="", help="a label for the table (before/after)")
     ap.add_argument("--no-record", action="store_true",
                     help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--json", type=Path, help="also write the per-item results here")
+
+
+def report(args: argparse.Namespace, per: list[dict], body: str, title: str, notes: list[str],
+           misses_are: str = "published bpm") -> None:
+    """Print the table, write the per-item results with --json and, unless --no-record, append
+    it to docs/benchmarks.md: the set's description first, then the items whose tempo missed
+    (Acc2), then the bench's own notes."""
+    print(body)
+    if args.json:
+        args.json.write_text(json.dumps(per, indent=1))
+    if not args.no_record:
+        misses = [f"{r['name']}: {r['bpm']:.1f}" for r in per if not r["acc2"]]
+        label = f" ({args.label})" if args.label else ""
+        record(f"{title}{label}", body,
+               [notes[0], f"tempo misses (item: {misses_are}): " + ("; ".join(misses) if misses else "none"),
+                *notes[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    set_args(ap, ROOT / "cache" / "beatset", "bench.beatset")
     args = ap.parse_args(argv)
     import soundfile as sf
 
@@ -172,18 +193,10 @@ def main(argv: list[str] | None = None) -> int:
               + (f" follow {res['follow']:.1f} s" if m["change_t"] is not None else ""), file=sys.stderr)
     rows = class_rows(per)
     body = md_table(HEADER, rows)
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps(per, indent=1))
-    if not args.no_record:
-        misses = [f"{r['name']}: {r['bpm']:.1f}" for r in per if not r["acc2"]]
-        label = f" ({args.label})" if args.label else ""
-        record(f"bench_beatset: beats through the live path on the known-grid set{label}",
-               body, [f"{len(per)} items from `python -m bench.beatset` (Hydrogen kits + FluidSynth GM band, "
-                      f"1 s silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline "
-                      f"with the shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a "
-                      "shared host",
-                      "tempo misses (item: published bpm): " + ("; ".join(misses) if misses else "none")])
+    report(args, per, body, "bench_beatset: beats through the live path on the known-grid set",
+           [f"{len(per)} items from `python -m bench.beatset` (Hydrogen kits + FluidSynth GM band, 1 s "
+            f"silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline with the "
+            f"shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a shared host"])
     return 0
 
 
