@@ -154,7 +154,7 @@ class Bars:
     def __call__(self, estimate: Estimate) -> None:
         """Keep the music and silence flags: while beats do not go out (``beats_go_out``: no music
         and no rhythm, or silence) the counting restarts, so the next beat heard is beat 1."""
-        self._music = bool(estimate.music or getattr(estimate, "music_heard", False))
+        self._music = estimate.hears_music
         self._silent = bool(estimate.silent)
 
     # -- the reset listener ---------------------------------------------------------------------

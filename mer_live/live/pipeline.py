@@ -432,7 +432,7 @@ class Pipeline:
                 continue
             # the gate's own word, from its first 2-s window: a song's first beats do not wait for
             # the emotion model's 6-s window (issue #31); sections and drops go out with it too
-            music = self.latest is not None and (self.latest.music or self.latest.music_heard)
+            music = self.latest is not None and self.latest.hears_music
             silent = self.latest is not None and self.latest.silent
             # a steady beat by itself (a drum intro, a TR-808 groove) sends beats, tempo and onsets
             # before, or without, the music gate; sections and drops wait for music
@@ -475,7 +475,7 @@ class Pipeline:
             clipping=bool(clipping), input_ok=input_ok, bad_samples=int(bad), model_ms=j.model_ms,
             latency_ms=latency_ms, overflows=int(getattr(src, "overflows", 0)) + int(src.ring.frames_lost),
             hops_skipped=self.hops_skipped, music=j.music, music_prob=j.music_prob, music_heard=j.heard,
-            **{**self._values, "bpm": self._live_bpm(j.music or j.heard, silent)},
+            **{**self._values, "bpm": self._live_bpm(j.heard, silent)},
         )
 
     def _live_bpm(self, music: bool, silent: bool) -> float:
