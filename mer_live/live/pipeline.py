@@ -133,7 +133,6 @@ class PipelineConfig(Checked):
             self.pick = p
 
 
-
 class Pipeline:
     """Runs the data path on its own thread; owns its source's start/stop.
 

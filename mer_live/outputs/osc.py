@@ -109,7 +109,6 @@ class OscConfig(Checked):
         check(self.value_range in VALUE_RANGES, "osc", "value_range", "'01' or 'pm1'", self.value_range)
 
 
-
 def _finite(x: float, default: float, lo: float, hi: float) -> float:
     x = float(x)
     if not math.isfinite(x):

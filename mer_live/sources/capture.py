@@ -174,7 +174,6 @@ class CaptureConfig(Checked):
         check_fields(self, "capture")
 
 
-
 def aligned_blocksize(hop_frames: int, most: int = 128, least: int = 32) -> int:
     """The largest block size in ``least..most`` that divides ``hop_frames`` (``most`` if none does).
 
