@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the room model and its re-centring (docs/room.md)")
     e.add_argument("--no-music-gate", action="store_const", const=True, default=S,
                    help="estimate emotion for every sound, not only music (test tones, sound checks)")
+    e.add_argument("--no-song-cut", action="store_const", const=True, default=S,
+                   help="do not act on a detected hard cut between songs: the values follow a new song "
+                   "as the 6-s window slides")
     g = groups["display and run"]
     g.add_argument("--headless", action="store_const", const=True, default=S, help="no window: print values")
     g.add_argument("--duration", type=float, default=S, metavar="S", help="stop after S seconds")
@@ -155,6 +158,7 @@ def overrides_from(ns: argparse.Namespace) -> dict[tuple[str, str], tuple[Any, s
         "verbose": ("log", "verbosity", lambda v: min(int(v), 2)),
         "log_file": ("log", "file", None),
         "realtime": ("pipeline", "realtime", None),
+        "no_song_cut": ("pipeline", "song_cut", lambda v: not v),
     }
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for dest, (section, key, conv) in table.items():

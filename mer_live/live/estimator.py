@@ -53,8 +53,8 @@ PRESENCE_SKIP_SETTLED = True
 #: a hard cut detected in the music (``live/songcut.py``): once this much of the new song has
 #: arrived, the model hears only it (repeated to fill its window), the teacher forgets the last
 #: song and the smoother jumps to the new reading (bench_show measures the settle time); with a
-#: music gate only (mer-live's default; not with ``--no-music-gate``)
-SONG_CUT = True
+#: music gate only (mer-live's default; not with ``--no-music-gate``); ``[pipeline] song_cut`` /
+#: ``--no-song-cut`` turn it off (the Estimator's ``song_cut``)
 CUT_MIN_FRESH_S = 1.5
 #: a "cut" before the gate reopened after a break, or this soon after, is the music's return (handled
 #: by ``FRESH_AFTER_BREAK``); a short closure (an old song's fade-out at a cut) is no break
@@ -82,7 +82,7 @@ class Estimator:
     """Presence gate -> emotion model -> smoother, one boundary at a time (the pipeline thread)."""
 
     def __init__(self, model: Model, smoother: Smoother, presence: Any | None = None,
-                 gate: Any | None = None, teacher: Any | None = None) -> None:
+                 gate: Any | None = None, teacher: Any | None = None, song_cut: bool = True) -> None:
         self.model = model
         self.rate = int(model.sample_rate)
         self.teacher = teacher  #: a fusion.TeacherThread or None (a plain CNN)
@@ -100,7 +100,7 @@ class Estimator:
         self.model_ms: deque[float] = deque(maxlen=600)
         #: the song-change detector: with a music gate only, as ``FRESH_AFTER_BREAK`` (the show's path;
         #: without a gate every window is the one mer-analyze evaluates, which bench/soak.py checks)
-        self.cuts = CutDetector(self.rate) if SONG_CUT and presence is not None else None
+        self.cuts = CutDetector(self.rate) if song_cut and presence is not None else None
         self.cuts_acted = 0  #: detected cuts the model, teacher and smoother acted on
         #: stream times (s) where those new songs began: for a window's length after each, the live
         #: model heard only the new song, so its values differ from mer-analyze's there

@@ -119,6 +119,10 @@ class PipelineConfig(Checked):
     #: run the pipeline thread with real-time scheduling (SCHED_FIFO) when the OS allows it, so a
     #: machine loaded by visuals does not delay the hop boundaries (``mer_live.live.realtime``)
     realtime: bool = field(default=False, metadata=flag())
+    #: act on a hard cut between songs (``live/songcut.py``, with a music gate only): the model
+    #: hears only the new song, the teacher forgets the last one. False: a cut is followed as
+    #: the window slides (~6 s), and no false detection inside a song ever shortens the window
+    song_cut: bool = field(default=True, metadata=flag())
 
     def __post_init__(self) -> None:
         check_fields(self, "pipeline")
@@ -166,7 +170,7 @@ class Pipeline:
         self.sinks = Sinks(sinks)
         cfg = self.config
         smoother = Smoother(cfg.attack_s, cfg.release_s, cfg.on_silence, cfg.neutral_s)
-        self.estimator = Estimator(model, smoother, presence, gate, teacher)
+        self.estimator = Estimator(model, smoother, presence, gate, teacher, song_cut=cfg.song_cut)
         self.analysers = list(analysers)
         #: the analysers' declarations (``mer_live.registry``): which events go out on rhythm alone
         #: (an analyser's ``rhythm`` flag), without music, and the values events carry (the beat's bpm)
