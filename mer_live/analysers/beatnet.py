@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_live.analysers.beat import BeatConfig, BeatState, BeatTracker, fold_bpm
+from mer_live.analysers.beat import _RELATED, BeatClock, BeatConfig, BeatState, BeatTracker, fold_bpm
 from mer_live.analysers.beatnet_dsp import HOP, SR, LogSpect
 from mer_live.analysers.beatnet_pf import ParticleFilter
 from mer_live.live.records import Event
@@ -103,6 +103,7 @@ class BeatNetTracker(BeatTracker):
         self._times: deque[float] = deque(maxlen=9)
         self._rival, self._rival_since = 0.0, 0.0
         self._last = (math.nan, math.nan)  #: the last beat's stream and wall time
+        self._bn_clock = BeatClock()  #: publishes BeatNet's beats, and the ones its filter skips
         self.last_act = np.zeros((0, 2), np.float32)  #: the activations of the last block's frames
 
     def _bn_tempo(self, t: float) -> float:
@@ -155,11 +156,20 @@ class BeatNetTracker(BeatTracker):
             for a_beat, a_down in act:
                 t_f = self._t0 + self._frames * (HOP / SR)
                 self._frames += 1
-                if self._pf.step(float(a_beat), float(a_down)):
+                t_a = t_f if self._pf.step(float(a_beat), float(a_down)) else None
+                bpm = self._bn_tempo(t_a) if t_a is not None else self._bpm
+                # the flywheel keeps the beat through the beats BeatNet's filter skips (it declares
+                # one only where the CRNN fires): 4 periods, 32 while the rhythm gate is open at
+                # this period (as aubio's path)
+                lag_p = 60.0 * self._per.fps / bpm if bpm > 0 else 0.0
+                steady = (self.rhythm and lag_p > 0 and self._per.lag > 0
+                          and min(abs(math.log2(self._per.lag / lag_p) - k) for k in _RELATED) <= 0.1)
+                self._bn_clock.hold_beats = 32.0 if steady else 4.0
+                for t_b in self._bn_clock.step(t_f, t_a, bpm):
                     self._bn_beats += 1
-                    bpm = self._bn_tempo(t_f)
-                    last_t, last_wall = t_f, wall - (t_end - t_f)
-                    events.append(Event("beat", self._bn_beats, t_f, wall, bpm=bpm, strength=1.0))
+                    last_t, last_wall = t_b, wall - (t_end - t_b)
+                    events.append(Event("beat", self._bn_beats, t_b, wall, bpm=bpm,
+                                        strength=1.0 if t_b == t_a else 0.0))
         self._last = (last_t, last_wall)
         if events or rhythm_state is not st:
             events.sort(key=lambda e: e.t)
