@@ -82,6 +82,9 @@ def load_beatnet(path: Path):
 class BeatNetTracker(BeatTracker):
     """Block analyser like ``BeatTracker`` (``reset``, ``process``, ``state``), beats from BeatNet."""
 
+    #: beats BeatNet's filter skips filled by ``BeatClock`` (False: its own beats only, as bench_beatnet)
+    fill = True
+
     def __init__(self, config: BeatConfig | None = None, session=None) -> None:
         super().__init__(config)
         self._sess = session if session is not None else load_beatnet(beatnet_model_path(self.config))
@@ -165,7 +168,8 @@ class BeatNetTracker(BeatTracker):
                 steady = (self.rhythm and lag_p > 0 and self._per.lag > 0
                           and min(abs(math.log2(self._per.lag / lag_p) - k) for k in _RELATED) <= 0.1)
                 self._bn_clock.hold_beats = 32.0 if steady else 4.0
-                for t_b in self._bn_clock.step(t_f, t_a, bpm):
+                outs = self._bn_clock.step(t_f, t_a, bpm) if self.fill else [t_a] if t_a is not None else []
+                for t_b in outs:
                     self._bn_beats += 1
                     last_t, last_wall = t_b, wall - (t_end - t_b)
                     events.append(Event("beat", self._bn_beats, t_b, wall, bpm=bpm,

@@ -140,12 +140,11 @@ def test_the_shipped_model_is_found_and_its_card_says_cc_by() -> None:
 
 def test_features_and_activations_match_beatnet_on_a_real_clip(shared_data) -> None:
     beatnet_or_skip()
+    import BeatNet as bn
     import onnxruntime as ort
     import torch
     from BeatNet.log_spect import LOG_SPECT
     from BeatNet.model import BDA
-
-    import BeatNet as bn
 
     y = real_clip(shared_data)
     ref = LOG_SPECT(sample_rate=SR, win_length=1411, hop_size=HOP, n_bands=[24], mode="online") \
