@@ -156,7 +156,7 @@ def tracker_arg(ap: argparse.ArgumentParser) -> None:
     """``--beat-tracker``: whose beats the live path sends (``[beat] tracker``)."""
     ap.add_argument("--beat-tracker", default="aubio", choices=("aubio", "beatnet"),
                     help="the live path's beat tracker (default aubio)")
-    ap.add_argument("--beatnet-model", type=int, default=1, choices=(1, 2),
+    ap.add_argument("--beatnet-model", type=int, default=2, choices=(1, 2),
                     help="with --beat-tracker beatnet")
 
 

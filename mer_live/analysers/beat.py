@@ -65,7 +65,7 @@ class BeatConfig:
     #: whose beats: "aubio" (its tracker, ``ThreeTwo`` and ``BeatClock``) or "beatnet" (BeatNet's CRNN
     #: and particle filter, ``mer_live.analysers.beatnet``; aubio still gives onsets and the rhythm gate)
     tracker: str = "aubio"
-    beatnet_model: int = 1  #: the shipped BeatNet weights: 1 (GTZAN held out) or 2 (Ballroom held out)
+    beatnet_model: int = 2  #: the shipped BeatNet weights: 2 (Ballroom held out; better here) or 1 (GTZAN)
     beatnet_path: str = ""  #: another BeatNet ONNX export instead of the shipped one
     beatnet_seed: int = 0  #: the particle filter's seed (the same audio gives the same beats)
 

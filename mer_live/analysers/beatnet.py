@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_live.analysers.beat import _RELATED, BeatClock, BeatConfig, BeatState, BeatTracker, fold_bpm
+from mer_live.analysers.beat import _RELATED, BeatConfig, BeatState, BeatTracker, fold_bpm
 from mer_live.analysers.beatnet_dsp import HOP, SR, LogSpect
 from mer_live.analysers.beatnet_pf import ParticleFilter
 from mer_live.live.records import Event
@@ -79,6 +79,39 @@ def load_beatnet(path: Path):
     return sess
 
 
+class GapFill:
+    """BeatNet's beats as they come, and the beats its filter skips (pure logic).
+
+    Why not ``BeatClock``: BeatNet's filter declares a beat only where the network fires, so on a
+    groove it skips some, but the beats it does declare are where it believes the beat is, phase
+    changes included. So each of its beats goes out at once and re-anchors the grid (unless a
+    filled beat went out less than ``near`` of a period before it: then it only re-anchors); when
+    the stream passes the grid's next beat without one of BeatNet's, that one goes out (the
+    flywheel), for at most ``hold_beats`` periods after BeatNet's last beat.
+    """
+
+    def __init__(self, hold_beats: float = 4.0, near: float = 0.4) -> None:
+        self.hold_beats = hold_beats
+        self.near = near
+        self.grid_t = math.nan  #: stream time of the grid's last beat (published or anchored)
+        self.last_net = -math.inf  #: stream time of BeatNet's last beat
+
+    def step(self, t_now: float, beat: float | None, bpm: float) -> list[float]:
+        """Advance to ``t_now`` with BeatNet's beat this frame (or None); the beats to publish now."""
+        out: list[float] = []
+        period = 60.0 / bpm if bpm > 0 else math.nan
+        if beat is not None:
+            if not (beat - self.grid_t < self.near * period):  # nan (no grid, no tempo): publish
+                out.append(beat)
+            self.grid_t = self.last_net = beat
+        if bpm > 0 and math.isfinite(self.grid_t):
+            hold = self.hold_beats * period
+            while t_now >= self.grid_t + period and self.grid_t + period - self.last_net <= hold:
+                self.grid_t += period
+                out.append(self.grid_t)
+        return out
+
+
 class BeatNetTracker(BeatTracker):
     """Block analyser like ``BeatTracker`` (``reset``, ``process``, ``state``), beats from BeatNet."""
 
@@ -106,7 +139,7 @@ class BeatNetTracker(BeatTracker):
         self._times: deque[float] = deque(maxlen=9)
         self._rival, self._rival_since = 0.0, 0.0
         self._last = (math.nan, math.nan)  #: the last beat's stream and wall time
-        self._bn_clock = BeatClock()  #: publishes BeatNet's beats, and the ones its filter skips
+        self._bn_clock = GapFill()  #: publishes BeatNet's beats, and the ones its filter skips
         self.last_act = np.zeros((0, 2), np.float32)  #: the activations of the last block's frames
 
     def _bn_tempo(self, t: float) -> float:

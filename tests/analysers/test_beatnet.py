@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mer_live.analysers.beat import BeatConfig, make_tracker
-from mer_live.analysers.beatnet import BeatNetTracker, beatnet_model_path, load_beatnet
+from mer_live.analysers.beatnet import BeatNetTracker, GapFill, beatnet_model_path, load_beatnet
 from mer_live.analysers.beatnet_dsp import HOP, SR, LogSpect, log_filterbank
 from mer_live.analysers.beatnet_pf import ParticleFilter
 from mer_live.inference.model import ModelError
@@ -82,6 +82,27 @@ def test_the_particle_filter_locks_onto_a_pulse_of_activations() -> None:
     assert np.all(np.diff(late) == 25), np.diff(late)
     assert np.all(np.abs((late - 7 + 12) % 25 - 12) <= 1), late
     assert pf.bpm() == pytest.approx(120.0)
+
+
+def run_fill(fill: GapFill, net_beats: list[float], bpm: float, until: float) -> list[float]:
+    out, todo = [], sorted(net_beats)
+    for f in range(int(until * 50)):
+        t = f / 50
+        b = todo.pop(0) if todo and todo[0] <= t + 1e-9 else None
+        out += fill.step(t, b, bpm)
+    return out
+
+
+def test_gap_fill_sends_every_net_beat_and_the_skipped_ones_then_stops() -> None:
+    """120 BPM: BeatNet's beats at 1.0, 1.5, 3.0 (two skipped), then one half a beat off (a phase
+    change: it goes out at once and the grid follows it), then nothing: four more."""
+    got = run_fill(GapFill(hold_beats=4), [1.0, 1.5, 3.0, 3.76], 120.0, 8.0)
+    np.testing.assert_allclose(got, [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 3.76, 4.26, 4.76, 5.26, 5.76], atol=1e-9)
+
+
+def test_gap_fill_does_not_double_a_beat_that_comes_just_after_a_filled_one() -> None:
+    got = run_fill(GapFill(), [1.0, 1.5, 2.56], 120.0, 2.9)  # 2.5 filled, BeatNet's 2.56 only re-anchors
+    np.testing.assert_allclose(got, [1.0, 1.5, 2.0, 2.5], atol=1e-9)
 
 
 def test_the_tracker_follows_a_186_bpm_groove_through_onnxruntime() -> None:
