@@ -640,10 +640,14 @@ class BeatTracker:
                                     strength=float(self._onset.get_descriptor())))
         self._buf = buf[i:].copy()
         if events or self.rhythm != st.rhythm:
-            with self._lock:
-                self._state = BeatState(bpm, beats, onsets, last_t, last_wall,
-                                        float(self._tempo.get_confidence()), self.rhythm, self._per.score)
+            self._publish(BeatState(bpm, beats, onsets, last_t, last_wall,
+                                    float(self._tempo.get_confidence()), self.rhythm, self._per.score))
         return events
+
+    def _publish(self, state: BeatState) -> None:
+        """Make ``state`` what ``state()`` returns (a subclass may keep it to itself: BeatNet's)."""
+        with self._lock:
+            self._state = state
 
 
 def _low_r(per: Periodicity, lag: float) -> float:

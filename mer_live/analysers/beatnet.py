@@ -182,9 +182,9 @@ class BeatNetTracker(BeatTracker):
         """One block: aubio's onsets and the rhythm gate (``BeatTracker``), BeatNet's beats."""
         if not self.config.enabled or self.samplerate <= 0:
             return []
-        st = self._state
+        self._aubio_state: BeatState | None = None
         events = [e for e in super().process(mono, t_end, wall) if e.kind != "beat"]
-        onsets, rhythm_state = self._state.onsets, self._state
+        aub = self._aubio_state  #: what aubio's half would have published (its onsets, the gate)
         x = np.ascontiguousarray(mono, dtype=np.float32).reshape(-1)  # soxr takes contiguous only
         if self._t0 is None:
             self._t0 = t_end - len(x) / self.samplerate
@@ -213,8 +213,13 @@ class BeatNetTracker(BeatTracker):
                     events.append(Event("beat", self._bn_beats, t_b, wall, bpm=bpm,
                                         strength=1.0 if t_b == t_a else 0.0))
         self._last = (last_t, last_wall)
-        if events or rhythm_state is not st:
+        if events or aub is not None:
             events.sort(key=lambda e: e.t)
-            self._state = BeatState(self._bpm, self._bn_beats, onsets, last_t, last_wall,
-                                    rhythm_state.confidence, self.rhythm, rhythm_state.periodicity)
+            src = aub or self._state
+            BeatTracker._publish(self, BeatState(self._bpm, self._bn_beats, src.onsets, last_t, last_wall,
+                                                 src.confidence, self.rhythm, src.periodicity))
         return events
+
+    def _publish(self, state: BeatState) -> None:
+        """aubio's half publishes nothing itself (its bpm and beat count are not BeatNet's): kept."""
+        self._aubio_state = state
