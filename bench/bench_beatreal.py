@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from bench.beatset import SR, tempo_class
-from bench.bench_beatset import HEADER, class_rows, open_set, report, run_item, score, set_args
+from bench.bench_beatset import HEADER, class_rows, open_set, report, run_item, score, set_args, tracker_arg
 from bench.common import ROOT, md_table, run_cli
 
 
@@ -47,6 +47,7 @@ def kind_of(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_args(ap, ROOT / "cache" / "beatreal", "bench.beatreal")
+    tracker_arg(ap)
     ap.add_argument("--offsets", default="0,3,7",
                     help="ms of extra lead silence, one play per value, comma-separated (default 0,3,7)")
     args = ap.parse_args(argv)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for d_ms in offsets:
             d = int(round(d_ms * sr / 1000))
             events = run_item(np.concatenate([np.zeros(d, np.float32), x]), sr, model, presence, gate,
-                              BeatConfig())
+                              BeatConfig(tracker=args.beat_tracker, beatnet_model=args.beatnet_model))
             beats = [(s - d / sr, replace(ev, t=ev.t - d / sr)) for s, ev in events if ev.kind == "beat"]
             r = score(ref, beats, m["bpm"], m["change_t"])
             r["offset_ms"] = offset_ms(ref, np.array([ev.t for _, ev in beats]))
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     body += "\n\n" + md_table(["source", "items", "F mean", "F min", "Acc2", "first beat s (median / worst)",
                                "offset ms (median)"], kinds)
     low = [f"{r['name']}: F {r['f']:.2f}" for r in per if r["f"] < 0.7]
-    report(args, per, body, "bench_beatreal: beats through the live path on the real-music set",
+    report(args, per, body, "bench_beatreal: beats through the live path on the real-music set"
+           + (f" (BeatNet model {args.beatnet_model})" if args.beat_tracker == "beatnet" else ""),
            [f"{len(per)} items from `python -m bench.beatreal` (8 recorded songs from Frets on Fire, "
             f"12 tracker modules via libopenmpt, 9 MIDI songs on Hydrogen kits + FluidSynth, 3 cuts; 1 s "
             f"silence then 40 s), each played {len(offsets)} times ({args.offsets} ms more lead "

@@ -49,13 +49,13 @@ class Keep:
 
 
 def run_item(x: np.ndarray, sr: int, model, presence, gate, beat_cfg) -> list[tuple[float, object]]:
-    from mer_live.analysers.beat import BeatTracker
+    from mer_live.analysers.beat import make_tracker
     from mer_live.live.pipeline import Pipeline, PipelineConfig
     from mer_live.sources.filesource import FileSource
 
     keep = Keep()
     pipe = Pipeline(FileSource(x, sr, realtime=False, blocksize=512), model, PipelineConfig(), sinks=[keep],
-                    presence=presence, gate=gate, analysers=[BeatTracker(beat_cfg)])
+                    presence=presence, gate=gate, analysers=[make_tracker(beat_cfg)])
     keep.pipe = pipe
     pipe.start()
     try:
@@ -152,6 +152,14 @@ def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> No
     ap.add_argument("--json", type=Path, help="also write the per-item results here")
 
 
+def tracker_arg(ap: argparse.ArgumentParser) -> None:
+    """``--beat-tracker``: whose beats the live path sends (``[beat] tracker``)."""
+    ap.add_argument("--beat-tracker", default="aubio", choices=("aubio", "beatnet"),
+                    help="the live path's beat tracker (default aubio)")
+    ap.add_argument("--beatnet-model", type=int, default=2, choices=(1, 2),
+                    help="with --beat-tracker beatnet")
+
+
 def report(args: argparse.Namespace, per: list[dict], body: str, title: str, notes: list[str],
            misses_are: str = "published bpm") -> None:
     """Print the table, write the per-item results with --json and, unless --no-record, append
@@ -171,6 +179,7 @@ def report(args: argparse.Namespace, per: list[dict], body: str, title: str, not
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_args(ap, ROOT / "cache" / "beatset", "bench.beatset")
+    tracker_arg(ap)
     args = ap.parse_args(argv)
     import soundfile as sf
 
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in meta:
         x, sr = sf.read(str(args.set / m["file"]), dtype="float32")
         assert sr == SR
-        events = run_item(x, sr, model, presence, gate, BeatConfig())
+        events = run_item(x, sr, model, presence, gate,
+                          BeatConfig(tracker=args.beat_tracker, beatnet_model=args.beatnet_model))
         beats = [(s, ev) for s, ev in events if ev.kind == "beat"]
         res = score(np.array(m["beats"]), beats, m["bpm"], m["change_t"])
         res.update(name=m["name"], cls=tempo_class(m["bpm"]) if m["change_t"] is None else "change")
@@ -193,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f" follow {res['follow']:.1f} s" if m["change_t"] is not None else ""), file=sys.stderr)
     rows = class_rows(per)
     body = md_table(HEADER, rows)
-    report(args, per, body, "bench_beatset: beats through the live path on the known-grid set",
+    report(args, per, body, "bench_beatset: beats through the live path on the known-grid set"
+           + (f" (BeatNet model {args.beatnet_model})" if args.beat_tracker == "beatnet" else ""),
            [f"{len(per)} items from `python -m bench.beatset` (Hydrogen kits + FluidSynth GM band, 1 s "
             f"silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline with the "
             f"shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a shared host"])

@@ -37,6 +37,9 @@ AUBIO_METHODS = ("default", "energy", "hfc", "complex", "phase", "wphase", "spec
                  "specflux")
 
 
+BEAT_TRACKERS = ("aubio", "beatnet")
+
+
 @dataclass(frozen=True)
 class BeatConfig:
     """``[beat]``: aubio's tempo tracker and onset detector, and how the tempo is smoothed."""
@@ -59,9 +62,18 @@ class BeatConfig:
     rhythm_on: float = 0.6
     rhythm_off: float = 0.4  #: ... and stop going out after ``rhythm_hold_s`` below this
     rhythm_hold_s: float = 2.0
+    #: whose beats: "aubio" (its tracker, ``ThreeTwo`` and ``BeatClock``) or "beatnet" (BeatNet's CRNN
+    #: and particle filter, ``mer_live.analysers.beatnet``; aubio still gives onsets and the rhythm gate)
+    tracker: str = "aubio"
+    beatnet_model: int = 2  #: the shipped BeatNet weights: 2 (Ballroom held out; better here) or 1 (GTZAN)
+    beatnet_path: str = ""  #: another BeatNet ONNX export instead of the shipped one
+    beatnet_seed: int = 0  #: the particle filter's seed (the same audio gives the same beats)
 
     def __post_init__(self) -> None:
         s = "beat"
+        _check(self.tracker in BEAT_TRACKERS, s, "tracker", f"one of {', '.join(BEAT_TRACKERS)}",
+               self.tracker)
+        _check(self.beatnet_model in (1, 2), s, "beatnet_model", "1 or 2", self.beatnet_model)
         _check(self.method in AUBIO_METHODS, s, "method", f"one of {', '.join(AUBIO_METHODS)}", self.method)
         _check(self.onset_method in AUBIO_METHODS, s, "onset_method", f"one of {', '.join(AUBIO_METHODS)}",
                self.onset_method)
@@ -628,10 +640,14 @@ class BeatTracker:
                                     strength=float(self._onset.get_descriptor())))
         self._buf = buf[i:].copy()
         if events or self.rhythm != st.rhythm:
-            with self._lock:
-                self._state = BeatState(bpm, beats, onsets, last_t, last_wall,
-                                        float(self._tempo.get_confidence()), self.rhythm, self._per.score)
+            self._publish(BeatState(bpm, beats, onsets, last_t, last_wall,
+                                    float(self._tempo.get_confidence()), self.rhythm, self._per.score))
         return events
+
+    def _publish(self, state: BeatState) -> None:
+        """Make ``state`` what ``state()`` returns (a subclass may keep it to itself: BeatNet's)."""
+        with self._lock:
+            self._state = state
 
 
 def _low_r(per: Periodicity, lag: float) -> float:
@@ -646,15 +662,34 @@ def _low_r(per: Periodicity, lag: float) -> float:
     return float((1 - (lag - i)) * r[i] + (lag - i) * r[i + 1])
 
 
+def make_tracker(config: BeatConfig) -> BeatTracker:
+    """The ``[beat] tracker`` the config names; a BeatNet model that cannot be loaded stops the
+    start with one line (exit 2)."""
+    if config.tracker != "beatnet":
+        return BeatTracker(config)
+    from mer_live.analysers.beatnet import BeatNetTracker
+    from mer_live.inference.model import ModelError
+    from mer_live.registry import StartError
+
+    try:
+        return BeatNetTracker(config)
+    except ModelError as e:
+        raise StartError(str(e), 2) from None
+
+
 # ---- registration: [beat], --no-beat, the events it publishes and the values they carry -----------
 
 register_analyser(AnalyserSpec(
     name="beat", order=90, run_order=10, config=BeatConfig,
-    build=lambda c, _built: BeatTracker(c) if c.enabled else None,
+    build=lambda c, _built: make_tracker(c) if c.enabled else None,
     event_kinds=("beat", "onset"), rhythm_kinds=("beat", "onset"),
     values={"beat": lambda ev: {"bpm": ev.bpm, "beats": ev.count}},
     flags=(Flag(("--no-beat",),
                 dict(action="store_const", const=True,
                      help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)"),
-                ("beat", "enabled"), lambda v: not v),),
+                ("beat", "enabled"), lambda v: not v),
+           Flag(("--beat-tracker",),
+                dict(choices=BEAT_TRACKERS, help="whose beats go out on /mer/beat: aubio's (default) or "
+                     "BeatNet's (its CRNN and particle filter, CC BY 4.0)"),
+                ("beat", "tracker"))),
 ))
