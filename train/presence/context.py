@@ -204,7 +204,7 @@ def head_features(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 #: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total)
-HEAD_WEIGHTS = {"solo": 3.0, "tuning": 2.0, "tuning-close": 2.0, "recorded": 2.0, "emopia": 2.0}
+HEAD_WEIGHTS = {"solo": 3.0, "tuning": 2.0, "tuning-close": 2.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0}
 GRID = [(a, b, c, d) for a in (0.6, 0.7, 0.8, 0.9) for b in (0.2, 0.35, 0.5) for c in (0.3, 0.5)
         for d in (0.8, 1.2)]
 
@@ -357,7 +357,7 @@ def plot_grids(res: dict[str, Any], path: Path, x_kind: str, y_kind: str) -> Non
                   path, x_kind, y_kind)
 
 
-KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "emopia",
+KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad", "emopia",
          "speech", "crowd", "applause", "silence", "tuning", "tuning-close", "hum", "line_check", "4q",
          "4q-stage", "4q-quiet")
 
