@@ -23,11 +23,11 @@ cross-validation holds out whole kits, instruments and packages:
   trumpet, reeds and flute, choir "aahs", organ drones, piano, mallets, synth lead): motifs and
   their variations, a few public-domain tunes, breaths between phrases; group ``solo:INSTRUMENT``.
 * ``pad``: sustained-chord music (issue #25, fifth step): GM pads, organs, string ensembles,
-  choirs and numpy synth pads playing slow chord progressions of 3-5 notes (chords held 2-6 s,
-  soft or loud, with or without a slow bass), drones under slowly moving upper voices, and
-  ambient pieces (overlapping swells, a sparse bell); grouped by family (``pad:gm-organ`` ...), so a
-  fold holds out a whole family. Every chord has 3+ notes and the chords change: a tuning is one
-  or two notes, re-struck.
+  choirs, numpy synth pads (detuned saws) and additive ones (soft sines, few partials) playing
+  slow chord progressions of 3-5 notes (chords held 2-6 s, soft or loud, with or without a slow
+  bass), drones under slowly moving upper voices, and ambient pieces (overlapping swells, a
+  sparse bell); grouped by family (``pad:gm-organ`` ...), so a fold holds out a whole family.
+  Every chord has 3+ notes and the chords change: a tuning is one or two notes, re-struck.
 * ``recorded``: 30-s excerpts of real recorded game music from Debian's music packages
   (singularity-music CC-BY-SA, wesnoth-1.16-music GPL-2, hyperrogue-music GPL-2+, nexuiz-music
   GPL-2+, asc-music GPL-2+, drascula-music free redistribution); group ``pkg:PACKAGE``. Only
@@ -75,7 +75,7 @@ KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", 
 #: the kinds of VERSION 1's corpus: their cache folder and folds stay as they were; a kind added
 #: later is cached beside them under its own version (``KIND_VERSION``) and folded on its own
 BASE_KINDS = KINDS[:7]
-KIND_VERSION = {"pad": 1}
+KIND_VERSION = {"pad": 2}
 
 #: items per kind in the default corpus (30 s each)
 DEFAULT_COUNTS = {
@@ -86,7 +86,7 @@ DEFAULT_COUNTS = {
     "edm": 24,
     "solo": 66,
     "recorded": 72,
-    "pad": 48,
+    "pad": 56,
 }
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
@@ -1064,7 +1064,8 @@ PAD_FAMILIES: dict[str, tuple[int, ...]] = {
     "gm-organ": (16, 17, 19, 20),  # drawbar, percussive, church, reed organ
     "gm-strings": (48, 49, 50, 51),  # string ensembles 1 and 2, synth strings 1 and 2
     "gm-choir": (52, 53, 54),  # choir aahs, voice oohs, synth voice
-    "synth": (),
+    "synth": (),  # detuned saws / triangles, a breathing low-pass
+    "additive": (),  # soft sine tones with a few weak partials (sine organs, glass pads), slow swells
 }
 #: chord shapes above a root (3..5 notes): triads, sevenths, sus, add9, open fifths + third
 _SHAPES = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 11), (0, 3, 7, 10), (0, 5, 7), (0, 2, 7), (0, 4, 7, 14),
@@ -1151,6 +1152,30 @@ def _synth_pad(chords: Sequence[tuple[float, float, list[int], int]], seconds: f
     return y[:n].astype(np.float32)
 
 
+def _additive_pad(chords: Sequence[tuple[float, float, list[int], int]], seconds: float, sr: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Chords of soft, nearly pure tones: a sine and up to 4 weak partials (drawn per item: a sine
+    organ, a hollow odd-partial tone, a glassy 4th/5th partial), a slow chorus, and swells of 10-45 %
+    of each chord's length; the presence model of the fourth step heard these (and GM pads did not
+    teach it them) as "no music"."""
+    n = int(seconds * sr)
+    out = np.zeros(n + 8 * sr, np.float64)
+    parts = [(1, 1.0)] + [(h, float(rng.uniform(0.02, 0.35))) for h in (2, 3, 4, 5) if rng.random() < 0.45]
+    att, rel = float(rng.uniform(0.1, 0.45)), float(rng.uniform(0.15, 0.45))
+    vib_hz, vib = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 0.004))
+    for t0, d, keys, v in chords:
+        m = int(d * sr)
+        tt = np.arange(m) / sr
+        env = np.clip(np.minimum(tt / (att * d), (d - tt) / (rel * d)), 0.0, 1.0) ** float(rng.uniform(1, 2))
+        sig = np.zeros(m)
+        for j, k in enumerate(keys):
+            f = 440.0 * 2 ** ((k - 69) / 12) * (1 + vib * np.sin(2 * np.pi * (vib_hz + 0.05 * j) * tt))
+            ph = 2 * np.pi * np.cumsum(f) / sr + rng.uniform(0, 6.3)
+            sig += sum(a * np.sin(h * ph) for h, a in parts)
+        place(out, sig * env * v / 127 / len(keys), int(t0 * sr))  # type: ignore[arg-type]
+    return out[:n].astype(np.float32)
+
+
 def pad(family: str, style: str, seconds: float, sr: int, seed: int) -> np.ndarray:
     """Sustained-chord music of ``family`` (PAD_FAMILIES) in ``style`` ("chords", "drone",
     "ambient": overlapping chords, expression swells, a sparse high bell), dry, float32 mono."""
@@ -1158,10 +1183,11 @@ def pad(family: str, style: str, seconds: float, sr: int, seed: int) -> np.ndarr
     chords, bass = _pad_plan(rng, seconds, "drone" if style == "drone" else "chords")
     if style == "ambient":  # chords overlap the next by 1-2 s
         chords = [(t, d + float(rng.uniform(1, 2)), k, v) for t, d, k, v in chords]
-    if family == "synth":
-        x = _synth_pad(chords, seconds, sr, rng)
+    if family in ("synth", "additive"):
+        make = _synth_pad if family == "synth" else _additive_pad
+        x = make(chords, seconds, sr, rng)
         if bass:
-            b = _synth_pad([(t, d, [k], v) for t, d, k, v in bass], seconds, sr, rng)
+            b = make([(t, d, [k], v) for t, d, k, v in bass], seconds, sr, rng)
             x = x + b * float(rng.uniform(0.3, 0.7))
     else:
         progs = PAD_FAMILIES[family]
@@ -1188,8 +1214,8 @@ def pad(family: str, style: str, seconds: float, sr: int, seed: int) -> np.ndarr
 
 
 def _pads(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tuple[str, str, np.ndarray]]:
-    fams = list(PAD_FAMILIES) if shutil.which("fluidsynth") else ["synth"]
-    if len(fams) == 1:
+    fams = list(PAD_FAMILIES) if shutil.which("fluidsynth") else ["synth", "additive"]
+    if len(fams) == 2:
         log.warning("showmusic: fluidsynth missing; pad makes numpy synth pads only")
     styles = ("chords", "chords", "drone", "ambient")
     out = []
