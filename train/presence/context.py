@@ -215,8 +215,11 @@ def head_features(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
     return phrase.head_inputs(cue, p)  # the runtime's own copy: live, offline and training agree
 
 
-#: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total)
-HEAD_WEIGHTS = {"solo": 3.0, "tuning": 2.0, "tuning-close": 2.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0}
+#: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total).
+#: With the pads in the corpus (fifth step) the tunings weigh 6 (2 before) and speech 16
+#: (``--context-speech-weight``): at 2 and 8 no gate over max(p, head) kept the p90 off delay
+#: <= 3 s with the caps held (docs/presence.md, "Fifth step")
+HEAD_WEIGHTS = {"solo": 3.0, "tuning": 6.0, "tuning-close": 6.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0}
 GRID = [(a, b, c, d) for a in (0.6, 0.7, 0.8, 0.9) for b in (0.2, 0.35, 0.5) for c in (0.3, 0.5)
         for d in (0.8, 1.2)]
 
