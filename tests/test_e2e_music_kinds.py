@@ -74,18 +74,10 @@ def live(tmp_path, kind: str) -> tuple[list[int], list[dict[str, str]]]:
 
 
 # /mer/music and the record's music column follow the music gate's own word (Estimate.hears_music),
-# from its first 2-s window, not the emotion model's 6-s window. Today's shipped presence model
-# (2026-12-03) hears the kick-and-hats intro from 2.7 s, but the TR-808 groove never and the trumpet
-# from 5.1 s on only 57 % of the hops: those two stay marked. Issue #25's candidate (recipe C + the
-# phrase head, docs/presence.md "Fourth step") opens on all three at 1.9-2.6 s but was not shipped
-# (it no longer hears the demo's quiet pad chords as music). strict: a model that passes turns its
-# mark into a failure until the mark is removed.
-_TODAYS_MODEL = pytest.mark.xfail(strict=True, reason="issue #25: today's presence model does not hear it "
-                                  "as music from the first bars")
-
-
-@pytest.mark.parametrize("kind", [pytest.param("tr808", marks=_TODAYS_MODEL), "intro",
-                                  pytest.param("trumpet", marks=_TODAYS_MODEL)])
+# from its first 2-s window, not the emotion model's 6-s window. The presence model of 2026-12-03
+# never heard the TR-808 groove and the trumpet only from 5.1 s; the model shipped in the fifth step
+# of issue #25 (recipe C with the pads + the phrase head, docs/presence.md) hears all three.
+@pytest.mark.parametrize("kind", ["tr808", "intro", "trumpet"])
 def test_drum_machine_intro_and_solo_are_music_from_the_first_bars(tmp_path, kind: str) -> None:
     need_tool("fluidsynth")
     sent, rows = live(tmp_path, kind)

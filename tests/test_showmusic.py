@@ -154,3 +154,40 @@ def test_recorded_excerpts_come_from_installed_packages() -> None:
     assert len(got) == 2
     for g, _name, x in got:
         assert g.removeprefix("pkg:") in have and x.shape == (4 * SR,) and db(x) > -40
+
+
+def chord_sizes(x: np.ndarray) -> list[int]:
+    """Per 1-s frame: how many pitch classes are within 8 dB of the strongest one (FFT chroma,
+    80 Hz..2 kHz): a chord has 3 or more, a tuned string 1 or 2."""
+    out = []
+    for i in range(len(x) // SR):
+        f = np.fft.rfftfreq(SR, 1 / SR)
+        mag = np.abs(np.fft.rfft(x[i * SR : (i + 1) * SR] * np.hanning(SR))) ** 2
+        sel = (f > 80) & (f < 2000)
+        pc = np.round(12 * np.log2(f[sel] / 440.0)).astype(int) % 12
+        ch = np.bincount(pc, weights=mag[sel], minlength=12)
+        out.append(int((ch >= 0.15 * ch.max()).sum()))
+    return out
+
+
+def test_pad_items_are_changing_chords_of_three_notes_or_more_grouped_by_family() -> None:
+    """The sustained-chord kind stays apart from the tunings: every chord has 3+ notes and the
+    chords change (a tuning is one or two notes, re-struck); one family is one group."""
+    need_tool("fluidsynth")
+    rng = np.random.default_rng(5)
+    for style in ("chords", "drone"):
+        for _ in range(10):
+            chords, _bass = sm._pad_plan(rng, 30.0, style)
+            assert all(len(set(k)) >= 3 for _, _, k, _ in chords)
+            assert len({tuple(k) for _, _, k, _ in chords}) >= 5  # 2-4 s a chord: they change
+            lo = 1.5 if style == "drone" else 2.0  # over a drone, one upper voice moves every 1.5-4 s
+            starts = np.array([c[0] for c in chords])
+            assert np.all((np.diff(starts) >= lo - 1e-9) & (np.diff(starts) <= 4.0 + 1e-9))
+    got = sm.items("pad", SR, seed=0, seconds=8.0, count=len(sm.PAD_FAMILIES))
+    assert {g for g, _, _ in got} == {f"pad:{f}" for f in sm.PAD_FAMILIES}
+    for g, name, x in got:
+        assert name.startswith("pad-") and x.shape == (8 * SR,) and -40 < db(x) < -8, (name, db(x))
+        sizes = chord_sizes(x[2 * SR :])  # a loud bass note can hide the chord in some seconds
+        assert np.mean(np.array(sizes) >= 3) >= 0.5, (g, sizes)
+    again = sm.items("pad", SR, seed=0, seconds=8.0, count=2)
+    assert all(np.array_equal(x, y) for (_, _, x), (_, _, y) in zip(got[:2], again, strict=True))

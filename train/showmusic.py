@@ -22,6 +22,12 @@ cross-validation holds out whole kits, instruments and packages:
 * ``solo``: one GM instrument playing phrases (guitars, bass, strings and violin, brass and
   trumpet, reeds and flute, choir "aahs", organ drones, piano, mallets, synth lead): motifs and
   their variations, a few public-domain tunes, breaths between phrases; group ``solo:INSTRUMENT``.
+* ``pad``: sustained-chord music (issue #25, fifth step): GM pads, organs, string ensembles,
+  choirs, numpy synth pads (detuned saws) and additive ones (soft sines, few partials) playing
+  slow chord progressions of 3-5 notes (chords held 2-6 s, soft or loud, with or without a slow
+  bass), drones under slowly moving upper voices, and ambient pieces (overlapping swells, a
+  sparse bell); grouped by family (``pad:gm-organ`` ...), so a fold holds out a whole family.
+  Every chord has 3+ notes and the chords change: a tuning is one or two notes, re-struck.
 * ``recorded``: 30-s excerpts of real recorded game music from Debian's music packages
   (singularity-music CC-BY-SA, wesnoth-1.16-music GPL-2, hyperrogue-music GPL-2+, nexuiz-music
   GPL-2+, asc-music GPL-2+, drascula-music free redistribution); group ``pkg:PACKAGE``. Only
@@ -64,7 +70,12 @@ log = logging.getLogger(__name__)
 #: bump when a generator changes: the presence training's cache of the corpus is keyed by it
 VERSION = 1
 
-KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded")
+KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad")
+
+#: the kinds of VERSION 1's corpus: their cache folder and folds stay as they were; a kind added
+#: later is cached beside them under its own version (``KIND_VERSION``) and folded on its own
+BASE_KINDS = KINDS[:7]
+KIND_VERSION = {"pad": 2}
 
 #: items per kind in the default corpus (30 s each)
 DEFAULT_COUNTS = {
@@ -75,6 +86,7 @@ DEFAULT_COUNTS = {
     "edm": 24,
     "solo": 66,
     "recorded": 72,
+    "pad": 56,
 }
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
@@ -1043,6 +1055,177 @@ def _recorded(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tup
         out.append((f"pkg:{p}", f"recorded-{s}-{p}-{name}"[:120], _stage(x, sr, s)))
     return out
 
+# ---------------------------------------------------------------- sustained chords (pads, organs, drones)
+
+#: family -> GM programs (``synth``: numpy pads, no program); a family is one group (held out whole)
+PAD_FAMILIES: dict[str, tuple[int, ...]] = {
+    "gm-pad-warm": (88, 89, 90, 91),  # new age, warm, polysynth, choir pad
+    "gm-pad-fx": (92, 93, 94, 95),  # bowed, metallic, halo, sweep
+    "gm-organ": (16, 17, 19, 20),  # drawbar, percussive, church, reed organ
+    "gm-strings": (48, 49, 50, 51),  # string ensembles 1 and 2, synth strings 1 and 2
+    "gm-choir": (52, 53, 54),  # choir aahs, voice oohs, synth voice
+    "synth": (),  # detuned saws / triangles, a breathing low-pass
+    "additive": (),  # soft sine tones with a few weak partials (sine organs, glass pads), slow swells
+}
+#: chord shapes above a root (3..5 notes): triads, sevenths, sus, add9, open fifths + third
+_SHAPES = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 11), (0, 3, 7, 10), (0, 5, 7), (0, 2, 7), (0, 4, 7, 14),
+           (0, 3, 7, 14), (0, 7, 16), (0, 7, 15), (0, 4, 7, 9), (0, 3, 7, 10, 14))
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+
+
+def _pad_plan(
+    rng: np.random.Generator, seconds: float, style: str
+) -> tuple[list[tuple[float, float, list[int], int]], list[tuple[float, float, int, int]]]:
+    """``(chords, bass)``: chords ``(start, duration, keys, velocity)`` of 3+ notes that change
+    (a random diatonic walk in a random key, each held 2-6 s, a change every 2-4 s, overlaps
+    allowed), and a slow bass (or a drone: ``style`` "drone", root + fifth under the whole item
+    with upper voices moving one at a time)."""
+    tonic = int(rng.integers(50, 62))
+    loud = rng.random() < 0.4
+    vel = (int(rng.integers(80, 115)) if loud else int(rng.integers(35, 65)))
+    chords: list[tuple[float, float, list[int], int]] = []
+    bass: list[tuple[float, float, int, int]] = []
+    t = float(rng.uniform(0, 0.5))
+    if style == "drone":
+        root = tonic - 12
+        bass.append((0.0, seconds, root - 12 if rng.random() < 0.5 else root, vel))
+        upper = sorted(tonic + _MAJOR[int(j)] + (12 if rng.random() < 0.3 else 0)
+                       for j in rng.choice(7, size=3, replace=False))
+        while t < seconds:
+            d = float(rng.uniform(1.5, 4.0))
+            chords.append((t, d * 1.05, [root + 7, *upper], vel))
+            j = int(rng.integers(len(upper)))  # one voice moves a step of the scale
+            deg = [(k - tonic) % 12 for k in upper]
+            cand = [tonic + m + 12 * ((upper[j] - tonic) // 12) for m in _MAJOR if m not in deg]
+            upper[j] = min(cand, key=lambda k: abs(k - upper[j]) + rng.uniform(0, 3))
+            upper = sorted(upper)
+            t += d
+        return chords, bass
+    deg = int(rng.integers(7))
+    with_bass = rng.random() < 0.6
+    while t < seconds:
+        step = float(rng.uniform(2.0, 4.0))
+        hold = float(np.clip(step * rng.uniform(1.0, 1.6), 2.0, 6.0))
+        deg = (deg + int(rng.choice([1, 2, 3, 4, 5, -1, -2]))) % 7
+        root = tonic + _MAJOR[deg] - (12 if _MAJOR[deg] > 6 else 0)
+        shape = _SHAPES[int(rng.integers(len(_SHAPES)))]
+        inv = int(rng.integers(len(shape)))  # an inversion: the lowest notes an octave up
+        keys = sorted(root + n + (12 if i < inv else 0) for i, n in enumerate(shape))
+        chords.append((t, hold, keys, int(np.clip(vel + rng.integers(-10, 11), 25, 127))))
+        if with_bass:
+            bass.append((t, hold * 0.98, root - 24 if root - 24 >= 28 else root - 12, vel))
+        t += step
+    return chords, bass
+
+
+def _synth_pad(chords: Sequence[tuple[float, float, list[int], int]], seconds: float, sr: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """Chords on an analog-style pad made here: 2-3 detuned saws or triangles per note, a one-pole
+    low-pass breathing slowly, a slow attack and release."""
+    from scipy.signal import lfilter
+
+    n = int(seconds * sr)
+    out = np.zeros(n + 8 * sr, np.float64)
+    wave = str(rng.choice(["saw", "tri", "saw"]))
+    att, rel = float(rng.uniform(0.2, 1.5)), float(rng.uniform(0.5, 2.5))
+    det = float(rng.uniform(0.002, 0.008))
+    cut = float(rng.uniform(600, 2500))
+    for t0, d, keys, v in chords:
+        m = int((d + rel) * sr)
+        tt = np.arange(m) / sr
+        env = np.minimum(1.0, tt / att) * np.where(tt > d, np.exp(-(tt - d) * 4 / rel), 1.0)
+        sig = np.zeros(m)
+        for k in keys:
+            f0 = 440.0 * 2 ** ((k - 69) / 12)
+            for dd in (-det, 0.0, det)[: int(rng.integers(2, 4))]:
+                ph = (f0 * (1 + dd) * tt + rng.random()) % 1.0
+                sig += (2 * ph - 1) if wave == "saw" else (2 * np.abs(2 * ph - 1) - 1)
+        place(out, (sig * env * v / 127 / len(keys)).astype(np.float64), int(t0 * sr))  # type: ignore[arg-type]
+    # a one-pole low-pass whose cutoff breathes (blocks of 50 ms)
+    y = np.zeros_like(out)
+    z, blk = 0.0, sr // 20
+    for b in range(0, len(out), blk):
+        fc = cut * (1 + 0.5 * np.sin(2 * np.pi * 0.07 * b / sr))
+        a = float(np.exp(-2 * np.pi * fc / sr))
+        y[b : b + blk], zf = lfilter([1 - a], [1, -a], out[b : b + blk], zi=[z])
+        z = float(zf[0])
+    return y[:n].astype(np.float32)
+
+
+def _additive_pad(chords: Sequence[tuple[float, float, list[int], int]], seconds: float, sr: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Chords of soft, nearly pure tones: a sine and up to 4 weak partials (drawn per item: a sine
+    organ, a hollow odd-partial tone, a glassy 4th/5th partial), a slow chorus, and swells of 10-45 %
+    of each chord's length; the presence model of the fourth step heard these (and GM pads did not
+    teach it them) as "no music"."""
+    n = int(seconds * sr)
+    out = np.zeros(n + 8 * sr, np.float64)
+    parts = [(1, 1.0)] + [(h, float(rng.uniform(0.02, 0.35))) for h in (2, 3, 4, 5) if rng.random() < 0.45]
+    att, rel = float(rng.uniform(0.1, 0.45)), float(rng.uniform(0.15, 0.45))
+    vib_hz, vib = float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.0, 0.004))
+    for t0, d, keys, v in chords:
+        m = int(d * sr)
+        tt = np.arange(m) / sr
+        env = np.clip(np.minimum(tt / (att * d), (d - tt) / (rel * d)), 0.0, 1.0) ** float(rng.uniform(1, 2))
+        sig = np.zeros(m)
+        for j, k in enumerate(keys):
+            f = 440.0 * 2 ** ((k - 69) / 12) * (1 + vib * np.sin(2 * np.pi * (vib_hz + 0.05 * j) * tt))
+            ph = 2 * np.pi * np.cumsum(f) / sr + rng.uniform(0, 6.3)
+            sig += sum(a * np.sin(h * ph) for h, a in parts)
+        place(out, sig * env * v / 127 / len(keys), int(t0 * sr))  # type: ignore[arg-type]
+    return out[:n].astype(np.float32)
+
+
+def pad(family: str, style: str, seconds: float, sr: int, seed: int) -> np.ndarray:
+    """Sustained-chord music of ``family`` (PAD_FAMILIES) in ``style`` ("chords", "drone",
+    "ambient": overlapping chords, expression swells, a sparse high bell), dry, float32 mono."""
+    rng = np.random.default_rng(seed)
+    chords, bass = _pad_plan(rng, seconds, "drone" if style == "drone" else "chords")
+    if style == "ambient":  # chords overlap the next by 1-2 s
+        chords = [(t, d + float(rng.uniform(1, 2)), k, v) for t, d, k, v in chords]
+    if family in ("synth", "additive"):
+        make = _synth_pad if family == "synth" else _additive_pad
+        x = make(chords, seconds, sr, rng)
+        if bass:
+            b = make([(t, d, [k], v) for t, d, k, v in bass], seconds, sr, rng)
+            x = x + b * float(rng.uniform(0.3, 0.7))
+    else:
+        progs = PAD_FAMILIES[family]
+        prog = int(progs[seed % len(progs)])
+        bprog = int(rng.choice([prog, 32, 33, 38, 89, 42]))
+        ev: list[tuple[float, bytes]] = [(0.0, bytes([0xC0, prog])), (0.0, bytes([0xC1, bprog])),
+                                         (0.0, bytes([0xB0, 7, 110])), (0.0, bytes([0xB1, 7, 90]))]
+        for t, d, keys, v in chords:
+            ev += [e for k in keys for e in _note(t, d, k, v)]
+            if style == "ambient":  # an expression swell over the chord
+                sw = [int(70 + 50 * np.sin(np.pi * j / 6)) for j in range(6)]
+                ev += [(t + d * j / 6, bytes([0xB0, 11, w])) for j, w in enumerate(sw)]
+        ev += [e for t, d, k, v in bass for e in _note(t, d, k, v, ch=1)]
+        if style == "ambient" and rng.random() < 0.6:  # a sparse bell over it
+            bell = int(rng.choice([8, 9, 11, 14, 98, 112]))
+            ev.append((0.0, bytes([0xC2, bell])))
+            t = float(rng.uniform(1, 4))
+            while t < seconds:
+                ch = chords[max(0, int(np.searchsorted([c[0] for c in chords], t)) - 1)][2]
+                ev += _note(t, 1.5, int(rng.choice(ch)) + 12, int(rng.integers(30, 70)), ch=2)
+                t += float(rng.uniform(2, 6))
+        x = render(ev, seconds, sr)
+    return (x / (np.abs(x).max() + 1e-9) * 0.9).astype(np.float32)
+
+
+def _pads(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tuple[str, str, np.ndarray]]:
+    fams = list(PAD_FAMILIES) if shutil.which("fluidsynth") else ["synth", "additive"]
+    if len(fams) == 2:
+        log.warning("showmusic: fluidsynth missing; pad makes numpy synth pads only")
+    styles = ("chords", "chords", "drone", "ambient")
+    out = []
+    for i in range(n):
+        s = seed * 100_000 + KINDS.index(kind) * 1000 + i
+        fam = fams[i % len(fams)]
+        style = styles[(i // len(fams)) % len(styles)]
+        out.append((f"pad:{fam}", f"pad-{s}-{fam}-{style}", _stage(pad(fam, style, seconds, sr, s), sr, s)))
+    return out
+
 
 # ---------------------------------------------------------------- the corpus
 
@@ -1054,6 +1237,7 @@ _MAKERS = {
     "edm": _edms,
     "solo": _solos,
     "recorded": _recorded,
+    "pad": _pads,
 }
 
 
@@ -1110,4 +1294,5 @@ def available() -> dict[str, bool]:
         "edm": fl and sf2,
         "solo": fl and sf2,
         "recorded": any(package_tracks(p) for p in PACKAGES),
+        "pad": True,
     }

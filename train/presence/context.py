@@ -80,10 +80,12 @@ def _ends(n_probs: int, window_s: float) -> np.ndarray:
     return w + 1600 * np.arange(n_probs)
 
 
-def chromas(cache: Path, name: str, close_tunings: int = 4) -> Path:
+def chromas(cache: Path, name: str, close_tunings: int = 4, reuse: str = "") -> Path:
     """Every hop's chroma (``phrase.stream_chroma``) of every scored item and transition stream of
     run ``name`` into ``cache/presence-cv/NAME-chroma.npz`` (~10 min: the items' audio is loaded
-    as the run loaded it, the transitions rebuilt from the same seeds)."""
+    as the run loaded it, the transitions rebuilt from the same seeds). ``reuse``: another run's
+    chroma for the items both scored (same kind, name and length: the chroma depends on the audio
+    only), so a run that adds a kind computes only its new items and the transitions."""
     from tqdm.auto import tqdm
 
     scored, trans = load_oof(cache, name)
@@ -91,10 +93,20 @@ def chromas(cache: Path, name: str, close_tunings: int = 4) -> Path:
     order = [it for f in range(5) for it in items if it.fold == f]
     if [(i.kind, i.name) for i in order] != [(s.kind, s.name) for s in scored]:
         raise SystemExit("the items differ from the run's scored items (another recipe?)")
+    old: dict[tuple[str, str], np.ndarray] = {}
+    if reuse:
+        z = np.load(cache / "presence-cv" / f"{reuse}-chroma.npz")
+        old = {(s.kind, s.name): z[f"s{i}"] for i, s in enumerate(load_oof(cache, reuse)[0])}
     out: dict[str, np.ndarray] = {}
+    kept = 0
     for i, (it, s) in enumerate(tqdm(list(zip(order, scored, strict=True)), desc="chroma", unit="item")):
         last = int(_ends(len(s.probs), s.window_s)[-1])
+        prev = old.get((s.kind, s.name))
+        if prev is not None and len(prev) == last // phrase.HOP:
+            out[f"s{i}"], kept = prev, kept + 1
+            continue
         out[f"s{i}"] = phrase.stream_chroma(it.wave(), last).astype(np.float16)
+    log.info("chroma of %d items from %s, %d computed", kept, reuse or "-", len(scored) - kept)
     j = 0
     for f in range(5):
         test = [it for it in items if it.fold == f]
@@ -203,8 +215,11 @@ def head_features(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
     return phrase.head_inputs(cue, p)  # the runtime's own copy: live, offline and training agree
 
 
-#: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total)
-HEAD_WEIGHTS = {"solo": 3.0, "tuning": 2.0, "tuning-close": 2.0, "recorded": 2.0, "emopia": 2.0}
+#: kinds weighted up in the head's fit (every kind's windows otherwise weigh the same in total).
+#: With the pads in the corpus (fifth step) the tunings weigh 6 (2 before) and speech 16
+#: (``--context-speech-weight``): at 2 and 8 no gate over max(p, head) kept the p90 off delay
+#: <= 3 s with the caps held (docs/presence.md, "Fifth step")
+HEAD_WEIGHTS = {"solo": 3.0, "tuning": 6.0, "tuning-close": 6.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0}
 GRID = [(a, b, c, d) for a in (0.6, 0.7, 0.8, 0.9) for b in (0.2, 0.35, 0.5) for c in (0.3, 0.5)
         for d in (0.8, 1.2)]
 
@@ -357,7 +372,7 @@ def plot_grids(res: dict[str, Any], path: Path, x_kind: str, y_kind: str) -> Non
                   path, x_kind, y_kind)
 
 
-KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "emopia",
+KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad", "emopia",
          "speech", "crowd", "applause", "silence", "tuning", "tuning-close", "hum", "line_check", "4q",
          "4q-stage", "4q-quiet")
 
@@ -394,6 +409,8 @@ if __name__ == "__main__":
     ap.add_argument("--speech-weight", type=float, default=4.0)
     ap.add_argument("--cache", default=str(cache_dir()))
     ap.add_argument("--chroma", action="store_true", help="compute the run's chroma (once, ~10 min)")
+    ap.add_argument("--reuse", default="", metavar="RUN", help="with --chroma: take the items that run RUN "
+                    "also scored from its chroma (a run that adds a kind computes only the new items)")
     ap.add_argument("--shipped-emopia", metavar="ONNX", help="score a model on the cache's EMOPIA, exit")
     ap.add_argument("--out", default="", help="results JSON (default: train/experiments/results/"
                     "presence-NAME-context.json)")
@@ -413,7 +430,7 @@ if __name__ == "__main__":
     elif a.shipped_emopia:
         print(shipped_emopia(Path(a.cache), Path(a.shipped_emopia)))
     elif a.chroma:
-        chromas(Path(a.cache), a.name)
+        chromas(Path(a.cache), a.name, reuse=a.reuse)
     else:
         import json
 

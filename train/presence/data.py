@@ -18,7 +18,7 @@ ALSA_DIR = Path("/usr/share/sounds/alsa")
 
 #: the music-kinds corpus (``train/showmusic.py``: drum grooves, EDM, solo instruments, recorded
 #: game music), label 1
-SHOW_KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded")
+SHOW_KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad")
 #: kinds that are music (label 1); every negatives.KINDS kind is label 0
 MUSIC_KINDS = ("4q", "4q-stage", "4q-quiet", "emopia") + SHOW_KINDS
 
@@ -180,12 +180,17 @@ def load_showmusic(
     from .. import showmusic
 
     cnt = dict(showmusic.DEFAULT_COUNTS if counts is None else counts)
-    key = hashlib.sha1(repr((seed, sorted(cnt.items()), seconds, showmusic.VERSION)).encode())
+    # the folder is keyed by the first corpus' kinds only: a kind added later (KIND_VERSION) is
+    # cached beside them, keyed by its own version and count, so adding one regenerates nothing else
+    base = sorted((k_, v) for k_, v in cnt.items() if k_ in showmusic.BASE_KINDS)
+    key = hashlib.sha1(repr((seed, base, seconds, showmusic.VERSION)).encode())
     folder = Path(cache_dir) / f"showmusic-{key.hexdigest()[:10]}"
     folder.mkdir(parents=True, exist_ok=True)
     items: list[Item] = []
     for kind in [k_ for k_ in showmusic.KINDS if cnt.get(k_) and (kinds is None or k_ in kinds)]:
         index = folder / f"index-{kind}.json"
+        if kind in showmusic.KIND_VERSION:
+            index = folder / f"index-{kind}-v{showmusic.KIND_VERSION[kind]}-n{cnt[kind]}.json"
         if index.is_file():
             meta = json.loads(index.read_text())
             items += [
@@ -199,9 +204,14 @@ def load_showmusic(
             got.append(Item(kind, g, name, 1, y))
         index.write_text(json.dumps([{"kind": i.kind, "group": i.group, "name": i.name} for i in got]))
         items += got
-    f = group_folds([i.group for i in items], k=k, seed=seed + 1)
-    for i, fi in zip(items, f, strict=True):
-        i.fold = int(fi)
+    # the first corpus' folds as they were; each later kind's groups spread over the folds on their own
+    for sub in [[i for i in items if i.kind in showmusic.BASE_KINDS]] + [
+        [i for i in items if i.kind == k_] for k_ in showmusic.KIND_VERSION
+    ]:
+        if sub:
+            f = group_folds([i.group for i in sub], k=k, seed=seed + 1)
+            for i, fi in zip(sub, f, strict=True):
+                i.fold = int(fi)
     return items
 
 

@@ -58,6 +58,7 @@ class PresenceFitConfig:
             "edm": 0.03,
             "solo": 0.08,
             "recorded": 0.05,
+            "pad": 0.04,
         }
     )
     negative_weights: dict[str, float] = field(

@@ -259,11 +259,20 @@ def run(args: argparse.Namespace) -> int:
 
 def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tuple[list[Scored], Any]:
     """Every item through one ONNX presence model (its card's gate): ``(scored, GateConfig)``."""
+    from mer_live.inference import phrase
     from mer_live.inference.presence import GateConfig
 
     pm = _ort(onnx)
     gate = GateConfig.from_dict(pm.card.extra.get("gate") or {})
     scored, _ = score_fold(pm, items, 0, 0, progress=progress)
+    if pm.phrase is not None:  # the card's head: the gate runs on max(p, head), as live
+        by_name = {it.name: it for it in items}
+        for s in scored:
+            first = int(round(s.window_s * SR / phrase.HOP)) - 1  # the frame at the first window's end
+            last = int(round(s.window_s * SR)) + phrase.HOP * (len(s.probs) - 1)
+            ch = phrase.stream_chroma(by_name[s.name].wave(), last)
+            cue = phrase.stream_features(ch, pm.phrase.context_s)[first : first + len(s.probs)]
+            s.probs = pm.phrase.raise_(s.probs.astype(np.float32), cue).astype(s.probs.dtype)
     return scored, gate
 
 
@@ -271,7 +280,8 @@ def before(args: argparse.Namespace) -> int:
     """The ``--before`` table: a trained model (default: the shipped one, which never heard the
     corpus) and its gate on every music-kinds corpus item; results JSON and the markdown table."""
     cache = Path(args.cache)
-    items = load_showmusic(cache, seed=args.seed)
+    kinds = [k.strip() for k in args.before_kinds.split(",") if k.strip()] or None
+    items = load_showmusic(cache, seed=args.seed, kinds=kinds)
     onnx = Path(args.before)
     scored, gate = score_model(onnx, items)
     km = kind_metrics(scored, gate)
@@ -323,9 +333,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
         metavar="ONNX",
         nargs="?",
         const=str(SHIP_PATH),
-        help="score a trained presence model (default: the shipped one) and its card's gate on the "
-        "whole music-kinds corpus and the negatives bank, print the per-kind table and exit",
+        help="score a trained presence model (default: the shipped one) and its card's gate (on "
+        "max(p, head) where the card has a phrase head) on the whole music-kinds corpus, print the "
+        "per-kind table and exit",
     )
+    ap.add_argument("--before-kinds", default="", metavar="LIST",
+                    help="with --before: only these music kinds (e.g. pad)")
     ap.add_argument("--transitions", type=int, default=30, help="music -> X -> music streams per fold")
     ap.add_argument("--emopia", type=int, default=240, help="EMOPIA clips (0: none)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many items per kind (a quick look)")
