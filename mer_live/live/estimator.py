@@ -9,7 +9,7 @@
    "not trusted" and is warned about, throttled); for a fused model (``mer_live.inference.fusion``) a patch
    goes to the teacher's thread every ``live_every_s`` of music and the CNN's output is fused
    with the teacher's recent logits; a song change brings a patch early (see ``_fused``); a hard
-   cut found by ``live/songcut.py`` makes the model hear only the new song (``_music_part``);
+   cut found by ``live/songcut.py`` makes the model hear only the new song (``_follow_cut``, ``_music_part``);
 4. the smoother: trusted values move the outputs; otherwise they hold or drift to neutral
    (``on_silence``), and before any music they stay neutral (0.5, 0.5).
 
@@ -179,7 +179,7 @@ class Estimator:
         model_ms = 0.0
         if music:
             t0 = time.perf_counter()
-            window = self._music_part(b)
+            window = self._music_part(b, self._follow_cut(b))
             av = self._predict(window)
             model_ms = (time.perf_counter() - t0) * 1000.0
             self.model_ms.append(model_ms)
@@ -252,25 +252,37 @@ class Estimator:
         c = self.gate.config
         return p >= c.on_prob if self.gate.music else p < c.off_prob
 
-    def _music_part(self, b: Boundary) -> np.ndarray:
+    def _follow_cut(self, b: Boundary) -> int | None:
+        """Samples of a detected cut's new song that the model should hear alone at this music
+        hop (None: no cut to act on). Moves the cut's state on: a cut a window ago, or one that
+        was the music's return after a break (``_music_part`` handles those), is retired; the first
+        hop with ``CUT_MIN_FRESH_S`` of the new song arms the new-song reset (``_cut_new``)."""
+        if self._cut_end is None:
+            return None
+        since = b.end - self._cut_end
+        after_break = (self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
+                       and self._cut_end / self.rate <= self._gate_closed_t + CUT_BREAK_MARGIN_S)
+        if since >= len(b.window) or after_break:
+            self._cut_end = None
+            return None
+        if since < CUT_MIN_FRESH_S * self.rate:
+            return None
+        self._cut_new = self._cut_new or not self._cut_heard
+        self._cut_heard = True
+        return since
+
+    def _music_part(self, b: Boundary, since_cut: int | None) -> np.ndarray:
         """The model's window, in the first seconds after the gate opened on music after talk,
         applause or silence: only the music heard since (the gate's opening time plus its lead),
         repeated to fill the window. The older part would be the break, whose sound the model was
-        never meant to judge, and it held the values off the new song for the window's length."""
+        never meant to judge, and it held the values off the new song for the window's length.
+        After a detected cut (``since_cut``, from ``_follow_cut``): only the new song."""
         w = b.window
         n = len(w)
         if self.presence is not None and FRESH_AFTER_BREAK:
             n = int(round((b.end / self.rate - self._gate_closed_t + GATE_LEAD_S) * self.rate))
-        if self._cut_end is not None:  # after a detected cut: only the new song, once enough of it came
-            since = b.end - self._cut_end
-            after_break = (self._gate_closed_t - self._closed_from >= RESTART_AFTER_S
-                           and self._cut_end / self.rate <= self._gate_closed_t + CUT_BREAK_MARGIN_S)
-            if since >= len(w) or after_break:
-                self._cut_end = None  # past, or the music's return after a break: handled above
-            elif since >= CUT_MIN_FRESH_S * self.rate:
-                self._cut_new = self._cut_new or not self._cut_heard
-                self._cut_heard = True
-                n = min(n, since) if n > 0 else since
+        if since_cut is not None:
+            n = min(n, since_cut) if n > 0 else since_cut
         if n >= len(w) or n <= 0:
             return w
         return np.tile(w[-n:], -(-len(w) // n))[-len(w):]
