@@ -44,9 +44,6 @@ PROBE_AFTER_S = 0.5
 GATE_LEAD_S = 2.0
 #: after a break, the model hears only the music: the window's older part is filled with it
 FRESH_AFTER_BREAK = True
-#: ... a break being a stretch without music at least this long (a shorter closure inside a song
-#: leaves the window whole)
-FRESH_MIN_CLOSED_S = 0.0
 #: while the gate is settled (open on a probability of at least ``on_prob``, or closed on one
 #: under ``off_prob``), the presence model runs every other hop and the hop between reuses its
 #: probability: half its cost in steady music or talk (issue #28). A change is then seen at most
@@ -282,8 +279,7 @@ class Estimator:
         After a detected cut (``since_cut``, from ``_follow_cut``): only the new song."""
         w = b.window
         n = len(w)
-        if (self.presence is not None and FRESH_AFTER_BREAK
-                and self._gate_closed_t - self._closed_from >= FRESH_MIN_CLOSED_S):
+        if self.presence is not None and FRESH_AFTER_BREAK:
             n = int(round((b.end / self.rate - self._gate_closed_t + GATE_LEAD_S) * self.rate))
         if since_cut is not None:
             n = min(n, since_cut) if n > 0 else since_cut
