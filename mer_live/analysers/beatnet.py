@@ -21,7 +21,7 @@ after it has held 2 s). The beats BeatNet's filter skips (it declares one only w
 fires) are filled in by ``GapFill``.
 
 Cost per 20-ms frame: one 1411-point FFT, a 705 x 136 product, one LSTM step (2 x 150 cells) and
-the filter's 1500 particles: bench/bench_beatnet_cost.py.
+the filter's 1500 particles: `python -m bench.bench_beat_cost --beat-tracker beatnet`.
 """
 
 from __future__ import annotations
@@ -45,32 +45,18 @@ def beatnet_model_path(config: BeatConfig) -> Path:
     """``[beat] beatnet_path``, else the shipped ``beatnet-<beatnet_model>.onnx``."""
     if config.beatnet_path:
         return Path(config.beatnet_path)
-    name = f"beatnet-{config.beatnet_model}.onnx"
-    shipped = Path(str(resources.files("mer_live.models").joinpath(name)))
-    # a source checkout run with `python -m mer_live` whose editable install maps mer_live.models to
-    # another checkout: its own models/ folder, next to this package
-    here = Path(__file__).resolve().parents[2] / "models" / name
-    return shipped if shipped.is_file() or not here.is_file() else here
+    return Path(str(resources.files("mer_live.models").joinpath(f"beatnet-{config.beatnet_model}.onnx")))
 
 
 def load_beatnet(path: Path):
     """An onnxruntime session on BeatNet's exported CRNN; a ``ModelError`` (one line) when the file
     is missing, not ONNX, or not the one-frame-with-state graph this tracker feeds."""
-    import onnxruntime as ort
-
-    from mer_live.inference.model import ModelError
+    from mer_live.inference.model import ModelError, open_session
 
     if not path.is_file():
         raise ModelError(f"BeatNet model {path} not found (set [beat] beatnet_path, or --beat-tracker aubio)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 4
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own types for a file that is not a model
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"BeatNet model {path} cannot be loaded: {first[:200]}") from None
+    sess = open_session(path, f"BeatNet model {path} cannot be loaded", threads=1, provider="cpu",
+                        log_severity=4)
     ins = {i.name: i.shape for i in sess.get_inputs()}
     outs = [o.name for o in sess.get_outputs()]
     if (set(ins) != {"feats", "h", "c"} or ins["feats"][-1] != N_FEAT

@@ -140,6 +140,26 @@ def _providers_for(choice: str) -> list[str]:
     raise ModelError(f"unknown provider {choice!r}: use auto, cuda or cpu")
 
 
+def open_session(path: Path, fail: str, threads: int | None = 1, provider: str = "cpu",
+                 log_severity: int = 3) -> Any:
+    """An onnxruntime session on ``path`` (``threads`` intra-op threads, 0/None: onnxruntime's
+    choice; one inter-op thread). A file onnxruntime cannot load is a one-line ``ModelError``:
+    ``fail``, then onnxruntime's first line (its own exception types say more, over many lines)."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.log_severity_level = log_severity
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = _providers_for(provider)
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for broken files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{fail}: {first[:200]}") from None
+
+
 class Model:
     """An onnxruntime session over one model, with its card.
 
@@ -156,7 +176,7 @@ class Model:
         verify_sha: bool = True,
         outputs: tuple[str, ...] = OUTPUTS,
     ) -> None:
-        ort = _ort()
+        _ort()  # say a missing onnxruntime before anything about the file
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -170,21 +190,7 @@ class Model:
                     f"model {self.path.name} does not match its card (sha256 {actual[:12]}... != "
                     f"{self.card.sha256[:12]}...): re-export or fix the card"
                 )
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=so, providers=_providers_for(provider)
-            )
-        except ModelError:
-            raise
-        except Exception as e:  # onnxruntime raises its own exception types for broken files
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load model {self.path}: {first}") from None
+        self.session = open_session(self.path, f"cannot load model {self.path}", threads, provider)
         self.active_provider = self.session.get_providers()[0]
         if require_gpu and self.active_provider != "CUDAExecutionProvider":
             raise ModelError(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mer_live.common.hashing import sha256_of
-from mer_live.inference.model import ModelError, _ort, _providers_for
+from mer_live.inference.model import ModelError, _ort, open_session
 
 TEACHER_NAME = "musicnn-msd"
 HEAD_NAME = "musicnn-msd-head"
@@ -90,7 +90,7 @@ class Teacher:
 
     def __init__(self, path: str | Path | None = None, head: str | Path | None = None, threads: int = 1,
                  provider: str = "cpu", verify_sha: bool = True) -> None:
-        ort = _ort()
+        _ort()  # say a missing onnxruntime before anything about the file
         self.path = Path(path) if path is not None else default_teacher_path()
         if not self.path.is_file():
             raise ModelError(f"teacher model not found: {self.path}")
@@ -107,18 +107,7 @@ class Teacher:
         self.head = TeacherHead.from_file(head if head is not None else default_head_path())
         if verify_sha and self.head.teacher_sha256 not in (None, sha):
             raise ModelError(f"teacher head was fitted on another teacher file than {self.path.name}")
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so,
-                                                providers=_providers_for(provider))
-        except ModelError:
-            raise
-        except Exception as e:  # onnxruntime's own exception types for broken files
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load teacher {self.path}: {first}") from None
+        self.session = open_session(self.path, f"cannot load teacher {self.path}", threads, provider)
         f = self.features(np.zeros((1, self.window_samples), np.float32))
         if f.shape[1] != self.head.weight.shape[1]:
             raise ModelError(f"teacher gives {f.shape[1]} features, its head expects "
