@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
 
 def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tuple[list[Scored], Any]:
     """Every item through one ONNX presence model (its card's gate): ``(scored, GateConfig)``."""
+    from mer_live.analyze import file_cue
     from mer_live.inference import phrase
     from mer_live.inference.presence import GateConfig
 
@@ -268,10 +269,8 @@ def score_model(onnx: Path, items: Sequence[Item], progress: bool = True) -> tup
     if pm.phrase is not None:  # the card's head: the gate runs on max(p, head), as live
         by_name = {it.name: it for it in items}
         for s in scored:
-            first = int(round(s.window_s * SR / phrase.HOP)) - 1  # the frame at the first window's end
-            last = int(round(s.window_s * SR)) + phrase.HOP * (len(s.probs) - 1)
-            ch = phrase.stream_chroma(by_name[s.name].wave(), last)
-            cue = phrase.stream_features(ch, pm.phrase.context_s)[first : first + len(s.probs)]
+            ends = int(round(s.window_s * SR)) + phrase.HOP * np.arange(len(s.probs))  # each window's end
+            cue = file_cue(by_name[s.name].wave(), ends, pm.phrase.context_s)  # mer-analyze's cue
             s.probs = pm.phrase.raise_(s.probs.astype(np.float32), cue).astype(s.probs.dtype)
     return scored, gate
 
