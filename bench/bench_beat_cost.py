@@ -17,7 +17,7 @@ import time
 import numpy as np
 import soxr
 
-from mer_live.analysers.beat import BeatConfig, make_tracker
+from mer_live.analysers.beat import BEAT_TRACKERS, BeatConfig, make_tracker
 from mer_live.sources.demo import demo_audio
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--beat-tracker", default="aubio", choices=("aubio", "beatnet"))
+    ap.add_argument("--beat-tracker", default="aubio", choices=BEAT_TRACKERS)
     args = ap.parse_args(argv)
     x = demo_audio(22050)
     if args.rate != 22050:

@@ -154,7 +154,9 @@ def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> No
 
 def tracker_arg(ap: argparse.ArgumentParser) -> None:
     """``--beat-tracker``: whose beats the live path sends (``[beat] tracker``)."""
-    ap.add_argument("--beat-tracker", default="aubio", choices=("aubio", "beatnet"),
+    from mer_live.analysers.beat import BEAT_TRACKERS
+
+    ap.add_argument("--beat-tracker", default="aubio", choices=BEAT_TRACKERS,
                     help="the live path's beat tracker (default aubio)")
     ap.add_argument("--beatnet-model", type=int, default=2, choices=(1, 2),
                     help="with --beat-tracker beatnet")
