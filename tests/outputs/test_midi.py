@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from mer_live.common.validate import ShowConfigError
-from mer_live.outputs.midi import PPQN, MidiClock, MidiConfig, MidiOutput
+from mer_live.outputs.midi import PPQN, MidiClock, MidiConfig, MidiOutput, jack_ports
 from tests.grooves import groove
 from tests.jack import jack_server  # noqa: F401 - the `jack` fixture
 from tests.net import Wire
@@ -179,6 +179,9 @@ def test_a_virtual_port_appears_under_its_name_and_stop_returns_at_once(jack):
     try:
         names = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True).get_input_names()
         assert any("mer-virtual-test" in n for n in names), names
+        # the presence check's own listing (libjack through ctypes) sees it too, and no server is None
+        assert any("mer-virtual-test" in n for n in jack_ports(sources=True)), jack_ports(sources=True)
+        assert not any("mer-virtual-test" in n for n in jack_ports(sources=False))
     finally:
         t0 = time.monotonic()
         out.stop()
@@ -216,3 +219,13 @@ def test_a_midi_server_that_dies_is_one_warning_and_the_show_goes_on(tmp_path, l
     assert len(ours) == 1 and "is gone" in ours[0], err[-1500:]
     after = [t for t in wire.times("/mer/arousal") if t > killed + 1.0]
     assert len(after) > 50, "OSC went on after the MIDI server died"
+
+
+def test_the_jack_probe_says_none_when_no_server_answers(monkeypatch):
+    pytest.importorskip("mido")
+    try:
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", f"mer-none-{time.monotonic_ns()}")
+        monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+        assert jack_ports(sources=True) is None
+    except OSError as e:  # no libjack on this machine
+        pytest.skip(str(e))
