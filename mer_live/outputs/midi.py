@@ -369,11 +369,16 @@ class MidiOutput(ThreadedSink):
         """Whether ``port`` is still listed (a virtual one among the inputs others can open)."""
         virtual = not self.config.port.strip() or self.config.port.strip() == "virtual"
         try:
+            names = None
             if self._on_jack(port):
-                names = jack_ports(sources=virtual)
-                if names is None:  # the JACK server is gone
-                    return False
-            else:
+                try:
+                    names = jack_ports(sources=virtual)
+                except OSError:  # libjack not loadable through ctypes: RtMidi's listing below
+                    pass
+                else:
+                    if names is None:  # the JACK server is gone
+                        return False
+            if names is None:
                 _, backend = _mido(self.config.api)
                 names = backend.get_input_names() if virtual else backend.get_output_names()
             if virtual:

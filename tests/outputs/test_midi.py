@@ -8,6 +8,7 @@ virtual port appears under its name. The clock's scheduling is checked on its ow
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -103,8 +104,13 @@ def test_groove_through_mer_live_gives_clock_notes_and_ccs_that_follow_arousal(t
     # them, a beat): the groove's tempo within 1 %
     read_bpm = 60.0 / (run[PPQN:] - run[:-PPQN])
     assert np.median(read_bpm) == pytest.approx(bpm, rel=0.01), np.percentile(read_bpm, [5, 50, 95])
-    whole = 60.0 * (len(run) - 1) / (run[-1] - run[0]) / PPQN
-    assert whole == pytest.approx(bpm, rel=0.01), (whole, len(starts), len(stops), r.stderr[-1500:])
+    # over the whole run: the pulses mer-live sent (JACK's dummy driver on a loaded host loses a
+    # burst of pulses in an xrun, 1-9 a run, see below: the receiver's count is short by those)
+    sent = re.search(r"sent (\d+) clock pulses", r.stderr)
+    assert sent, r.stderr[-1500:]
+    lost = int(sent.group(1)) - len(clocks)
+    whole = 60.0 * (len(run) - 1 + lost) / (run[-1] - run[0]) / PPQN
+    assert whole == pytest.approx(bpm, rel=0.01), (whole, lost, len(starts), len(stops), r.stderr[-1500:])
     # 24 clocks from each beat note to the next
     all_beat_notes = [t for t, m in desk.of("note_on") if m.note == 36 and m.channel == 1]
     beat_notes = [t for t in all_beat_notes if t_start - 0.05 <= t <= t_stop]  # the clock runs from Start
