@@ -191,3 +191,25 @@ def test_pad_items_are_changing_chords_of_three_notes_or_more_grouped_by_family(
         assert np.mean(np.array(sizes) >= 3) >= 0.5, (g, sizes)
     again = sm.items("pad", SR, seed=0, seconds=8.0, count=2)
     assert all(np.array_equal(x, y) for (_, _, x), (_, _, y) in zip(got[:2], again, strict=True))
+
+
+def test_intro_items_are_song_starts_grouped_by_composer() -> None:
+    """The ``intro`` kind is each track's first seconds from its first audible sample (a quiet
+    intro included), one group per composer or package, no remake of another album's tune."""
+    import soundfile as sf
+
+    have = [p for p in sm.INTRO_PACKAGES if sm.package_tracks(p)]
+    if not have:
+        missing("no intro package installed (Debian: planetblupi-music-ogg; train/showmusic.INTRO_PACKAGES)")
+    got = sm.items("intro", SR, seed=0, seconds=4.0, count=4)
+    assert len(got) == 4
+    assert all(g.startswith("intro:") for g, _n, _x in got)
+    assert len({g for g, _n, _x in got}) >= min(2, len(have))  # round robin over the groups
+    assert all(x.shape == (4 * SR,) and "_enhanced" not in n for _g, n, x in got)
+    # a song start, not an excerpt: the file's own samples from its first audible one
+    path = next(p for pkg in have for p, _m in sm.package_tracks(pkg) if sm.INTRO_PACKAGES[pkg][0] in p)
+    raw, fsr = sf.read(path, dtype="float32", always_2d=True)
+    raw = raw.mean(axis=1)
+    first = int(np.nonzero(np.abs(raw) > 1e-3)[0][0])
+    x = sm._song_start(path, 4.0, fsr)
+    assert x is not None and np.allclose(x, raw[first : first + 4 * fsr], atol=1e-6)

@@ -70,12 +70,12 @@ log = logging.getLogger(__name__)
 #: bump when a generator changes: the presence training's cache of the corpus is keyed by it
 VERSION = 1
 
-KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad")
+KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad", "intro")
 
 #: the kinds of VERSION 1's corpus: their cache folder and folds stay as they were; a kind added
 #: later is cached beside them under its own version (``KIND_VERSION``) and folded on its own
 BASE_KINDS = KINDS[:7]
-KIND_VERSION = {"pad": 2}
+KIND_VERSION = {"pad": 2, "intro": 1}
 
 #: items per kind in the default corpus (30 s each)
 DEFAULT_COUNTS = {
@@ -87,7 +87,14 @@ DEFAULT_COUNTS = {
     "solo": 66,
     "recorded": 72,
     "pad": 56,
+    "intro": 0,  # not in the shipped gate's corpus: `--intro` adds INTRO_COUNT (docs/presence.md, Sixth step)
 }
+INTRO_COUNT = 63  #: every track of INTRO_PACKAGES but the remakes
+
+
+def counts(intro: bool = False) -> dict[str, int]:
+    """Items per kind of a run: DEFAULT_COUNTS, with the ``intro`` kind when asked (``--intro``)."""
+    return {**DEFAULT_COUNTS, "intro": INTRO_COUNT if intro else 0}
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
 
@@ -1227,6 +1234,68 @@ def _pads(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tuple[s
     return out
 
 
+# ---------------------------------------------------------------- song starts (recorded intros)
+
+#: Debian packages whose recordings' first 30 s make the ``intro`` kind: a song as a show plays it,
+#: from its first second, quiet intros included (the ``recorded`` kind takes excerpts from after
+#: a track's first 10 %); (package, folder the music lies under, licence in debian/copyright)
+INTRO_PACKAGES = {
+    "warzone2100-music": ("/music/albums/", "GPL-2+"),
+    "hedgewars-data": ("/Data/Music/", "GPL-2"),
+    "planetblupi-music-ogg": ("/planetblupi/music/", "GPL-3+"),
+}
+#: a group per composer: Warzone 2100's original soundtrack (Martin Severn) and its two community
+#: albums (LupusMechanicus); else one per package. Remakes of another album's track (``*_enhanced``)
+#: are left out, so no tune is in two groups
+_INTRO_GROUP = {"original_soundtrack": "warzone2100-severn", "aftermath_soundtrack": "warzone2100-lupus",
+                "legacy_soundtrack": "warzone2100-lupus"}
+
+
+def _song_start(path: str, seconds: float, sr: int) -> np.ndarray | None:
+    """The first ``seconds`` of a track from its first audible sample (above -60 dBFS), mono at
+    ``sr`` (None: shorter, or undecodable)."""
+    try:
+        with sf.SoundFile(path) as f:
+            fsr = f.samplerate
+            x = f.read(int((seconds + 20) * fsr), dtype="float32", always_2d=True).mean(axis=1)
+    except (RuntimeError, OSError, sf.LibsndfileError) as e:
+        log.warning("showmusic: %s: %s", path, e)
+        return None
+    loud = np.nonzero(np.abs(x) > 1e-3)[0]
+    if not len(loud) or len(x) - loud[0] < seconds * fsr:
+        return None
+    return _resample(x[loud[0] : loud[0] + int(seconds * fsr)], int(fsr), sr)
+
+
+def _intros(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tuple[str, str, np.ndarray]]:
+    """The first ``seconds`` of up to ``n`` tracks of INTRO_PACKAGES, round robin over the groups."""
+    by_group: dict[str, list[str]] = {}
+    for pkg, (under, _lic) in INTRO_PACKAGES.items():
+        for path, member in package_tracks(pkg):
+            if member or under not in path or "_enhanced" in path:
+                continue
+            by_group.setdefault(_INTRO_GROUP.get(Path(path).parent.name, pkg.split("-")[0]), []).append(path)
+    if not by_group:
+        log.warning("showmusic: no intro package installed (%s); intro skipped", ", ".join(INTRO_PACKAGES))
+        return []
+    rng = np.random.default_rng([seed, 11])
+    order = {g: [t[j] for j in rng.permutation(len(t))] for g, t in sorted(by_group.items())}
+    out: list[tuple[str, str, np.ndarray]] = []
+    i = 0
+    while len(out) < n and any(order.values()):
+        g = sorted(order)[i % len(order)]
+        i += 1
+        if not order[g]:
+            continue
+        path = order[g].pop(0)
+        s = seed * 100_000 + KINDS.index(kind) * 1000 + len(out)
+        x = _song_start(path, seconds, sr)
+        if x is None or 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12) < -45:
+            continue
+        out.append((f"intro:{g}", f"intro-{s}-{g}-{Path(path).stem}"[:120], _stage(x, sr, s)))
+    return out
+
+
 # ---------------------------------------------------------------- the corpus
 
 _MAKERS = {
@@ -1238,6 +1307,7 @@ _MAKERS = {
     "solo": _solos,
     "recorded": _recorded,
     "pad": _pads,
+    "intro": _intros,
 }
 
 

@@ -47,8 +47,10 @@ def load_oof(cache: Path, name: str) -> tuple[list[Scored], list[Transition]]:
     return scored, trans
 
 
-def run_items(cache: Path, close_tunings: int = 4, seed: int = 0) -> list[Any]:
-    """The items of ``run`` for a showmusic run with ``--close-tunings`` (recipe C), same order."""
+def run_items(cache: Path, close_tunings: int = 4, seed: int = 0, intro: bool = False) -> list[Any]:
+    """The items of ``run`` for a showmusic run with ``--close-tunings`` (recipe C) and ``--intro``
+    (or not), same order."""
+    from .. import showmusic
     from .data import (
         add_quiet,
         load_close_tunings,
@@ -59,7 +61,7 @@ def run_items(cache: Path, close_tunings: int = 4, seed: int = 0) -> list[Any]:
     )
 
     items = load_music(cache, emopia_limit=240) + load_negatives(cache, seed=seed)
-    items += load_showmusic(cache, seed=seed)
+    items += load_showmusic(cache, seed=seed, counts=showmusic.counts(intro))
     if close_tunings:
         items += load_close_tunings(cache, close_tunings, seed=seed)
         tie_tuning_folds(items)
@@ -89,7 +91,7 @@ def chromas(cache: Path, name: str, close_tunings: int = 4, reuse: str = "") -> 
     from tqdm.auto import tqdm
 
     scored, trans = load_oof(cache, name)
-    items = run_items(cache, close_tunings)
+    items = run_items(cache, close_tunings, intro=any(s.kind == "intro" for s in scored))
     order = [it for f in range(5) for it in items if it.fold == f]
     if [(i.kind, i.name) for i in order] != [(s.kind, s.name) for s in scored]:
         raise SystemExit("the items differ from the run's scored items (another recipe?)")
@@ -219,7 +221,8 @@ def head_features(cue: np.ndarray, p: np.ndarray) -> np.ndarray:
 #: With the pads in the corpus (fifth step) the tunings weigh 6 (2 before) and speech 16
 #: (``--context-speech-weight``): at 2 and 8 no gate over max(p, head) kept the p90 off delay
 #: <= 3 s with the caps held (docs/presence.md, "Fifth step")
-HEAD_WEIGHTS = {"solo": 3.0, "tuning": 6.0, "tuning-close": 6.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0}
+HEAD_WEIGHTS = {"solo": 3.0, "tuning": 6.0, "tuning-close": 6.0, "recorded": 2.0, "emopia": 2.0, "pad": 2.0,
+                "intro": 2.0}
 GRID = [(a, b, c, d) for a in (0.6, 0.7, 0.8, 0.9) for b in (0.2, 0.35, 0.5) for c in (0.3, 0.5)
         for d in (0.8, 1.2)]
 
@@ -372,7 +375,8 @@ def plot_grids(res: dict[str, Any], path: Path, x_kind: str, y_kind: str) -> Non
                   path, x_kind, y_kind)
 
 
-KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad", "emopia",
+KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad", "intro",
+         "emopia",
          "speech", "crowd", "applause", "silence", "tuning", "tuning-close", "hum", "line_check", "4q",
          "4q-stage", "4q-quiet")
 

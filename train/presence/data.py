@@ -18,7 +18,8 @@ ALSA_DIR = Path("/usr/share/sounds/alsa")
 
 #: the music-kinds corpus (``train/showmusic.py``: drum grooves, EDM, solo instruments, recorded
 #: game music), label 1
-SHOW_KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad")
+SHOW_KINDS = ("groove-kit", "groove-gm", "groove-synth", "edm-intro", "edm", "solo", "recorded", "pad",
+              "intro")
 #: kinds that are music (label 1); every negatives.KINDS kind is label 0
 MUSIC_KINDS = ("4q", "4q-stage", "4q-quiet", "emopia") + SHOW_KINDS
 
@@ -208,7 +209,13 @@ def load_showmusic(
     for sub in [[i for i in items if i.kind in showmusic.BASE_KINDS]] + [
         [i for i in items if i.kind == k_] for k_ in showmusic.KIND_VERSION
     ]:
-        if sub:
+        if sub and sub[0].kind in showmusic.KIND_VERSION and len({i.group for i in sub}) < k:
+            # fewer groups than folds: whole groups still (group_folds would deal items out), some
+            # folds hold none of this kind
+            gs = sorted({i.group for i in sub})
+            for i in sub:
+                i.fold = gs.index(i.group)
+        elif sub:
             f = group_folds([i.group for i in sub], k=k, seed=seed + 1)
             for i, fi in zip(sub, f, strict=True):
                 i.fold = int(fi)

@@ -59,6 +59,7 @@ class PresenceFitConfig:
             "solo": 0.08,
             "recorded": 0.05,
             "pad": 0.04,
+            "intro": 0.05,
         }
     )
     negative_weights: dict[str, float] = field(

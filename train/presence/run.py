@@ -23,6 +23,7 @@ import torch
 
 from mer_live.common.hashing import sha256_of
 
+from .. import showmusic
 from ..models import ModelConfig
 from ..paths import DOCS, MODELS, RESULTS, cache_dir
 from .data import (
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     items = load_music(cache, emopia_limit=args.emopia) + load_negatives(cache, seed=args.seed)
     if args.showmusic:
-        items += load_showmusic(cache, seed=args.seed)
+        items += load_showmusic(cache, seed=args.seed, counts=showmusic.counts(args.intro))
     if args.close_tunings:  # harder tunings, every solo instrument; held out with its solo
         items += load_close_tunings(cache, args.close_tunings, seed=args.seed)
         log.info("tunings held out with their instrument: %d", tie_tuning_folds(items))
@@ -280,7 +281,8 @@ def before(args: argparse.Namespace) -> int:
     corpus) and its gate on every music-kinds corpus item; results JSON and the markdown table."""
     cache = Path(args.cache)
     kinds = [k.strip() for k in args.before_kinds.split(",") if k.strip()] or None
-    items = load_showmusic(cache, seed=args.seed, kinds=kinds)
+    items = load_showmusic(cache, seed=args.seed, kinds=kinds,
+                           counts=showmusic.counts(kinds is not None and "intro" in kinds))
     onnx = Path(args.before)
     scored, gate = score_model(onnx, items)
     km = kind_metrics(scored, gate)
@@ -336,6 +338,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
         "max(p, head) where the card has a phrase head) on the whole music-kinds corpus, print the "
         "per-kind table and exit",
     )
+    ap.add_argument("--intro", action="store_true",
+                    help="add the intro kind (song starts, train/showmusic.py) to the corpus (not in the "
+                    "shipped gate's: docs/presence.md, Sixth step)")
     ap.add_argument("--before-kinds", default="", metavar="LIST",
                     help="with --before: only these music kinds (e.g. pad)")
     ap.add_argument("--transitions", type=int, default=30, help="music -> X -> music streams per fold")
