@@ -121,10 +121,11 @@ def silent_flags(x: np.ndarray, ends: np.ndarray, rate: int,
 
 
 def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, hop: float,
-             presence: Any | None = None, batch: int = 64) -> np.ndarray:
+             presence: Any | None = None, batch: int = 64, gate: Any | None = None) -> np.ndarray:
     """Which windows are music, by the live rules: not silent, and (with a presence model) the
-    ``MusicGate`` over the presence probabilities of the last ``presence.window_samples`` of each
-    window. Without a presence model every audible window counts as music."""
+    ``MusicGate`` (``gate``: a ``GateConfig``, default the shipped one) over the presence
+    probabilities of the last ``presence.window_samples`` of each window. Without a presence model
+    every audible window counts as music."""
     silent = silent_flags(x, ends, rate)
     if presence is None:
         return ~silent
@@ -137,7 +138,7 @@ def music_of(x: np.ndarray, ends: np.ndarray, windows: np.ndarray, rate: int, ho
                             for i in range(0, len(windows), batch)]) if len(windows) else np.zeros(0)
     head = getattr(presence, "phrase", None)
     cue = file_cue(x, ends, head.context_s) if head is not None else None
-    return music_flags(probs, hop, silent, head=head, cue=cue)
+    return music_flags(probs, hop, silent, config=gate, head=head, cue=cue)
 
 
 def file_cue(x: np.ndarray, ends: np.ndarray, context_s: float) -> np.ndarray:

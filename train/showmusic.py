@@ -56,9 +56,10 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -1045,21 +1046,35 @@ def _recorded(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tup
         return []
     rng = np.random.default_rng([seed, 5])
     order = {p: [t[j] for j in rng.permutation(len(t))] for p, t in tracks.items()}
+
+    def take(p: str, track: tuple[str, str], s: int) -> tuple[str, str, np.ndarray | None]:
+        path, member = track
+        x = _excerpt(path, member, seconds, sr, np.random.default_rng(s))
+        return f"pkg:{p}", f"recorded-{s}-{p}-{Path(member or path).stem}"[:120], x
+
+    return _round_robin(order, n, kind, sr, seed, take)
+
+
+def _round_robin(order: dict[str, list[Any]], n: int, kind: str, sr: int, seed: int,
+                 take: Callable[[str, Any, int], tuple[str, str, np.ndarray | None]],
+                 ) -> list[tuple[str, str, np.ndarray]]:
+    """Up to ``n`` staged items from recordings, one track from each group of ``order`` in turn
+    (sorted; each track once): ``take(group, track, item_seed)`` gives (item group, name, audio or
+    None); a track that gives None or is under -45 dBFS RMS is skipped (a near-silent stretch of a
+    file is not what the floors ask about)."""
     out: list[tuple[str, str, np.ndarray]] = []
-    pk = sorted(order)
+    keys = sorted(order)
     i = 0
     while len(out) < n and any(order.values()):
-        p = pk[i % len(pk)]
+        g = keys[i % len(keys)]
         i += 1
-        if not order[p]:
+        if not order[g]:
             continue
-        path, member = order[p].pop(0)
         s = seed * 100_000 + KINDS.index(kind) * 1000 + len(out)
-        x = _excerpt(path, member, seconds, sr, np.random.default_rng(s))
+        group, name, x = take(g, order[g].pop(0), s)
         if x is None or 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12) < -45:
             continue
-        name = Path(member or path).stem
-        out.append((f"pkg:{p}", f"recorded-{s}-{p}-{name}"[:120], _stage(x, sr, s)))
+        out.append((group, name, _stage(x, sr, s)))
     return out
 
 # ---------------------------------------------------------------- sustained chords (pads, organs, drones)
@@ -1280,20 +1295,11 @@ def _intros(kind: str, n: int, sr: int, seed: int, seconds: float) -> list[tuple
         return []
     rng = np.random.default_rng([seed, 11])
     order = {g: [t[j] for j in rng.permutation(len(t))] for g, t in sorted(by_group.items())}
-    out: list[tuple[str, str, np.ndarray]] = []
-    i = 0
-    while len(out) < n and any(order.values()):
-        g = sorted(order)[i % len(order)]
-        i += 1
-        if not order[g]:
-            continue
-        path = order[g].pop(0)
-        s = seed * 100_000 + KINDS.index(kind) * 1000 + len(out)
-        x = _song_start(path, seconds, sr)
-        if x is None or 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12) < -45:
-            continue
-        out.append((f"intro:{g}", f"intro-{s}-{g}-{Path(path).stem}"[:120], _stage(x, sr, s)))
-    return out
+
+    def take(g: str, path: str, s: int) -> tuple[str, str, np.ndarray | None]:
+        return f"intro:{g}", f"intro-{s}-{g}-{Path(path).stem}"[:120], _song_start(path, seconds, sr)
+
+    return _round_robin(order, n, kind, sr, seed, take)
 
 
 # ---------------------------------------------------------------- the corpus

@@ -22,7 +22,8 @@ or vanishes while running (checked every ``CHECK_S``: RtMidi itself drops sends 
 port or server silently) is warned about (throttled) and reopened every ``RETRY_S``: the show
 goes on. Under JACK that check asks libjack through ctypes (``jack_ports``), which lets go of the
 GIL: RtMidi's own listing opens a JACK client while holding it, which stalled every thread of
-mer-live (pipeline, OSC, the clock itself) for 100-200 ms every ``CHECK_S`` (measured).
+mer-live (pipeline, OSC, the clock itself) every ``CHECK_S`` (bench/bench_midi_stall.py: OSC gaps
+of 261-265 ms and skipped hops before, none skipped after).
 Needs the ``[midi]`` extra (mido + python-rtmidi).
 """
 
@@ -118,7 +119,7 @@ _JACK_MIDI = b"8 bit raw midi"  #: JACK_DEFAULT_MIDI_TYPE
 def jack_ports(sources: bool) -> list[str] | None:
     """JACK's MIDI port names, sources (what others read) or destinations; None when no JACK server
     answers. Through libjack and ctypes, which releases the GIL for the call, so the rest of
-    mer-live runs on while a probe client connects (~20 ms)."""
+    mer-live runs on while a probe client connects."""
     global _JACK
     if _JACK is None:
         try:
@@ -358,7 +359,7 @@ class MidiOutput(ThreadedSink):
 
     def _watch(self) -> None:
         """Every ``CHECK_S``, whether the port is still there, on a thread of its own: a probe waits
-        on the MIDI server (JACK's dummy driver: 20-350 ms, measured), and the clock must not."""
+        on the MIDI server (a JACK client connects), and the clock must not."""
         while not self._stop.wait(CHECK_S):
             port = self._port
             if port is not None and not self._port_present(port):

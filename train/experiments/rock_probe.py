@@ -1,16 +1,16 @@
 """Does the music gate need rock and metal in its corpus? A probe (issue #25, #31: the shipped gate
-opens 4-15 s late on two real recorded metal songs of bench/beatreal.py, Muldjord's armygeddon and
-internal_degeneration, p 0.3-0.8 over their first 20 s).
+opens 7.1 and 15.1 s late on two real recorded metal songs of bench/beatreal.py, Muldjord's
+armygeddon and internal_degeneration: `python -m bench.bench_gate_open --match song`).
 
     python -m train.experiments.rock_probe [--count 12]
 
 Renders rock and metal pieces the way train/showmusic.py renders its kinds (real-sample Hydrogen
 kits or GM kits, distorted GM guitars playing palm-muted power-chord riffs, bass, 40 % with a lead;
 six drum styles from hard rock to blast beats at 55-220 BPM; the same `_stage`) and prints what the
-shipped presence model and its gate say about each. Measured 2026-12-07 (docs/presence.md, "Metal
-and quiet intros"): every one of 12 items flagged music 100 % of the time from 4 s in (median p
-0.86-1.00), so pieces like these would teach the gate nothing it does not already hear; the real
-songs' gap is their recorded sound, not the style.
+shipped presence model and its gate say about each. Measured 2026-12-07 (docs/presence.md, "Sixth
+step"): every one of 12 items flagged music 100 % of the time from 4 s in (median p 0.77-0.99),
+so pieces like these would teach the gate nothing it does not already hear; the real songs' gap
+is their recorded sound, not the style.
 """
 
 from __future__ import annotations

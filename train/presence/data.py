@@ -40,13 +40,17 @@ class Item:
         return np.asarray(self.audio, np.float32)
 
 
-def group_folds(groups: Sequence[str], k: int = 5, seed: int = 0) -> np.ndarray:
+def group_folds(groups: Sequence[str], k: int = 5, seed: int = 0, whole: bool = False) -> np.ndarray:
     """Fold index (0..k-1) of each item, whole groups to a fold, balanced by item count
-    (groups shuffled by ``seed``, then GroupKFold), deterministic."""
+    (groups shuffled by ``seed``, then GroupKFold), deterministic. Fewer groups than folds: items
+    dealt out in turn (every fold gets some: a tiny set), or with ``whole`` the i-th group (sorted)
+    to fold i, some folds holding none (a kind joining a corpus whose folds exist)."""
     from sklearn.model_selection import GroupKFold
 
     uniq = sorted(set(groups))
     if len(uniq) < k:
+        if whole:
+            return np.array([uniq.index(g) for g in groups], dtype=int)
         return np.arange(len(groups)) % k
     perm = np.random.default_rng(seed).permutation(len(uniq))
     gid = {g: int(perm[i]) for i, g in enumerate(uniq)}
@@ -209,14 +213,9 @@ def load_showmusic(
     for sub in [[i for i in items if i.kind in showmusic.BASE_KINDS]] + [
         [i for i in items if i.kind == k_] for k_ in showmusic.KIND_VERSION
     ]:
-        if sub and sub[0].kind in showmusic.KIND_VERSION and len({i.group for i in sub}) < k:
-            # fewer groups than folds: whole groups still (group_folds would deal items out), some
-            # folds hold none of this kind
-            gs = sorted({i.group for i in sub})
-            for i in sub:
-                i.fold = gs.index(i.group)
-        elif sub:
-            f = group_folds([i.group for i in sub], k=k, seed=seed + 1)
+        if sub:  # a later kind with fewer groups than folds: whole groups, some folds without it
+            f = group_folds([i.group for i in sub], k=k, seed=seed + 1,
+                            whole=sub[0].kind in showmusic.KIND_VERSION)
             for i, fi in zip(sub, f, strict=True):
                 i.fold = int(fi)
     return items
