@@ -19,6 +19,7 @@ Cost: two 1024-point FFTs every ~11 ms at 48 kHz, ~1-2 % of one core (bench/benc
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import deque
@@ -37,7 +38,7 @@ AUBIO_METHODS = ("default", "energy", "hfc", "complex", "phase", "wphase", "spec
                  "specflux")
 
 
-BEAT_TRACKERS = ("aubio", "beatnet")
+BEAT_TRACKERS = ("aubio", "beatnet", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,11 @@ class BeatConfig:
     rhythm_on: float = 0.6
     rhythm_off: float = 0.4  #: ... and stop going out after ``rhythm_hold_s`` below this
     rhythm_hold_s: float = 2.0
-    #: whose beats: "aubio" (its tracker, ``ThreeTwo`` and ``BeatClock``) or "beatnet" (BeatNet's CRNN
-    #: and particle filter, ``mer_live.analysers.beatnet``; aubio still gives onsets and the rhythm gate)
-    tracker: str = "aubio"
+    #: whose beats: "hybrid" (both run; aubio's beats while the onsets are clearly periodic, BeatNet's
+    #: elsewhere: ``beatnet.HybridTracker``), "aubio" (its tracker, ``ThreeTwo`` and ``BeatClock``:
+    #: the lightest) or "beatnet" (BeatNet's CRNN and particle filter, ``mer_live.analysers.beatnet``);
+    #: aubio always gives the onsets and the rhythm gate
+    tracker: str = "hybrid"
     beatnet_model: int = 2  #: the shipped BeatNet weights: 2 (Ballroom held out; better here) or 1 (GTZAN)
     beatnet_path: str = ""  #: another BeatNet ONNX export instead of the shipped one
     beatnet_seed: int = 0  #: the particle filter's seed (the same audio gives the same beats)
@@ -663,17 +666,21 @@ def _low_r(per: Periodicity, lag: float) -> float:
 
 
 def make_tracker(config: BeatConfig) -> BeatTracker:
-    """The ``[beat] tracker`` the config names; a BeatNet model that cannot be loaded stops the
-    start with one line (exit 2)."""
-    if config.tracker != "beatnet":
+    """The ``[beat] tracker`` the config names. A BeatNet model that cannot be loaded stops the
+    start with one line (exit 2) when BeatNet was asked for; for the default hybrid it is a
+    one-line warning and aubio's beats alone (the show goes on)."""
+    if config.tracker == "aubio":
         return BeatTracker(config)
-    from mer_live.analysers.beatnet import BeatNetTracker
+    from mer_live.analysers.beatnet import BeatNetTracker, HybridTracker
     from mer_live.inference.model import ModelError
     from mer_live.registry import StartError
 
     try:
-        return BeatNetTracker(config)
+        return (HybridTracker if config.tracker == "hybrid" else BeatNetTracker)(config)
     except ModelError as e:
+        if config.tracker == "hybrid":
+            logging.getLogger(__name__).warning("%s: the beat goes on with aubio's tracker alone", e)
+            return BeatTracker(config)
         raise StartError(str(e), 2) from None
 
 
@@ -689,7 +696,9 @@ register_analyser(AnalyserSpec(
                      help="no beat, tempo or onset tracking (/mer/beat, /mer/bpm, /mer/onset)"),
                 ("beat", "enabled"), lambda v: not v),
            Flag(("--beat-tracker",),
-                dict(choices=BEAT_TRACKERS, help="whose beats go out on /mer/beat: aubio's (default) or "
-                     "BeatNet's (its CRNN and particle filter, CC BY 4.0)"),
+                dict(choices=BEAT_TRACKERS,
+                     help="whose beats go out on /mer/beat: hybrid (default: aubio's on clearly "
+                     "periodic drums, BeatNet's elsewhere), aubio's (the lightest) or BeatNet's "
+                     "(its CRNN and particle filter, CC BY 4.0)"),
                 ("beat", "tracker"))),
 ))

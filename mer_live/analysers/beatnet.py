@@ -171,6 +171,18 @@ class BeatNetTracker(BeatTracker):
         self._aubio_state: BeatState | None = None
         events = [e for e in super().process(mono, t_end, wall) if e.kind != "beat"]
         aub = self._aubio_state  #: what aubio's half would have published (its onsets, the gate)
+        events += self._net_beats(mono, t_end, wall)
+        if events or aub is not None:
+            events.sort(key=lambda e: e.t)
+            src = aub or self._state
+            last_t, last_wall = self._last
+            BeatTracker._publish(self, BeatState(self._bpm, self._bn_beats, src.onsets, last_t, last_wall,
+                                                 src.confidence, self.rhythm, src.periodicity))
+        return events
+
+    def _net_beats(self, mono: np.ndarray, t_end: float, wall: float) -> list[Event]:
+        """BeatNet's half over one block: its beats (and the ones ``GapFill`` fills in)."""
+        events: list[Event] = []
         x = np.ascontiguousarray(mono, dtype=np.float32).reshape(-1)  # soxr takes contiguous only
         if self._t0 is None:
             self._t0 = t_end - len(x) / self.samplerate
@@ -198,14 +210,95 @@ class BeatNetTracker(BeatTracker):
                     last_t, last_wall = t_b, wall - (t_end - t_b)
                     events.append(Event("beat", self._bn_beats, t_b, wall, bpm=bpm,
                                         strength=1.0 if t_b == t_a else 0.0))
+        if self.fill and len(x):
+            # a frame leaves the front end 32 ms after its centre and the network fires on a beat
+            # a frame or two after it, so BeatNet's own beats come ~60 ms late; the grid's next beat
+            # goes out when the stream (not the last frame) reaches it, and BeatNet's beat, when it
+            # comes, only re-anchors the grid (GapFill's ``near``)
+            for t_b in self._bn_clock.step(t_end, None, self._bpm):
+                self._bn_beats += 1
+                last_t, last_wall = t_b, wall - (t_end - t_b)
+                events.append(Event("beat", self._bn_beats, t_b, wall, bpm=self._bpm, strength=0.0))
         self._last = (last_t, last_wall)
-        if events or aub is not None:
-            events.sort(key=lambda e: e.t)
-            src = aub or self._state
-            BeatTracker._publish(self, BeatState(self._bpm, self._bn_beats, src.onsets, last_t, last_wall,
-                                                 src.confidence, self.rhythm, src.periodicity))
         return events
 
     def _publish(self, state: BeatState) -> None:
         """aubio's half publishes nothing itself (its bpm and beat count are not BeatNet's): kept."""
         self._aubio_state = state
+
+
+class SourcePick:
+    """Which tracker's beats go out, from the onset envelope's periodicity (pure logic).
+
+    Why: on drum grooves whose onsets are clearly periodic (drum machines, clean kits, four on the
+    floor, breakbeats) aubio's path is right where BeatNet skips or mis-phases beats (the known-grid
+    drum set: aubio F 0.90, BeatNet 0.82), while on dense recordings (distorted guitars, a full
+    mix) the comb is weak and BeatNet wins (the real-music set: 0.61 against 0.77). So aubio's beats
+    go out once the comb's score, smoothed, reaches ``on``, and BeatNet's again once it falls under
+    ``off``. The smoothing rises fast (``up_s``: a clean groove gets aubio's beats and tempo within
+    its first bars) and falls slowly (``down_s``: one weak stretch does not switch). Chosen on both
+    sets (docs/show.md, "The hybrid tracker").
+    """
+
+    def __init__(self, on: float = 0.65, off: float = 0.5, up_s: float = 1.0, down_s: float = 8.0) -> None:
+        self.on, self.off, self.up_s, self.down_s = on, off, up_s, down_s
+        self.level = 0.0  #: the smoothed comb score
+        self.aubio = False  #: aubio's beats go out (else BeatNet's)
+
+    def update(self, score: float, dt: float) -> bool:
+        """Advance by ``dt`` seconds with the comb's current ``score``; True while aubio's beats go out.
+        A score of 0 (no envelope history: the sound has just started) starts the level over."""
+        if score <= 0:
+            self.level = 0.0
+        elif dt > 0:
+            tau = self.up_s if score > self.level else self.down_s
+            self.level += (1.0 - math.exp(-dt / tau)) * (score - self.level)
+        if self.aubio and self.level < self.off:
+            self.aubio = False
+        elif not self.aubio and self.level >= self.on:
+            self.aubio = True
+        return self.aubio
+
+
+class HybridTracker(BeatNetTracker):
+    """``[beat] tracker = "hybrid"``: both trackers run; ``SourcePick`` says whose beats and tempo go
+    out. A beat closer than ``near`` of a period to the last one sent is dropped, so a switch
+    between the two never doubles a beat; the beat count is this tracker's own."""
+
+    near = 0.4
+
+    def reset(self, samplerate: int) -> None:
+        super().reset(samplerate)
+        self.pick = SourcePick()
+        self._count = 0
+        self._sent_t = -math.inf
+        self._sent = (math.nan, math.nan)  #: the last sent beat's stream and wall time
+        self._aubio_bpm = 0.0
+
+    def process(self, mono: np.ndarray, t_end: float, wall: float) -> list[Event]:
+        """One block through both trackers; the picked one's beats, aubio's onsets."""
+        if not self.config.enabled or self.samplerate <= 0:
+            return []
+        self._aubio_state = None
+        events = BeatTracker.process(self, mono, t_end, wall)
+        aub = self._aubio_state
+        if aub is not None:
+            self._aubio_bpm = aub.bpm
+        net = self._net_beats(mono, t_end, wall)
+        use_aubio = self.pick.update(self._per.score, len(mono) / self.samplerate)
+        cand = [e for e in events if e.kind == "beat"] if use_aubio else net
+        out = [e for e in events if e.kind != "beat"]
+        for e in sorted(cand, key=lambda e: e.t):
+            if e.bpm > 0 and e.t - self._sent_t < self.near * 60.0 / e.bpm:
+                continue
+            self._count += 1
+            self._sent_t = e.t
+            self._sent = (e.t, wall - (t_end - e.t))
+            out.append(Event("beat", self._count, e.t, wall, bpm=e.bpm, strength=e.strength))
+        if out or aub is not None:
+            out.sort(key=lambda e: e.t)
+            src = aub or self._state
+            bpm = self._aubio_bpm if use_aubio else self._bpm
+            BeatTracker._publish(self, BeatState(bpm, self._count, src.onsets, *self._sent,
+                                                 src.confidence, self.rhythm, src.periodicity))
+        return out

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from mer_live.analysers.beat import BeatConfig, make_tracker
-from mer_live.analysers.beatnet import BeatNetTracker, GapFill, beatnet_model_path, load_beatnet
+from mer_live.analysers.beatnet import (
+    BeatNetTracker,
+    GapFill,
+    HybridTracker,
+    SourcePick,
+    beatnet_model_path,
+    load_beatnet,
+)
 from mer_live.analysers.beatnet_dsp import HOP, SR, LogSpect, log_filterbank
 from mer_live.analysers.beatnet_pf import ParticleFilter
 from mer_live.inference.model import ModelError
@@ -127,6 +134,72 @@ def test_the_tracker_follows_a_186_bpm_groove_through_onnxruntime() -> None:
     assert tr.state().bpm == pytest.approx(186.0, rel=0.02)
     assert tr.state().beats == len(beats)
     assert tr.state().onsets > 0, "aubio's onsets still come"
+
+
+def run_blocks(tr, x: np.ndarray, sr: int, at=None) -> list:
+    """Beat events of ``tr`` over ``x`` in 512-sample blocks (``at(tr, t)`` called before each)."""
+    tr.reset(sr)
+    out = []
+    for i in range(0, len(x) - 511, 512):
+        if at is not None:
+            at(tr, i / sr)
+        out += [ev for ev in tr.process(x[i:i + 512], (i + 512) / sr, 0.0) if ev.kind == "beat"]
+    return out
+
+
+def test_source_pick_follows_the_smoothed_comb_with_hysteresis() -> None:
+    pick = SourcePick(on=0.65, off=0.5, up_s=1.0, down_s=8.0)
+    assert not pick.update(0.9, 0.1), "one strong score is not yet a groove"
+    assert any(pick.update(0.8, 0.1) for _ in range(30)), "3 s of a strong comb picks aubio"
+    assert all(pick.update(0.55, 0.1) for _ in range(200)), "between off and on: held"
+    assert all(pick.update(0.3, 0.1) for _ in range(10)), "one weak second does not switch (slow fall)"
+    assert not pick.update(0.3, 10.0), "a weak comb goes back to BeatNet"
+    assert not pick.update(0.0, 0.1) and pick.level == 0.0, "a restarted sound starts the level over"
+
+
+def test_the_hybrid_sends_exactly_the_picked_trackers_beats() -> None:
+    """Held on either side, the hybrid's beats are that tracker's own, beat for beat."""
+    sr = 44100
+    x, _ = groove(128.0, 10.0, sr, seed=5)
+
+    def held(on: float):
+        def at(tr, _t):
+            tr.pick.on = tr.pick.off = on
+        return at
+
+    aubio = [ev.t for ev in run_blocks(make_tracker(BeatConfig(tracker="aubio")), x, sr)]
+    net = [ev.t for ev in run_blocks(make_tracker(BeatConfig(tracker="beatnet")), x, sr)]
+    assert len(aubio) > 10 and len(net) > 10
+    np.testing.assert_allclose([ev.t for ev in run_blocks(HybridTracker(), x, sr, held(-1.0))], aubio)
+    np.testing.assert_allclose([ev.t for ev in run_blocks(HybridTracker(), x, sr, held(2.0))], net)
+
+
+def test_the_hybrid_picks_aubio_on_a_clean_groove_and_a_switch_never_doubles_a_beat() -> None:
+    """The default tracker on a clean groove: aubio's beats once its comb is strong; one beat per
+    beat across every switch (forced to BeatNet at 8-10 s here)."""
+    import mir_eval
+
+    sr = 44100
+    x, truth = groove(128.0, 20.0, sr, seed=3)
+    tr = make_tracker(BeatConfig())
+    assert isinstance(tr, HybridTracker)
+    sources = []
+
+    def at(tr, t):
+        if 8.0 <= t < 10.0:
+            tr.pick.aubio, tr.pick.level = False, 0.0
+        sources.append(tr.pick.aubio)
+
+    beats = run_blocks(tr, x, sr, at)
+    t = np.array([ev.t for ev in beats])
+    assert sources[-1] and sum(sources) > 0.6 * len(sources), "aubio's beats on the clean groove"
+    assert sum(a != b for a, b in zip(sources, sources[1:])) >= 2, "forced to BeatNet and back"
+    f = mir_eval.beat.f_measure(truth[truth > 3.0], t[t > 3.0])
+    assert f >= 0.9, (f, np.diff(t))
+    assert np.diff(t).min() > 0.4 * 60 / 128, "no beat sent twice at a switch"
+    assert [ev.count for ev in beats] == list(range(1, len(beats) + 1))
+    assert tr.state().bpm == pytest.approx(128.0, rel=0.02)
+    assert tr.state().beats == len(beats)
 
 
 def test_a_missing_or_malformed_model_is_one_line(tmp_path) -> None:
