@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import ROOT, SHARED_DATA, md_table, positive_float, positive_int, record, run_cli
-from mer_live.analysers.beat import BeatConfig, BeatTracker
+from mer_live.analysers.beat import BEAT_TRACKERS, BeatConfig, make_tracker
 from tests.grooves import groove
 
 CACHE = ROOT / "cache" / "bench-beat"
@@ -43,7 +43,7 @@ CACHE = ROOT / "cache" / "bench-beat"
 def run_tracker(x: np.ndarray, sr: int, block_s: float, cfg: BeatConfig | None = None
                 ) -> tuple[np.ndarray, float, float]:
     """(published beat times, final published bpm, CPU seconds) for audio ``x``."""
-    bt = BeatTracker(cfg)
+    bt = make_tracker(cfg or BeatConfig(tracker="aubio"))
     bt.reset(sr)
     blk = max(1, int(round(block_s * sr)))
     beats: list[float] = []
@@ -154,7 +154,8 @@ def with_tempo(mid, bpm: float):
     return new
 
 
-def midi_set(zip_path: Path, sf2: Path, limit: int, block_s: float, seed: int = 0) -> tuple[list, dict]:
+def midi_set(zip_path: Path, sf2: Path, limit: int, block_s: float, cfg: BeatConfig | None = None,
+             seed: int = 0) -> tuple[list, dict]:
     import mido
     import soundfile as sf
 
@@ -191,7 +192,7 @@ def midi_set(zip_path: Path, sf2: Path, limit: int, block_s: float, seed: int = 
                         m.save(str(mp))
                         render_midi(mp, sf2, wav, sr=44100)
                 x, sr = sf.read(str(wav), dtype="float32")
-                est, got_bpm, c = run_tracker(x, sr, block_s)
+                est, got_bpm, c = run_tracker(x, sr, block_s, cfg)
                 ref = beat_times(m)
                 rows[kind].append(evaluate(ref, est, got_bpm, bpm))
                 cpu[kind] += c
@@ -205,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-ms", type=positive_float, default=10.0, help="block length fed to the tracker")
     ap.add_argument("--midi", type=positive_int, default=36, help="grid-true MIDI files per set (default 36)")
     ap.add_argument("--no-midi", action="store_true", help="synthetic grooves only")
+    ap.add_argument("--beat-tracker", default="aubio", choices=BEAT_TRACKERS,
+                    help="whose beats (default aubio, as this bench's earlier records)")
     args = ap.parse_args(argv)
+    cfg = BeatConfig(tracker=args.beat_tracker)
     block_s = args.block_ms / 1000.0
     sr = 48000
     variants = {
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         res, cpu, audio = [], 0.0, 0.0
         for k, bpm in enumerate(tempi):
             x, ref = groove(bpm, args.seconds, sr, seed=100 + k, **kw)
-            est, got, c = run_tracker(x, sr, block_s)
+            est, got, c = run_tracker(x, sr, block_s, cfg)
             r = evaluate(ref, est, got, bpm)
             res.append(r)
             per_tempo.append((vname, bpm, got, r))
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     misses = [f"{v} {b}: {g:.1f}" for v, b, g, r in per_tempo if not r[1]]
     notes = [f"synthetic: {len(tempi)} tempi ({', '.join(map(str, tempi))} BPM) x {len(variants)} variants, "
              f"{args.seconds:g} s each, 48 kHz, {args.block_ms:g} ms blocks; tracker defaults "
-             f"({BeatConfig()})",
+             f"({BeatConfig(tracker=args.beat_tracker)})",
              "tempo misses (variant truth: published): " + ("; ".join(misses) if misses else "none")]
     if not args.no_midi:
         sf2 = SHARED_DATA / "soundfonts" / "J800_Piano.sf2"
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             if not zp.is_file() or not sf2.is_file():
                 notes.append(f"{zp}: absent, skipped")
                 continue
-            r, info = midi_set(zp, sf2, args.midi, block_s)
+            r, info = midi_set(zp, sf2, args.midi, block_s, cfg)
             rows += r
             notes.append(f"{zp.parent.name}: {info['grid_true']} of {info['files']} files grid-true "
                          f"(>= 90 % of onsets within 15 ms of the 16th/triplet grid of the header tempo); "
@@ -254,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                          ": no ground truth (performances under a nominal 120 BPM header)"))
     body = md_table(["set", "tracks", "F median", "F quartiles", "F min", "tempo Acc1 (2 %)",
                      "Acc2 (octave ok)", "CPU / audio"], rows)
-    record("bench_beat: BeatTracker tempo and beat F-measure", body, notes)
+    record(f"bench_beat: {args.beat_tracker} tracker's tempo and beat F-measure", body, notes)
     return 0
 
 

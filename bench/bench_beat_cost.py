@@ -1,7 +1,7 @@
 """The beat tracker's own CPU: ``BeatTracker.process`` alone over the demo at a device rate.
 
-``python -m bench.bench_beat_cost [--rate 48000] [--seconds 30] [--rounds 3] [--beat-tracker beatnet]``:
-the bundled demo,
+``python -m bench.bench_beat_cost [--rate 48000] [--seconds 30] [--rounds 3] [--beat-tracker T]``: the
+bundled demo,
 resampled to ``--rate``, fed in 20-ms blocks as a capture device would; thread CPU time per second
 of audio, as % of one core (each round on a fresh tracker after one warm-up run). Prints, records
 nothing: the tracker's share of the whole process is in ``bench_stages``. ``--beat-tracker beatnet``:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--beat-tracker", default="aubio", choices=BEAT_TRACKERS)
+    ap.add_argument("--beat-tracker", default=BeatConfig().tracker, choices=BEAT_TRACKERS)
     args = ap.parse_args(argv)
     x = demo_audio(22050)
     if args.rate != 22050:

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                                "offset ms (median)"], kinds)
     low = [f"{r['name']}: F {r['f']:.2f}" for r in per if r["f"] < 0.7]
     report(args, per, body, "bench_beatreal: beats through the live path on the real-music set"
-           + (f" (BeatNet model {args.beatnet_model})" if args.beat_tracker == "beatnet" else ""),
+           + (f" ({args.beat_tracker}, BeatNet model {args.beatnet_model})" if args.beat_tracker != "aubio"
+              else " (aubio)"),
            [f"{len(per)} items from `python -m bench.beatreal` (8 recorded songs from Frets on Fire, "
             f"12 tracker modules via libopenmpt, 9 MIDI songs on Hydrogen kits + FluidSynth, 3 cuts; 1 s "
             f"silence then 40 s), each played {len(offsets)} times ({args.offsets} ms more lead "

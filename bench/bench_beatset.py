@@ -154,12 +154,12 @@ def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> No
 
 def tracker_arg(ap: argparse.ArgumentParser) -> None:
     """``--beat-tracker``: whose beats the live path sends (``[beat] tracker``)."""
-    from mer_live.analysers.beat import BEAT_TRACKERS
+    from mer_live.analysers.beat import BEAT_TRACKERS, BeatConfig
 
-    ap.add_argument("--beat-tracker", default="aubio", choices=BEAT_TRACKERS,
-                    help="the live path's beat tracker (default aubio)")
+    ap.add_argument("--beat-tracker", default=BeatConfig().tracker, choices=BEAT_TRACKERS,
+                    help=f"the live path's beat tracker (default {BeatConfig().tracker})")
     ap.add_argument("--beatnet-model", type=int, default=2, choices=(1, 2),
-                    help="with --beat-tracker beatnet")
+                    help="with --beat-tracker beatnet or hybrid")
 
 
 def report(args: argparse.Namespace, per: list[dict], body: str, title: str, notes: list[str],
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = class_rows(per)
     body = md_table(HEADER, rows)
     report(args, per, body, "bench_beatset: beats through the live path on the known-grid set"
-           + (f" (BeatNet model {args.beatnet_model})" if args.beat_tracker == "beatnet" else ""),
+           + (f" ({args.beat_tracker}, BeatNet model {args.beatnet_model})" if args.beat_tracker != "aubio"
+              else " (aubio)"),
            [f"{len(per)} items from `python -m bench.beatset` (Hydrogen kits + FluidSynth GM band, 1 s "
             f"silence then 30 s; two items cut to a new tempo after 20 s), unpaced Pipeline with the "
             f"shipped models and music gate; {time.monotonic() - t0:.0f} s wall on a shared host"])

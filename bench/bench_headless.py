@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default="default,cnn-only",
                     help="default: as mer-live runs by default (music gate, teacher, beat, sections); "
                          "cnn-only: the model's CNN alone with none of them (what mer-live ran before); "
-                         "room: the default run with --room (the shipped room model, models/mer-room.onnx)")
+                         "room: the default run with --room (the shipped room model, models/mer-room.onnx); "
+                         "aubio-beat: the default with --beat-tracker aubio (the lightest beat tracker)")
     ap.add_argument("--profile", type=positive_float, metavar="S",
                     help="also profile the first run at hop 0.1 s for S seconds (py-spy + /proc threads)")
     args = ap.parse_args(argv)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from mer_live.inference.roominput import room_model_path
 
     variants = {"default": [], "cnn-only": ["--no-teacher", "--no-music-gate", "--no-beat", "--no-sections"],
-                "room": ["--room"]}
+                "room": ["--room"], "aubio-beat": ["--beat-tracker", "aubio"]}
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not chosen or any(v not in variants for v in chosen):
         ap.error(f"--variants: choose from {', '.join(variants)}")
