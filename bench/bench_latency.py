@@ -191,7 +191,7 @@ def adc_times(st: Stamps, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def default_parts(model) -> dict:
     """What ``mer-live`` adds to the pipeline by default: the music gate, a fused model's teacher
     thread, the beat tracker and the section detector (``--full``)."""
-    from mer_live.analysers.beat import BeatConfig, BeatTracker
+    from mer_live.analysers.beat import BeatConfig, make_tracker
     from mer_live.analysers.sections import SectionConfig, SectionDetector
     from mer_live.inference.fusion import Fusion, TeacherThread
     from mer_live.inference.presence import MusicGate, PresenceModel
@@ -199,7 +199,7 @@ def default_parts(model) -> dict:
     fusion = Fusion.of(model)
     return {"presence": PresenceModel(), "gate": MusicGate(),
             "teacher": TeacherThread(fusion) if fusion is not None else None,
-            "analysers": [BeatTracker(BeatConfig()), SectionDetector(SectionConfig())]}
+            "analysers": [make_tracker(BeatConfig()), SectionDetector(SectionConfig())]}
 
 
 FULL = False  #: --full: run_one builds the pipeline with default_parts

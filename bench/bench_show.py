@@ -411,7 +411,7 @@ def sync_teacher(fusion):
 
 def run_live(show: Show, paced: bool, teacher: bool) -> tuple[Collector, float]:
     """The show through the real Pipeline at the defaults; (what reached the sinks, wall seconds)."""
-    from mer_live.analysers.beat import BeatConfig, BeatTracker
+    from mer_live.analysers.beat import BeatConfig, make_tracker
     from mer_live.analysers.sections import SectionConfig, SectionDetector
     from mer_live.inference.fusion import Fusion, TeacherThread
     from mer_live.inference.model import Model, default_model_path
@@ -429,7 +429,7 @@ def run_live(show: Show, paced: bool, teacher: bool) -> tuple[Collector, float]:
     src = FileSource(show.audio, show.sr, realtime=paced, name="show")
     pipe = Pipeline(src, model, PipelineConfig(**OVERRIDES), [col, sections.observe],
                     presence=PresenceModel(None, provider="cpu", threads=1), gate=MusicGate(),
-                    analysers=[BeatTracker(BeatConfig()), sections], teacher=th)
+                    analysers=[make_tracker(BeatConfig()), sections], teacher=th)
     t0 = time.monotonic()
     pipe.start()
     while not pipe.join(1.0):
