@@ -20,6 +20,9 @@ tempo is quantised to whole frames: 187.5 or 176.5 BPM around 180), folded into
 after it has held 2 s). The beats BeatNet's filter skips (it declares one only where the network
 fires) are filled in by ``GapFill``.
 
+``HybridTracker`` (the default, ``[beat] tracker = "hybrid"``) runs both halves and sends aubio's
+beats while the onset envelope is clearly periodic (``SourcePick``), BeatNet's elsewhere.
+
 Cost per 20-ms frame: one 1411-point FFT, a 705 x 136 product, one LSTM step (2 x 150 cells) and
 the filter's 1500 particles: `python -m bench.bench_beat_cost --beat-tracker beatnet`.
 """
@@ -212,9 +215,10 @@ class BeatNetTracker(BeatTracker):
                                         strength=1.0 if t_b == t_a else 0.0))
         if self.fill and len(x):
             # a frame leaves the front end 32 ms after its centre and the network fires on a beat
-            # a frame or two after it, so BeatNet's own beats come ~60 ms late; the grid's next beat
-            # goes out when the stream (not the last frame) reaches it, and BeatNet's beat, when it
-            # comes, only re-anchors the grid (GapFill's ``near``)
+            # a frame or two after it, so BeatNet's own beats come 40-90 ms late; the grid's next
+            # beat goes out when the stream (not the last frame) reaches it, and BeatNet's beat,
+            # when it comes near that one, only re-anchors the grid (``GapFill.near``); a re-phase
+            # still goes out when BeatNet declares it (holding it back cost F: docs/show.md)
             for t_b in self._bn_clock.step(t_end, None, self._bpm):
                 self._bn_beats += 1
                 last_t, last_wall = t_b, wall - (t_end - t_b)
