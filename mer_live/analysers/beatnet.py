@@ -177,11 +177,16 @@ class BeatNetTracker(BeatTracker):
         events += self._net_beats(mono, t_end, wall)
         if events or aub is not None:
             events.sort(key=lambda e: e.t)
-            src = aub or self._state
-            last_t, last_wall = self._last
-            BeatTracker._publish(self, BeatState(self._bpm, self._bn_beats, src.onsets, last_t, last_wall,
-                                                 src.confidence, self.rhythm, src.periodicity))
+            self._publish_beats(aub, self._bpm, self._bn_beats, *self._last)
         return events
+
+    def _publish_beats(self, aub: BeatState | None, bpm: float, beats: int, last_t: float,
+                       last_wall: float) -> None:
+        """Publish this tracker's tempo, beat count and last beat with aubio's half's onsets,
+        confidence and periodicity (``aub``: what aubio's half published this block, if it did)."""
+        src = aub or self._state
+        BeatTracker._publish(self, BeatState(bpm, beats, src.onsets, last_t, last_wall, src.confidence,
+                                             self.rhythm, src.periodicity))
 
     def _net_beats(self, mono: np.ndarray, t_end: float, wall: float) -> list[Event]:
         """BeatNet's half over one block: its beats (and the ones ``GapFill`` fills in)."""
@@ -301,8 +306,5 @@ class HybridTracker(BeatNetTracker):
             out.append(Event("beat", self._count, e.t, wall, bpm=e.bpm, strength=e.strength))
         if out or aub is not None:
             out.sort(key=lambda e: e.t)
-            src = aub or self._state
-            bpm = self._aubio_bpm if use_aubio else self._bpm
-            BeatTracker._publish(self, BeatState(bpm, self._count, src.onsets, *self._sent,
-                                                 src.confidence, self.rhythm, src.periodicity))
+            self._publish_beats(aub, self._aubio_bpm if use_aubio else self._bpm, self._count, *self._sent)
         return out
