@@ -141,13 +141,18 @@ def _providers_for(choice: str) -> list[str]:
 
 
 def open_session(path: Path, fail: str, threads: int | None = 1, provider: str = "cpu",
-                 log_severity: int = 3) -> Any:
+                 log_severity: int = 3, mem_pattern: bool = True) -> Any:
     """An onnxruntime session on ``path`` (``threads`` intra-op threads, 0/None: onnxruntime's
     choice; one inter-op thread). A file onnxruntime cannot load is a one-line ``ModelError``:
-    ``fail``, then onnxruntime's first line (its own exception types say more, over many lines)."""
+    ``fail``, then onnxruntime's first line (its own exception types say more, over many lines).
+
+    ``mem_pattern=False``: no pre-planned block for all of a run's intermediates; they come from
+    the arena one by one instead. For a model with large activations (the teacher) that holds
+    ~13 MB less resident at the same speed (docs/benchmarks.md, issue #28's RSS)."""
     ort = _ort()
     so = ort.SessionOptions()
     so.log_severity_level = log_severity
+    so.enable_mem_pattern = mem_pattern
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1

@@ -107,7 +107,9 @@ class Teacher:
         self.head = TeacherHead.from_file(head if head is not None else default_head_path())
         if verify_sha and self.head.teacher_sha256 not in (None, sha):
             raise ModelError(f"teacher head was fitted on another teacher file than {self.path.name}")
-        self.session = open_session(self.path, f"cannot load teacher {self.path}", threads, provider)
+        # its activations are large (~40x the CNN's work): no pre-planned block for them (RSS)
+        self.session = open_session(self.path, f"cannot load teacher {self.path}", threads, provider,
+                                    mem_pattern=False)
         f = self.features(np.zeros((1, self.window_samples), np.float32))
         if f.shape[1] != self.head.weight.shape[1]:
             raise ModelError(f"teacher gives {f.shape[1]} features, its head expects "
