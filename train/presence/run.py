@@ -72,6 +72,9 @@ def train_items(
 def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     cfg = presence_config(args.window)
+    if args.channels:  # a wider or narrower body over the same front end (the features are the same)
+        cfg = replace(cfg, channels=tuple(int(c) for c in args.channels.split(",")),
+                      embed_dim=args.embed or cfg.embed_dim)
     fit = PresenceFitConfig(epochs=args.epochs, steps=args.steps, threads=args.threads, seed=args.seed)
     if not args.showmusic:  # the recipe of the model shipped on 2026-12-03 (before issue #25)
         fit = replace(fit, music_weights={"4q": 0.4, "4q-stage": 0.35, "emopia": 0.25})
@@ -313,6 +316,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
     ap.add_argument("--ship-path", default=str(SHIP_PATH))
     ap.add_argument("--name", default="default")
     ap.add_argument("--window", type=float, default=2.0)
+    ap.add_argument("--channels", default="", metavar="C1,C2,C3",
+                    help="the conv blocks' widths (default: presence_config's 8,16,32)")
+    ap.add_argument("--embed", type=int, default=0, help="with --channels: the MLP's width (default 32)")
     ap.add_argument("--epochs", type=int, default=PresenceFitConfig.epochs)
     ap.add_argument("--steps", type=int, default=PresenceFitConfig.steps)
     ap.add_argument("--folds", type=int, default=5)
