@@ -2,7 +2,7 @@
 probe (issue #31: the first beat waits for the gate, which opens 1.8-2.2 s into a song because
 the model's 2-s window must fill with music first: `python -m bench.bench_gate_open`).
 
-    python -m train.experiments.onset_presence [--min-s 0.5 1.0] [--neg-cache /work/cache-gate]
+    python -m train.experiments.onset_presence [--min-s 0.5 1.0] [--neg-cache /work/cache-gate] [--model M]
 
 The emotion model already does this after a break (``live/estimator.py``, ``_music_part``: the
 music since the gate opened, repeated to fill its window). Here the same rule goes in front of the
@@ -48,7 +48,7 @@ def gate_flags(pm: PresenceModel, x: np.ndarray, onset_min_s: float | None) -> n
     sound before judging (None: as shipped)."""
     sr, n = pm.sample_rate, pm.window_samples
     hop = int(round(HOP_S * sr))
-    gate = MusicGate(GateConfig())
+    gate = MusicGate(GateConfig.from_dict(pm.card.extra["gate"]) if "gate" in pm.card.extra else GateConfig())
     track = PhraseTrack(pm.phrase.context_s) if pm.phrase is not None else None
     quiet, onset, flags = 0, None, []
     for end in range(hop, len(x) + 1, hop):
@@ -79,11 +79,12 @@ def gate_flags(pm: PresenceModel, x: np.ndarray, onset_min_s: float | None) -> n
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--min-s", type=float, nargs="+", default=[0.5, 1.0])
+    ap.add_argument("--min-s", type=float, nargs="*", default=[0.5, 1.0])
+    ap.add_argument("--model", help="another presence model (.onnx and its card; default: the shipped one)")
     ap.add_argument("--sets", nargs="+", default=["cache/beatreal", "cache/beatset"])
     ap.add_argument("--neg-cache", default="/work/cache-gate", help="holds presence-neg-*/ (train.presence)")
     args = ap.parse_args()
-    pm = PresenceModel()
+    pm = PresenceModel(args.model, verify_sha=False) if args.model else PresenceModel()
     sr = pm.sample_rate
     modes: list[tuple[str, float | None]] = [("plain", None)] + [(f"onset {m:g} s", m) for m in args.min_s]
     music = [f for s in args.sets for f in sorted(glob.glob(f"{s}/[0-9]*.wav"))]

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     fit = PresenceFitConfig(epochs=args.epochs, steps=args.steps, threads=args.threads, seed=args.seed)
     if not args.showmusic:  # the recipe of the model shipped on 2026-12-03 (before issue #25)
         fit = replace(fit, music_weights={"4q": 0.4, "4q-stage": 0.35, "emopia": 0.25})
+    if args.lead:
+        fit = replace(fit, p_lead=args.lead, lead_max=args.lead_max)
     if args.show_weight != 1.0:  # more (or fewer) music-kinds crops against the 4Q and EMOPIA ones
         w = {k: v * (args.show_weight if k in SHOW_KINDS else 1.0) for k, v in fit.music_weights.items()}
         fit = replace(fit, music_weights=w)
@@ -318,6 +320,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m train.presence",
     ap.add_argument("--window", type=float, default=2.0)
     ap.add_argument("--channels", default="", metavar="C1,C2,C3",
                     help="the conv blocks' widths (default: presence_config's 8,16,32)")
+    ap.add_argument("--lead", type=float, default=0.0, metavar="P",
+                    help="share of crops that begin with the silence before the sound "
+                    "(PresenceFitConfig.p_lead)")
+    ap.add_argument("--lead-max", type=float, default=0.6, metavar="S",
+                    help="with --lead: the longest lead, a share of the window")
     ap.add_argument("--embed", type=int, default=0, help="with --channels: the MLP's width (default 32)")
     ap.add_argument("--epochs", type=int, default=PresenceFitConfig.epochs)
     ap.add_argument("--steps", type=int, default=PresenceFitConfig.steps)
