@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import beatreal
     from mer_live.analysers.beat import BeatConfig
 
-    meta, model, presence, gate = open_set(args.set, beatreal.main)
+    meta, model, presence, gate = open_set(args.set, beatreal.main, args.presence)
     per: list[dict] = []
     t0 = time.monotonic()
     for m in meta:

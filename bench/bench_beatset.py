@@ -128,18 +128,25 @@ HEADER = ["tempo class", "items", "F mean", "F min", "CMLt", "AMLt", "Acc1", "Ac
           "first beat s (median / worst)", "tempo change followed after s", "F first 5 s"]
 
 
-def open_set(set_dir: Path, build: Callable[[list[str]], object]) -> tuple[list[dict], Any, Any, Any]:
+def open_set(set_dir: Path, build: Callable[[list[str]], object], presence: Path | None = None
+             ) -> tuple[list[dict], Any, Any, Any]:
     """A known-grid set's items (built by ``build(["--out", DIR])`` when absent) and the shipped
-    models the live path runs them with: (meta, model, presence model, music gate)."""
+    models the live path runs them with: (meta, model, presence model, music gate). ``presence``:
+    another presence model (a candidate gate, e.g. docs/presence.md's Eighth step) with its card's
+    gate instead of the shipped one."""
     from mer_live.inference.model import Model, default_model_path
-    from mer_live.inference.presence import MusicGate, PresenceModel, default_presence_path
+    from mer_live.inference.presence import GateConfig, MusicGate, PresenceModel, default_presence_path
 
     meta_path = set_dir / "beats.json"
     if not meta_path.is_file():
         build(["--out", str(set_dir)])
     meta = json.loads(meta_path.read_text())
     model = Model(default_model_path(), provider="cpu", threads=1)
-    return meta, model, PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
+    if presence is None:
+        return meta, model, PresenceModel(default_presence_path(), provider="cpu", threads=1), MusicGate()
+    pm = PresenceModel(presence, provider="cpu", threads=1, verify_sha=False)
+    gate = pm.card.extra.get("gate")
+    return meta, model, pm, MusicGate(GateConfig.from_dict(gate) if gate else None)
 
 
 def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> None:
@@ -150,6 +157,8 @@ def set_args(ap: argparse.ArgumentParser, default_set: Path, builder: str) -> No
     ap.add_argument("--no-record", action="store_true",
                     help="print only, do not append to docs/benchmarks.md")
     ap.add_argument("--json", type=Path, help="also write the per-item results here")
+    ap.add_argument("--presence", type=Path, metavar="ONNX",
+                    help="another presence model (its card beside it, with its gate): a candidate gate")
 
 
 def tracker_arg(ap: argparse.ArgumentParser) -> None:
@@ -188,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import beatset
     from mer_live.analysers.beat import BeatConfig
 
-    meta, model, presence, gate = open_set(args.set, beatset.main)
+    meta, model, presence, gate = open_set(args.set, beatset.main, args.presence)
     per: list[dict] = []
     t0 = time.monotonic()
     for m in meta:

@@ -34,7 +34,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from mer_live.common.silence import DEFAULT_SILENCE_DB, DEFAULT_SILENCE_S
+from mer_live.common.levels import rms_db
+from mer_live.common.silence import SilenceClock
 from mer_live.inference.phrase import FRAME, PhraseTrack
 from mer_live.inference.presence import GateConfig, MusicGate, PresenceModel
 
@@ -50,15 +51,13 @@ def gate_flags(pm: PresenceModel, x: np.ndarray, onset_min_s: float | None) -> n
     hop = int(round(HOP_S * sr))
     gate = MusicGate(GateConfig.from_dict(pm.card.extra["gate"]) if "gate" in pm.card.extra else GateConfig())
     track = PhraseTrack(pm.phrase.context_s) if pm.phrase is not None else None
-    quiet, onset, flags = 0, None, []
+    clock = SilenceClock(hop, sr)  # the live stream's silence rule
+    onset, flags = None, []
     for end in range(hop, len(x) + 1, hop):
-        h = x[end - hop:end].astype(np.float64)
-        loud = 10 * np.log10(np.mean(h * h) + 1e-20) >= DEFAULT_SILENCE_DB
-        quiet = 0 if loud else quiet + 1
-        silent = quiet * HOP_S >= DEFAULT_SILENCE_S
+        silent = clock.update(rms_db(x[end - hop:end]))
         if silent:
             onset = None
-        elif onset is None and loud:
+        elif onset is None and clock.quiet == 0:  # the first loud hop after silence
             onset = end - hop
         heard = not silent and end >= n
         w = x[end - n:end] if end >= n else np.concatenate([np.zeros(n - end, np.float32), x[:end]])
